@@ -1,0 +1,113 @@
+/**
+ * Every error the library throws on purpose carries a stable `code`. Codes are part of the public
+ * contract (the gateway maps them to the wire, the README lists them); messages are for humans and
+ * may change.
+ */
+export const ErrorCodes = [
+  // Set-up and media plane.
+  'WORKER_BINARY_MISSING',
+  'WORKER_BINARY_NOT_EXECUTABLE',
+  'WORKER_DIED',
+  'NO_WORKER_AVAILABLE',
+  'REGION_UNAVAILABLE',
+  'ENCRYPTION_REQUIRED',
+  // State and arguments.
+  'INVALID_STATE',
+  'INVALID_ARGUMENT',
+  'NOT_FOUND',
+  'CLOSED',
+  // Policy (admission and permissions).
+  'NOT_PERMITTED',
+  'MEETING_ENDED',
+  'MEETING_LOCKED',
+  'MEETING_FULL',
+  'BANNED',
+  'PASSWORD_REQUIRED',
+  'WRONG_PASSWORD',
+  'TOO_MANY_ATTEMPTS',
+  'E2EE_REQUIRED',
+  'GUESTS_NOT_ALLOWED',
+  'SETTING_LOCKED',
+  'CHAT_DISABLED',
+  'SCREEN_SHARE_DISABLED',
+  'ALREADY_ANSWERED',
+  // Wire (gateway).
+  'PROTOCOL_ERROR',
+  'UNSUPPORTED_VERSION',
+  'MESSAGE_TOO_LARGE',
+  'RATE_LIMITED',
+  'INVALID_TOKEN',
+  'TOKEN_EXPIRED',
+  // Control plane.
+  'FIELD_NOT_ALLOWED',
+  'CONTROL_PLANE_UNREACHABLE',
+  // Native packet engine.
+  'NATIVE_BAD_ADDRESS',
+  'NATIVE_PACKET_TOO_LARGE',
+  'NATIVE_BAD_SRTP_KEY',
+  'INTERNAL',
+] as const;
+
+export type ErrorCode = (typeof ErrorCodes)[number];
+
+/** Base class of every coded error of this library. */
+export class C4vError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'C4vError';
+    this.code = code;
+  }
+}
+
+/** The object is closed or not in the state the call needs (e.g. produce while waiting). */
+export class InvalidStateError extends C4vError {
+  constructor(message: string, code: ErrorCode = 'INVALID_STATE') {
+    super(code, message);
+    this.name = 'InvalidStateError';
+  }
+}
+
+/** A meeting rule refused the request (admission, permissions, settings). */
+export class PolicyError extends C4vError {
+  constructor(code: ErrorCode, message: string) {
+    super(code, message);
+    this.name = 'PolicyError';
+  }
+}
+
+/** The media plane (mediasoup workers, regions, encryption) cannot serve the request. */
+export class MediaError extends C4vError {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'MediaError';
+  }
+}
+
+/** A client sent something the signalling protocol does not allow. */
+export class ProtocolError extends C4vError {
+  constructor(code: ErrorCode, message: string) {
+    super(code, message);
+    this.name = 'ProtocolError';
+  }
+}
+
+/** The set-up is incomplete (a missing worker binary, a bad config file). */
+export class SetupError extends C4vError {
+  constructor(code: ErrorCode, message: string) {
+    super(code, message);
+    this.name = 'SetupError';
+  }
+}
+
+/**
+ * Maps any thrown value to a `{ code, reason }` pair safe to send to a client: coded errors keep
+ * their code and message, anything else becomes INTERNAL with a generic reason so that internals
+ * (paths, stack traces) never reach the wire. The one place that does this mapping.
+ */
+export function toErrorPayload(error: unknown): { code: ErrorCode; reason: string } {
+  if (error instanceof C4vError) return { code: error.code, reason: error.message };
+  if (error instanceof TypeError) return { code: 'INVALID_ARGUMENT', reason: error.message };
+  return { code: 'INTERNAL', reason: 'internal error' };
+}

@@ -1,0 +1,198 @@
+import { cpus } from 'node:os';
+import * as mediasoup from 'mediasoup';
+import type { types as ms } from 'mediasoup';
+import type { Logger } from 'pino';
+import { MediaError } from '../errors.js';
+import { TypedEmitter } from '../events.js';
+import { assertRegion, regionAllowed, type Region } from './regions.js';
+import { resolveWorkerBinary } from './workerBinary.js';
+
+export interface WorkerPoolOptions {
+  /** Number of workers; default one per CPU core. */
+  workers?: number;
+  /** Region of every worker of this pool (one server sits in one region); default 'de-fra'. */
+  region?: Region;
+  /** Per-worker regions, overriding `workers` and `region` (tests and multi-site set-ups). */
+  regions?: Region[];
+  /** Start a replacement when a worker dies; default true. */
+  respawn?: boolean;
+  logger: Logger;
+  /** mediasoup worker log level; default 'warn'. */
+  logLevel?: ms.WorkerLogLevel;
+  rtcMinPort?: number;
+  rtcMaxPort?: number;
+}
+
+/** One mediasoup worker of the pool, with the region it serves and a load figure used to place routers. */
+export interface PoolWorker {
+  readonly id: number;
+  readonly region: Region;
+  readonly worker: ms.Worker;
+  readonly pid: number;
+  /** Routers placed on this worker and not yet closed. */
+  readonly load: number;
+  readonly closed: boolean;
+}
+
+export interface WorkerUsage {
+  id: number;
+  pid: number;
+  region: Region;
+  usage: ms.WorkerResourceUsage;
+}
+
+export type WorkerPoolEvents = {
+  /** A worker exited unexpectedly. Its routers are gone; owners re-create them elsewhere. */
+  workerdied: [PoolWorker, Error];
+  /** A worker (initial or replacement) is up. */
+  workeradded: [PoolWorker];
+  listenererror: [string, unknown];
+};
+
+class PoolWorkerImpl implements PoolWorker {
+  load = 0;
+  closed = false;
+  constructor(
+    readonly id: number,
+    readonly region: Region,
+    readonly worker: ms.Worker,
+  ) {}
+  get pid(): number {
+    return this.worker.pid;
+  }
+}
+
+/**
+ * A pool of mediasoup workers. A dead worker is reported through `workerdied` (never an uncaught
+ * exception) and, unless `respawn` is off, replaced by a fresh worker in the same region.
+ */
+export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
+  readonly #options: WorkerPoolOptions;
+  readonly #workerBin: string;
+  readonly #workers = new Set<PoolWorkerImpl>();
+  readonly #logger: Logger;
+  #nextId = 1;
+  #closed = false;
+
+  /** Starts the pool; resolves when every worker is up. */
+  static async create(options: WorkerPoolOptions): Promise<WorkerPool> {
+    const regions =
+      options.regions ??
+      Array.from({ length: options.workers ?? cpus().length }, () => options.region ?? 'de-fra');
+    if (regions.length === 0) throw new TypeError('a worker pool needs at least one worker');
+    regions.forEach(assertRegion);
+    // Resolve (and check) the binary once, before spawning anything: a missing binary is a set-up
+    // error with a fix, not N spawn failures.
+    const { path } = resolveWorkerBinary();
+    const pool = new WorkerPool(options, path);
+    try {
+      await Promise.all(regions.map((region) => pool.#spawn(region)));
+    } catch (error) {
+      pool.close();
+      throw error;
+    }
+    return pool;
+  }
+
+  private constructor(options: WorkerPoolOptions, workerBin: string) {
+    super();
+    this.#options = options;
+    this.#workerBin = workerBin;
+    this.#logger = options.logger.child({ component: 'workerpool' });
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The live workers. */
+  get workers(): PoolWorker[] {
+    return [...this.#workers].filter((w) => !w.closed);
+  }
+
+  /** Regions with at least one live worker. */
+  get regions(): Region[] {
+    return [...new Set(this.workers.map((w) => w.region))];
+  }
+
+  /**
+   * The least-loaded live worker in one of `allowedRegions` (country codes or exact regions), not
+   * in `exclude`. Never falls back to another region: REGION_UNAVAILABLE instead.
+   */
+  pick(allowedRegions: readonly string[], exclude: ReadonlySet<PoolWorker> = new Set()): PoolWorker {
+    if (this.#closed) throw new MediaError('CLOSED', 'worker pool closed');
+    let best: PoolWorkerImpl | undefined;
+    for (const w of this.#workers) {
+      if (w.closed || exclude.has(w) || !regionAllowed(w.region, allowedRegions)) continue;
+      if (!best || w.load < best.load) best = w;
+    }
+    if (!best) {
+      throw new MediaError(
+        'REGION_UNAVAILABLE',
+        `no live media worker in the allowed regions [${allowedRegions.join(', ')}]`,
+      );
+    }
+    return best;
+  }
+
+  /** Creates a router on `worker` and keeps the worker's load figure up to date. */
+  async createRouter(worker: PoolWorker, options: ms.RouterOptions): Promise<ms.Router> {
+    const w = worker as PoolWorkerImpl;
+    if (w.closed) throw new MediaError('WORKER_DIED', `worker ${w.id} is not running`);
+    const router = await w.worker.createRouter(options);
+    w.load++;
+    router.observer.once('close', () => {
+      w.load--;
+    });
+    return router;
+  }
+
+  /** CPU and memory figures of every live worker (mediasoup's getResourceUsage). */
+  async resourceUsage(): Promise<WorkerUsage[]> {
+    const live = this.workers;
+    const usages = await Promise.all(live.map((w) => w.worker.getResourceUsage()));
+    return live.map((w, i) => ({ id: w.id, pid: w.pid, region: w.region, usage: usages[i]! }));
+  }
+
+  /** Closes every worker. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const w of this.#workers) {
+      w.closed = true;
+      w.worker.close();
+    }
+    this.#workers.clear();
+  }
+
+  async #spawn(region: Region): Promise<PoolWorkerImpl> {
+    const worker = await mediasoup.createWorker({
+      workerBin: this.#workerBin,
+      logLevel: this.#options.logLevel ?? 'warn',
+      rtcMinPort: this.#options.rtcMinPort,
+      rtcMaxPort: this.#options.rtcMaxPort,
+    });
+    const pw = new PoolWorkerImpl(this.#nextId++, region, worker);
+    if (this.#closed) {
+      worker.close();
+      throw new MediaError('CLOSED', 'worker pool closed while starting');
+    }
+    this.#workers.add(pw);
+    worker.on('died', (error: Error) => this.#onDied(pw, error));
+    this.#logger.info({ workerId: pw.id, pid: worker.pid, region }, 'media worker up');
+    this.safeEmit('workeradded', pw);
+    return pw;
+  }
+
+  #onDied(pw: PoolWorkerImpl, error: Error): void {
+    if (pw.closed) return;
+    pw.closed = true;
+    this.#workers.delete(pw);
+    this.#logger.error({ workerId: pw.id, pid: pw.pid, region: pw.region, err: error.message }, 'media worker died');
+    this.safeEmit('workerdied', pw, error);
+    if (this.#closed || this.#options.respawn === false) return;
+    this.#spawn(pw.region).catch((spawnError: unknown) => {
+      this.#logger.error({ region: pw.region, err: String(spawnError) }, 'could not replace a dead media worker');
+    });
+  }
+}

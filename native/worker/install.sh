@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Ensures a mediasoup-worker binary built offline for the installed mediasoup version exists in the
+# cache, building it when missing. Prints the binary's path on stdout; progress goes to stderr.
+#
+#   native/worker/install.sh            build if needed, print the path
+#   native/worker/install.sh --path     print the path the binary has (or would have), build nothing
+#
+# Cache: $C4V_CACHE_DIR (default ${XDG_CACHE_HOME:-$HOME/.cache}/c4v-media)
+#        /mediasoup-worker/<mediasoup version>-<first 16 hex of sha256 over recipe/>/mediasoup-worker
+# lib/media/workerBinary.ts computes the same path; test/workerBinary.test.ts checks they agree.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+MS_DIR="$ROOT/node_modules/mediasoup"
+PKGS=(build-essential pkg-config python3-venv libssl-dev libuv1-dev libsrtp2-dev libabsl-dev
+  libflatbuffers-dev flatbuffers-compiler)
+
+die() { echo "c4v worker install: $*" >&2; exit 1; }
+log() { echo "c4v worker install: $*" >&2; }
+
+[ -f "$MS_DIR/package.json" ] || die "mediasoup is not installed in $MS_DIR; run 'npm ci' first"
+VERSION="$(sed -n 's/^[[:space:]]*"version":[[:space:]]*"\([^"]*\)".*/\1/p' "$MS_DIR/package.json" | head -n1)"
+# The recipe hash: every file under recipe/, sorted by path relative to recipe/, each contributing
+# "<relative path>\0<content>". Keep in sync with recipeHash() in lib/media/workerBinary.ts.
+recipe_hash() {
+  (cd "$HERE/recipe" && find . -type f | LC_ALL=C sort | while read -r f; do
+    printf '%s\0' "${f#./}"; cat "$f"; done) | sha256sum | cut -c1-16
+}
+CACHE="${C4V_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/c4v-media}"
+KEY="$VERSION-$(recipe_hash)"
+DEST="$CACHE/mediasoup-worker/$KEY"
+BIN="$DEST/mediasoup-worker"
+
+if [ "${1:-}" = "--path" ]; then echo "$BIN"; exit 0; fi
+if [ -x "$BIN" ]; then echo "$BIN"; exit 0; fi
+
+mkdir -p "$CACHE/mediasoup-worker"
+# Two installs at once (a test run and the demo, say) must not build twice or see half a binary.
+exec 9>"$CACHE/mediasoup-worker/.lock"
+flock 9
+if [ -x "$BIN" ]; then echo "$BIN"; exit 0; fi
+
+# 1. Debian packages.
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  line="apt-get install -y --no-install-recommends ${missing[*]}"
+  if [ "$(id -u)" != 0 ]; then
+    die "building mediasoup-worker needs these Debian packages: ${missing[*]}
+  run as root:  $line
+  then run this install again (or point MEDIASOUP_WORKER_BIN at a worker you built)"
+  fi
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # A fresh machine may have empty or stale package lists: update once, only when needed.
+  apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1 || {
+    apt-get update >/dev/null && apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null
+  } || die "apt-get failed; try by hand: apt-get update && $line"
+fi
+
+# 2. meson >= 1.1 and ninja (Debian 12 ships meson 1.0.1, which mediasoup rejects) from the pip
+#    index in a venv kept in the cache.
+VENV="$CACHE/build-venv"
+if [ ! -x "$VENV/bin/meson" ] || [ ! -x "$VENV/bin/ninja" ]; then
+  log "creating a Python venv with meson and ninja in $VENV"
+  python3 -m venv "$VENV" || die "python3 -m venv failed (is python3-venv installed?)"
+  "$VENV/bin/pip" install -q --retries 0 'meson>=1.1' ninja ||
+    die "pip could not install meson>=1.1 and ninja; the pip index configured on this machine must provide them"
+fi
+export PATH="$VENV/bin:$PATH"
+
+# 3. Build from a copy of the installed package's worker sources (never the network).
+WORK="$(mktemp -d "$CACHE/mediasoup-worker/.build-$KEY.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+cp -a "$MS_DIR/worker" "$WORK/worker"
+rm -rf "$WORK/worker/out" "$WORK/worker/prebuild"
+log "building mediasoup-worker $VERSION from sources (recipe $KEY); this takes about 10 minutes on 2 cores"
+t0=$(date +%s)
+if ! bash "$HERE/recipe/build.sh" "$WORK/worker" > "$WORK/build.log" 2>&1; then
+  tail -n 40 "$WORK/build.log" >&2
+  cp "$WORK/build.log" "$CACHE/mediasoup-worker/last-failed-build.log"
+  die "the worker build failed; full log: $CACHE/mediasoup-worker/last-failed-build.log"
+fi
+t1=$(date +%s)
+
+# 4. Publish atomically: a half-copied binary must never be visible under the final name.
+mkdir -p "$DEST"
+install -m 0755 "$WORK/worker/out/Release/mediasoup-worker" "$DEST/.mediasoup-worker.tmp"
+mv -f "$DEST/.mediasoup-worker.tmp" "$BIN"
+printf '{"mediasoup":"%s","key":"%s","buildSeconds":%d,"builtAt":"%s"}\n' \
+  "$VERSION" "$KEY" "$((t1 - t0))" "$(date -u +%FT%TZ)" > "$DEST/build.json"
+log "built in $((t1 - t0)) s: $BIN ($(stat -c %s "$BIN") bytes)"
+echo "$BIN"

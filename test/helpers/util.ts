@@ -1,0 +1,38 @@
+import { once, type EventEmitter } from 'node:events';
+import { Writable } from 'node:stream';
+import { createLogger, type Logger } from '../../lib/index.js';
+
+/** Rejects with a message naming `what` if `promise` does not settle within `ms`. */
+export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The next `event` from `emitter`, or a rejection after `ms`. */
+export async function nextEvent<T extends unknown[] = unknown[]>(emitter: EventEmitter, event: string, ms = 10_000): Promise<T> {
+  return (await within(once(emitter, event), ms, `event '${event}'`)) as T;
+}
+
+/** A logger that keeps its JSON lines in memory, for tests that inspect what was logged. */
+export function memoryLogger(level = 'debug'): { logger: Logger; lines: string[] } {
+  const lines: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(...chunk.toString().split('\n').filter(Boolean));
+      cb();
+    },
+  });
+  return { logger: createLogger({ level, destination }), lines };
+}
+
+/** A logger that writes nothing (most tests). */
+export function silentLogger(): Logger {
+  return createLogger({ level: 'silent' });
+}
