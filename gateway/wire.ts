@@ -2,6 +2,7 @@
 // decoding with its checks, and every mapping between the two (codes, reasons, enums, media
 // parameters). Handlers and the client helper use these functions; nothing else touches pb enums.
 import type { types as ms } from 'mediasoup';
+import protobuf from 'protobufjs/minimal.js';
 import { ErrorCodes, ProtocolError, type ErrorCode } from '../lib/errors.js';
 import type {
   CloseReason,
@@ -110,7 +111,10 @@ export function decodeRequest(data: Buffer, isBinary: boolean, idHint: { id: num
   if (!isBinary) throw new ProtocolError('PROTOCOL_ERROR', 'text frames are not part of the protocol: send binary protobuf');
   let env: Envelope;
   try {
-    env = pb.Envelope.decode(data);
+    // Keep unknown fields (protobufjs drops them by default) so that they can be refused.
+    const reader = protobuf.Reader.create(data);
+    reader.discardUnknown = false;
+    env = pb.Envelope.decode(reader);
   } catch (error) {
     throw new ProtocolError('PROTOCOL_ERROR', `malformed protobuf envelope (${(error as Error).message})`);
   }
