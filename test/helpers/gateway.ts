@@ -29,6 +29,7 @@ export async function testGateway(options: {
   limits?: Partial<GatewayLimits>;
   logger?: Logger;
   workers?: number;
+  password?: string;
 } = {}): Promise<TestGateway> {
   const logger = options.logger ?? silentLogger();
   const core = await testCore({ logger, workers: { workers: options.workers ?? 1, region: 'de-fra' } });
@@ -39,6 +40,7 @@ export async function testGateway(options: {
     title: 'Elternabend 5b',
     hostIdentity: HOST,
     settings: options.settings ?? {},
+    ...(options.password ? { password: options.password } : {}),
   });
   const tokens = new JoinTokens(JoinTokens.randomSecret());
   const gateway = await createGateway({
