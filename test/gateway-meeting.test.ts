@@ -335,4 +335,24 @@ test('without a resume the participant leaves when the grace period is over', as
   }
 });
 
+test('a client that stops answering pings is dropped and, after the grace period, leaves', async () => {
+  const t = await testGateway({ limits: { pingIntervalMs: 100, reconnectGraceMs: 100 } });
+  try {
+    const host = await t.client();
+    await host.join({ meetingId: MEETING, displayName: 'Host', joinToken: t.hostToken(), e2eeCapable: true });
+    const g = await t.client();
+    const j = await g.join({ meetingId: MEETING, displayName: 'Gast', joinToken: t.userToken('still@x.de'), e2eeCapable: true });
+    await host.call({ admit: { participantId: j.participantId } });
+    await g.admitted();
+    // The client's machine goes silent: nothing is read, so no pong is sent.
+    (g.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const left = await host.waitFor('participantLeft', (l) => l.participantId === j.participantId, 10_000);
+    assert.is(closeReasonName(left.reason), 'CONNECTION_LOST');
+    // The host, answering pings, is still there.
+    await host.call({ getParticipants: {} });
+  } finally {
+    await t.close();
+  }
+});
+
 test.run();
