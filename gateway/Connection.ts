@@ -300,7 +300,9 @@ export class Connection implements SessionSink {
 
   #hello(r: RequestMsg): ResponseProps {
     const offered = r.hello!.protocolVersions ?? [];
-    const version = Math.max(...offered.filter((v) => (PROTOCOL_VERSIONS as readonly number[]).includes(v)), -1);
+    if (offered.length > 16) throw new ProtocolError('PROTOCOL_ERROR', 'hello offers more than 16 protocol versions');
+    let version = -1;
+    for (const v of offered) if ((PROTOCOL_VERSIONS as readonly number[]).includes(v) && v > version) version = v;
     if (version < 0) {
       // Answer first, then close: the client learns why.
       setImmediate(() => this.#closeWith('version-mismatch', 'no common protocol version'));

@@ -154,6 +154,8 @@ export class Gateway {
       this.#server.once('error', reject);
       this.#server.listen(this.#options.port ?? 0, this.#options.host, () => {
         this.#server.off('error', reject);
+        // After start-up a server error (e.g. EMFILE) is logged, never an uncaught exception.
+        this.#server.on('error', (error) => this.#logger.error({ err: String(error) }, 'http server error'));
         resolve();
       });
     });

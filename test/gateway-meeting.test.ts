@@ -335,6 +335,45 @@ test('without a resume the participant leaves when the grace period is over', as
   }
 });
 
+test('a dead media worker becomes a reconnect notice, and media set up again works on the new worker', async () => {
+  const t = await testGateway({ workers: 2 });
+  const peers: Array<{ close(): Promise<void> }> = [];
+  try {
+    const host = await t.client();
+    await host.join({ meetingId: MEETING, displayName: 'Host', joinToken: t.hostToken(), e2eeCapable: true });
+    const first = await publish(host, [{ name: 'mic', kind: 'audio', source: 'microphone' }]);
+    peers.push(first.pub);
+    const placement = t.meeting.placements.find((p) => !p.to)!;
+    const worker = t.core.pool.workers.find((w) => w.id === placement.workerId)!;
+    process.kill(worker.pid, 'SIGKILL');
+    const notice = await host.waitFor('reconnect', () => true, 15_000);
+    assert.is(notice.reason, 'worker-failed');
+    // The client re-creates its transport and produces again, now on another worker.
+    const again = await publish(host, [{ name: 'mic', kind: 'audio', source: 'microphone' }]);
+    peers.push(again.pub);
+    assert.ok(again.producers.get('mic'));
+    assert.is.not(t.meeting.placements.find((p) => !p.to)!.workerId, worker.id);
+  } finally {
+    for (const x of peers) await x.close();
+    await t.close();
+  }
+});
+
+test('E2EE key messages are relayed as opaque bytes to the addressed participant', async () => {
+  const t = await testGateway();
+  try {
+    const { host, p, pid } = await roomWith(t, 0);
+    const key = Buffer.from([0x00, 0xff, 0x10, 0x80, 0x7f, 0x01]);
+    await host.call({ sendKeyMessage: { toParticipantId: pid, data: key } });
+    const got = await p.waitFor('keyMessage');
+    assert.is(got.fromParticipantId, host.participantId);
+    assert.equal(Buffer.from(got.data!), key);
+    assert.is(await codeOf(p.call({ sendKeyMessage: { toParticipantId: host.participantId } })), 'INVALID_ARGUMENT');
+  } finally {
+    await t.close();
+  }
+});
+
 test('a client that stops answering pings is dropped and, after the grace period, leaves', async () => {
   const t = await testGateway({ limits: { pingIntervalMs: 100, reconnectGraceMs: 100 } });
   try {
