@@ -180,6 +180,27 @@ test('too many connections from one address are refused with HTTP 429', async ()
   }
 });
 
+test('requests from one address are limited over all its connections', async () => {
+  const t = await testGateway({ limits: { addressMessagesPerSecond: 5, addressMessageBurst: 30, messageBurst: 1000, messagesPerSecond: 1000 } });
+  try {
+    const a = await t.client();
+    const b = await t.client();
+    await a.hello();
+    await b.hello();
+    // Each connection alone stays far below its own limit; together they pass the address's.
+    const all = await Promise.all(
+      Array.from({ length: 20 }, () => [a.send({ getRouterRtpCapabilities: {} }), b.send({ getRouterRtpCapabilities: {} })]).flat(),
+    );
+    const limited = all.filter((r) => r.error?.codeName === 'RATE_LIMITED');
+    assert.ok(limited.length >= 5, `expected RATE_LIMITED past the address burst, got ${limited.length}`);
+    assert.ok(limited.every((r) => /address limit/.test(r.error!.reason!)));
+    assert.is(a.closeInfo, undefined);
+    assert.is(b.closeInfo, undefined);
+  } finally {
+    await t.close();
+  }
+});
+
 test('a client that stops reading is closed with SLOW_READER; the sender is unaffected', async () => {
   const t = await testGateway({ limits: { maxBufferedBytes: 256 * 1024, messagesPerSecond: 100_000, messageBurst: 100_000, maxPendingRequests: 100_000 } });
   try {
