@@ -123,6 +123,10 @@ export class Connection implements SessionSink {
     return this.#state;
   }
 
+  get closed(): boolean {
+    return this.#state === 'closed';
+  }
+
   get session(): Session | undefined {
     return this.#session;
   }

@@ -289,6 +289,10 @@ test('joins: no token without allowGuests, a bad or expired token, a token for a
     const j = await c.joinOnly({ meetingId: MEETING, displayName: 'Frau Schmidt', joinToken: t.userToken('lehrer@x.de') });
     assert.is(j.role, pb.Role.PARTICIPANT);
     assert.is(j.state, pb.ParticipantState.WAITING_FOR_HOST);
+    // Leaving is answered, then the connection closes with LEFT.
+    assert.ok((await c.call({ leave: {} })).ok);
+    assert.equal(await c.waitClosed(), { code: 4000 + pb.CloseReason.LEFT, reason: 'LEFT' });
+    assert.is(t.meeting.waiting.length, 0);
   } finally {
     await t.close();
   }
