@@ -37,12 +37,16 @@ test('a meeting larger than one worker share spreads to a second worker and medi
     core.observer.on('placement', (e) => placements.push(e));
     const host = await m.join(hostOf('h@a.de'));
     const guest = await m.join(user('g@a.de'));
-    const pub = await publish(host, [
-      { name: 'mic', source: 'microphone' },
-      { name: 'cam', source: 'camera' },
-    ]);
+    const pub = await publish(
+      host,
+      [
+        { name: 'mic', source: 'microphone' },
+        { name: 'cam', source: 'camera' },
+      ],
+      { chat: true },
+    );
     closers.push(() => pub.pub.close());
-    const sub = await subscribe(guest, [...pub.producers.values()].map((p) => p.id));
+    const sub = await subscribe(guest, [...pub.producers.values()].map((p) => p.id), [pub.chatId!]);
     closers.push(() => sub.sub.close());
     const hostWorker = m._media.workerOf(host.id);
     const guestWorker = m._media.workerOf(guest.id);
@@ -51,6 +55,10 @@ test('a meeting larger than one worker share spreads to a second worker and medi
     assert.equal(new Set(m._media.workerIds), new Set(core.pool.workers.map((w) => w.id)));
     assert.equal(placements.map((p) => [p.workerId, p.region]), [[guestWorker, 'de-fra']], 'the spread is reported as a placement');
     await mediaFlows(pub, sub, 'piped');
+    // Chat crosses the pipe too (SCTP between the two routers).
+    pub.pub.sendChat('über zwei Worker');
+    await sub.sub.waitFor(() => sub.sub.chat.length >= 1, 'the chat message on the second worker');
+    assert.equal(sub.sub.chat.map((c) => c.text), ['über zwei Worker']);
 
     // The guest leaves: the second router is given back and its placement ends.
     guest.leave();
