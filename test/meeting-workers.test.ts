@@ -142,4 +142,28 @@ test('a killed worker: the meeting moves to another worker in an allowed region,
   }
 });
 
+test('with no other worker in the region, the meeting waits for the replacement worker and moves there', async () => {
+  // One German worker (respawned by the pool when it dies) and one in Austria that must stay unused.
+  const core: MediaCore = await testCore({ workers: { regions: ['de-fra', 'at-vie'] } });
+  try {
+    core.createAccount({ id: 'a', defaults: { waitingRoom: false, hostRequiredToStart: false, allowedRegions: ['de-fra'] } });
+    const m = await core.createMeeting({ accountId: 'a', title: 'allein', hostIdentity: 'h@a.de' });
+    const host = await m.join(hostOf('h@a.de'));
+    await host.createTransport('send');
+    const dead = core.pool.workers.find((w) => w.id === m.placements[0]!.workerId)!;
+    const reconnect = nextEvent<[string]>(host, 'reconnect', 20_000);
+    process.kill(dead.pid, 'SIGKILL');
+    assert.equal(await reconnect, ['worker-failed']);
+    const now = m.placements.at(-1)!;
+    assert.is(now.region, 'de-fra');
+    assert.is.not(now.workerId, dead.id);
+    assert.ok(core.pool.workers.some((w) => w.id === now.workerId && w.region === 'de-fra'), 'the replacement worker');
+    const t = await host.createTransport('send');
+    assert.ok(t.id);
+    assert.is(m._media.workerOf(host.id), now.workerId);
+  } finally {
+    core.close();
+  }
+});
+
 test.run();
