@@ -134,11 +134,17 @@ test('every host action from a non-host is refused with NOT_PERMITTED', async ()
     ['updateSettings', () => m.updateSettings(p, { allowChat: false })],
   ];
   for (const [name, act] of actions) assert.is(await codeOf(act), 'NOT_PERMITTED', name);
+  // Nor may the host of another meeting act here.
+  const other = await meeting('offen');
+  const otherHost = await other.join(hostOf(hostId(other)));
+  assert.is(await codeOf(() => m.lock(otherHost)), 'NOT_PERMITTED');
+  m.lock(host);
+  m.unlock(host);
   // Nothing changed and nothing was audited for the refused calls.
   assert.not.ok(m.locked);
   assert.not.ok(m.ended);
   assert.equal(m.participants.map((x) => x.role), ['host', 'participant', 'participant']);
-  assert.equal(m.auditLog.map((e) => e.action), ['poll-created']);
+  assert.equal(m.auditLog.map((e) => e.action), ['poll-created', 'lock', 'unlock']);
   // A co-host may do the moderator actions but not the host-only ones.
   m.makeCoHost(host, p.id);
   m.lock(p);
