@@ -349,9 +349,7 @@ export class Connection implements SessionSink {
       }
       const meeting = this.ctx.core.getMeeting(meetingId);
       if (!meeting) throw new InvalidStateError(`no meeting ${meetingId}`, 'NOT_FOUND');
-      if (!authenticated && !meeting.settings.allowGuests) {
-        throw new PolicyError('GUESTS_NOT_ALLOWED', 'this meeting admits only invited participants (join token required)');
-      }
+      // Guests (no token) are refused by the model (GUESTS_NOT_ALLOWED) in its admission order.
       const participant = await meeting.join({
         identity,
         displayName,
