@@ -17,3 +17,19 @@ export type { Logger, LoggerOptions } from './telemetry/logger.js';
 export { createMetricsRegistry } from './telemetry/metrics.js';
 export * from './errors.js';
 export { TypedEmitter } from './events.js';
+
+// Control-plane adapter (metadata only): allow-list, outbox, sinks, retention, audit record.
+export { createControlPlaneAdapter, ControlPlaneAdapter } from './controlplane/ControlPlaneAdapter.js';
+export type {
+  ControlPlaneAdapterOptions,
+  ControlPlaneAdapterEvents,
+  ControlPlaneSource,
+  ControlPlaneSourceEvents,
+  AuditRecord,
+} from './controlplane/ControlPlaneAdapter.js';
+export { HttpSink, FileSink, verifyControlPlaneRequest, signBody, SIGNATURE_HEADER, TIMESTAMP_HEADER, IDEMPOTENCY_HEADER, DEFAULT_REPLAY_WINDOW_S } from './controlplane/sinks.js';
+export type { ControlPlaneSink, OutgoingEvent, HttpSinkOptions, FileSinkOptions, VerifyOptions, VerifyResult } from './controlplane/sinks.js';
+export { assertAllowListed, renderEvent, MESSAGE_KINDS } from './controlplane/allowList.js';
+export type { ControlPlaneMessage, MessageKind, RenderedEvent } from './controlplane/allowList.js';
+export type { MeetingView, ParticipantView } from './controlplane/mapping.js';
+export type { PurgeResult, StoredAuditEntry } from './controlplane/store.js';
