@@ -26,6 +26,11 @@ export type ControlPlaneSourceEvents = {
 export interface ControlPlaneSource {
   readonly observer: Pick<TypedEmitter<ControlPlaneSourceEvents>, 'on' | 'off'>;
   readonly meetings?: readonly MeetingView[];
+  /**
+   * Used by the retention purge to release an ended meeting the core still holds (with its
+   * participant records and poll answers) once the account's retention has run out.
+   */
+  getMeeting?(id: string): { readonly ended: boolean; close(): void } | undefined;
 }
 
 export interface ControlPlaneAdapterOptions {
@@ -209,20 +214,24 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
   purge(): PurgeResult {
     if (this.#closed) return { meetingIds: [], eventsDeleted: 0, auditEntriesScrubbed: 0 };
     const result = this.store.purge(this.#clock());
-    if (result.eventsDeleted > 0 || result.auditEntriesScrubbed > 0 || result.meetingIds.length > 0) {
-      this.#logger.info(
-        { meetings: result.meetingIds.length, events: result.eventsDeleted, auditEntries: result.auditEntriesScrubbed },
-        'retention purge',
-      );
-      if (result.meetingIds.length > 0) {
-        try {
-          this.#options.onPurge?.(result.meetingIds);
-        } catch (error) {
-          this.#logger.error({ err: String(error) }, 'onPurge hook threw');
-        }
-      }
-      this.safeEmit('purged', result);
+    if (result.meetingIds.length === 0) return result;
+    this.#logger.info(
+      { meetings: result.meetingIds.length, events: result.eventsDeleted, auditEntries: result.auditEntriesScrubbed },
+      'retention purge',
+    );
+    for (const id of result.meetingIds) {
+      this.#live.delete(id);
+      // The core keeps an ended meeting (participants, poll answers) until it is released; the
+      // retention is the latest moment for that.
+      const held = this.#options.source.getMeeting?.(id);
+      if (held?.ended) held.close();
     }
+    try {
+      this.#options.onPurge?.(result.meetingIds);
+    } catch (error) {
+      this.#logger.error({ err: String(error) }, 'onPurge hook threw');
+    }
+    this.safeEmit('purged', result);
     return result;
   }
 
@@ -347,8 +356,10 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
     this.#on('audit', (entry) => {
       this.store.addAudit(entry);
       if (entry.action === 'transfer-host') {
+        // The model records the action before it moves the role: name the new host explicitly.
         const live = this.#live.get(entry.meetingId);
-        if (live) this.#publishFor(live.view, { meetingUpdated: map.meetingUpdated(live.view) });
+        const next = live?.view.participants.find((p) => p.identity === entry.target);
+        if (live) this.#publishFor(live.view, { meetingUpdated: map.meetingUpdated(live.view, next) });
       }
     });
     this.#on('placement', (p) => {

@@ -73,8 +73,7 @@ export function settingsMessage(settings: Partial<MeetingSettings>): MeetingSett
   return out;
 }
 
-function description(m: MeetingView): NonNullable<MeetingUpdatedMessage['meeting']> {
-  const host = m.host;
+function description(m: MeetingView, host = m.host): NonNullable<MeetingUpdatedMessage['meeting']> {
   const out: NonNullable<MeetingUpdatedMessage['meeting']> = {
     title: m.title,
     host: {
@@ -97,8 +96,9 @@ export function meetingStarted(m: MeetingView): MeetingStartedMessage {
   return { meeting: description(m), actualStartMs: ms(m.startedAt ?? new Date()) };
 }
 
-export function meetingUpdated(m: MeetingView): MeetingUpdatedMessage {
-  return { meeting: description(m) };
+/** The meeting's description; `host` overrides who is named host (a transfer in progress). */
+export function meetingUpdated(m: MeetingView, host?: ParticipantView): MeetingUpdatedMessage {
+  return { meeting: description(m, host ?? m.host) };
 }
 
 export function meetingEnded(m: MeetingView, displayNames: readonly string[]): MeetingEndedMessage {

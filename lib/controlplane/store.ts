@@ -95,7 +95,10 @@ export interface StoredMeeting {
 }
 
 export interface PurgeResult {
-  /** Meetings whose personal data was removed in this run. */
+  /**
+   * Meetings whose retention has run out and whose personal data this run removed. A meeting
+   * with events not yet delivered is listed again by later runs until they are delivered and gone.
+   */
   meetingIds: string[];
   eventsDeleted: number;
   auditEntriesScrubbed: number;
@@ -429,10 +432,8 @@ export class ControlPlaneStore {
           id,
         );
         const left = num(this.#get('SELECT COUNT(*) AS n FROM events WHERE meeting_id = ?', id)!.n);
-        if (left === 0) {
-          this.#run('UPDATE meetings SET purged_at = ? WHERE meeting_id = ?', now, id);
-          result.meetingIds.push(id);
-        }
+        if (left === 0) this.#run('UPDATE meetings SET purged_at = ? WHERE meeting_id = ?', now, id);
+        result.meetingIds.push(id);
       }
     });
     if (result.eventsDeleted > 0 || result.auditEntriesScrubbed > 0) {
