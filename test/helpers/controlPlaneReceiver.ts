@@ -31,6 +31,8 @@ export type ReceiverMode = 'up' | 'down' | 'lose-answer';
 export class ControlPlaneReceiver {
   readonly secret: string;
   mode: ReceiverMode = 'up';
+  /** Modes for the next requests, one each, before `mode` applies again. */
+  readonly script: ReceiverMode[] = [];
   /** Every request body as received, in order (accepted or not). */
   readonly bodies: Buffer[] = [];
   /** First delivery of each idempotency key, in arrival order. */
@@ -102,7 +104,8 @@ export class ControlPlaneReceiver {
     req.on('end', () => {
       const body = Buffer.concat(chunks);
       this.bodies.push(body);
-      if (this.mode === 'down') {
+      const mode = this.script.shift() ?? this.mode;
+      if (mode === 'down') {
         res.writeHead(503).end();
         return;
       }
@@ -128,7 +131,7 @@ export class ControlPlaneReceiver {
           body: obj[kind] as Record<string, unknown>,
         });
       }
-      if (this.mode === 'lose-answer') {
+      if (mode === 'lose-answer') {
         req.socket.destroy();
         return;
       }
