@@ -47,6 +47,8 @@ export const ErrorCodes = [
   'NATIVE_PACKET_TOO_LARGE',
   'NATIVE_BAD_SRTP_KEY',
   'INTERNAL',
+  // Demo server / gateway configuration.
+  'CONFIG_INVALID',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];

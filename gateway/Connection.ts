@@ -1,0 +1,576 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import WebSocket from 'ws';
+import { InvalidStateError, PolicyError, ProtocolError, toErrorPayload, type ErrorCode } from '../lib/errors.js';
+import type { CloseReason } from '../lib/model/types.js';
+import type { GatewayMetrics } from './metrics.js';
+import type { GatewayCore, GatewayMeeting, GatewayParticipant } from './model.js';
+import { participantToWire, Session, type SessionSink } from './Session.js';
+import type { JoinTokens } from './tokens.js';
+import { TokenBucket, type KeyedRateLimiter } from './limits.js';
+import {
+  closeFrameFor,
+  closeReasonToWire,
+  consumerToWire,
+  dataConsumerToWire,
+  decodeRequest,
+  directionFromWire,
+  dtlsFromWire,
+  encodeEnvelope,
+  errorToWire,
+  iceToWire,
+  kindFromWire,
+  PROTOCOL_VERSIONS,
+  producerToWire,
+  roleToWire,
+  rtpCapabilitiesFromWire,
+  rtpCapabilitiesToWire,
+  rtpParametersFromWire,
+  sctpStreamFromWire,
+  sourceFromWire,
+  stateToWire,
+  transportToWire,
+  type AnyCloseReason,
+  type NotificationProps,
+  type RequestMsg,
+  type RequestType,
+  type ResponseProps,
+} from './wire.js';
+
+/** Limits of one connection (see GatewayLimits for the documentation of each). */
+export interface ConnectionLimits {
+  maxMessageBytes: number;
+  messagesPerSecond: number;
+  messageBurst: number;
+  maxPendingRequests: number;
+  maxBufferedBytes: number;
+  protocolErrorsBeforeClose: number;
+  floodStrikesBeforeClose: number;
+  pingIntervalMs: number;
+  reconnectGraceMs: number;
+  joinTimeoutMs: number;
+}
+
+/** What a connection needs from its gateway. */
+export interface ConnectionContext {
+  core: GatewayCore;
+  tokens: JoinTokens;
+  metrics: GatewayMetrics;
+  limits: ConnectionLimits;
+  addressLimiter: KeyedRateLimiter;
+  serverVersion: string;
+  sessions: Map<string, Session>;
+}
+
+type State = 'new' | 'ready' | 'joined' | 'closed';
+
+const DISPLAY_NAME_MAX = 64;
+// Control characters (including newlines) in a display name would let one participant forge lines
+// in another's UI or in logs.
+// eslint-disable-next-line no-control-regex
+const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
+/**
+ * One signalling WebSocket. Decodes and checks every frame, enforces the per-connection and
+ * per-address rate limits and the send-buffer bound, runs requests one at a time in order, and
+ * answers each with exactly one response. Every refused frame gets a coded error (or a close
+ * with a status code and reason) and a warning log; nothing thrown here reaches the socket's
+ * event loop.
+ */
+export class Connection implements SessionSink {
+  readonly logger: Logger;
+  /** Cleared by the gateway's ping round, set by a pong or any frame. */
+  alive = true;
+  #state: State = 'new';
+  #session: Session | undefined;
+  #chain: Promise<void> = Promise.resolve();
+  #pending = 0;
+  #protocolErrors = 0;
+  #floodStrikes = 0;
+  readonly #bucket: TokenBucket;
+  readonly #joinTimer: NodeJS.Timeout;
+  #killTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly address: string,
+    private readonly ctx: ConnectionContext,
+    logger: Logger,
+    private readonly onClosed: (c: Connection) => void,
+  ) {
+    this.logger = logger;
+    const l = ctx.limits;
+    this.#bucket = new TokenBucket(l.messagesPerSecond, l.messageBurst);
+    this.#joinTimer = setTimeout(() => {
+      if (this.#state === 'new' || this.#state === 'ready') this.#closeWith('timeout', 'no join within the time limit');
+    }, l.joinTimeoutMs);
+    this.#joinTimer.unref();
+    ws.binaryType = 'nodebuffer';
+    ws.on('message', (data, isBinary) => this.#onFrame(data as Buffer, isBinary));
+    ws.on('pong', () => {
+      this.alive = true;
+    });
+    ws.on('error', (error: Error & { code?: string }) => this.#onSocketError(error));
+    ws.on('close', (code) => this.#onSocketClose(code));
+  }
+
+  get state(): State {
+    return this.#state;
+  }
+
+  get session(): Session | undefined {
+    return this.#session;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // SessionSink
+  // -------------------------------------------------------------------------------------------
+
+  notify(n: NotificationProps): void {
+    this.#send({ id: 0, notification: n });
+  }
+
+  end(reason: CloseReason): void {
+    this.#closeWith(reason, `participant session ended: ${reason}`);
+  }
+
+  /** Closes the connection for `reason` (a Closing notification, then the close frame). */
+  close(reason: AnyCloseReason, message = reason as string): void {
+    this.#closeWith(reason, message);
+  }
+
+  /** Drops the TCP connection at once (a dead peer). */
+  terminate(reason: AnyCloseReason): void {
+    if (this.#state === 'closed') return;
+    this.ctx.metrics.closes.inc({ reason });
+    this.logger.warn({ reason }, 'connection terminated');
+    this.ws.terminate();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Frames
+  // -------------------------------------------------------------------------------------------
+
+  #onFrame(data: Buffer, isBinary: boolean): void {
+    if (this.#state === 'closed') return;
+    this.alive = true;
+    const idHint = { id: 0 };
+    let decoded: ReturnType<typeof decodeRequest>;
+    try {
+      decoded = decodeRequest(data, isBinary, idHint);
+    } catch (error) {
+      this.ctx.metrics.messages.inc({ type: 'invalid' });
+      this.#refuse(idHint.id, error, 'invalid');
+      if (++this.#protocolErrors >= this.ctx.limits.protocolErrorsBeforeClose) {
+        this.#closeWith('protocol-violation', `${this.#protocolErrors} malformed frames`);
+      }
+      return;
+    }
+    const { id, type, request } = decoded;
+    this.ctx.metrics.messages.inc({ type });
+    // Floods: per connection and per address (many connections from one place). A refused
+    // request is answered, and a client that keeps flooding is disconnected.
+    const overConnection = !this.#bucket.take();
+    const overAddress = !overConnection && !this.ctx.addressLimiter.take(this.address);
+    const overQueue = this.#pending >= this.ctx.limits.maxPendingRequests;
+    if (overConnection || overAddress || overQueue) {
+      const scope = overConnection ? 'connection' : overAddress ? 'address' : 'queue';
+      this.#refuse(id, new ProtocolError('RATE_LIMITED', `too many requests (${scope} limit)`), type);
+      if (++this.#floodStrikes >= this.ctx.limits.floodStrikesBeforeClose) {
+        this.#closeWith('flooding', `rate limit exceeded ${this.#floodStrikes} times`);
+      }
+      return;
+    }
+    this.#pending++;
+    this.#chain = this.#chain.then(async () => {
+      try {
+        if (this.#state === 'closed') return;
+        const result = await this.#handle(type, request);
+        this.#send({ id, response: result });
+      } catch (error) {
+        this.#refuse(id, error, type);
+      } finally {
+        this.#pending--;
+      }
+    });
+  }
+
+  /** Answers request `id` with the coded error for `error`, logs a warning and counts it. */
+  #refuse(id: number, error: unknown, type: string): void {
+    const { code, reason } = toErrorPayload(error);
+    this.ctx.metrics.errors.inc({ code });
+    // Refusals by meeting policy are ordinary outcomes; bad input and internal failures are warnings.
+    const level = error instanceof PolicyError ? 'info' : code === 'INTERNAL' ? 'error' : 'warn';
+    this.logger[level]({ code, type, ...(code === 'INTERNAL' ? { err: String(error) } : {}) }, 'request refused');
+    this.#send({ id, response: { error: errorToWire(code, reason) } });
+  }
+
+  #send(env: Parameters<typeof encodeEnvelope>[0]): void {
+    const ws = this.ws;
+    if (ws.readyState !== WebSocket.OPEN) return;
+    // A client that does not read lets our send buffer grow without bound: close it instead.
+    if (ws.bufferedAmount > this.ctx.limits.maxBufferedBytes) {
+      this.#closeWith('slow-reader', `send buffer above ${this.ctx.limits.maxBufferedBytes} bytes`);
+      return;
+    }
+    ws.send(encodeEnvelope(env));
+  }
+
+  #closeWith(reason: AnyCloseReason, message: string): void {
+    if (this.#state === 'closed') return;
+    const wasJoined = this.#state === 'joined';
+    this.#state = 'closed';
+    clearTimeout(this.#joinTimer);
+    const meetingReason = !['protocol-violation', 'flooding', 'slow-reader', 'version-mismatch', 'timeout'].includes(reason);
+    this.ctx.metrics.closes.inc({ reason });
+    (meetingReason ? this.logger.info : this.logger.warn).call(this.logger, { reason }, 'closing connection');
+    const { code, text } = closeFrameFor(reason);
+    if (this.ws.readyState === WebSocket.OPEN) {
+      // Skip the buffer check here: the Closing notice is the last thing we queue anyway.
+      if (reason !== 'slow-reader') this.ws.send(encodeEnvelope({ id: 0, notification: { closing: { reason: closeReasonToWire(reason), message } } }));
+      this.ws.close(code, text);
+    }
+    // A peer that does not complete the closing handshake (or does not read) is dropped.
+    this.#killTimer = setTimeout(() => this.ws.terminate(), 2000);
+    this.#killTimer.unref();
+    // The gateway ended the connection, not the meeting: keep the participant for the grace
+    // period like any lost connection (a client that was flooding must rejoin, not resume).
+    if (wasJoined && this.#session && !this.#session.closed) {
+      if (reason === 'flooding' || reason === 'protocol-violation') this.#session.participant.close('connection-lost');
+      else this.#session.detach(this, this.ctx.limits.reconnectGraceMs);
+    }
+  }
+
+  #onSocketError(error: Error & { code?: string }): void {
+    // ws reports oversized frames and bad framing here and closes the socket itself
+    // (1009 for a frame above maxPayload, 1002 for a protocol error).
+    const code: ErrorCode = error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'MESSAGE_TOO_LARGE' : 'PROTOCOL_ERROR';
+    this.ctx.metrics.errors.inc({ code });
+    this.logger.warn({ code, wsCode: error.code }, 'websocket error; connection closed');
+  }
+
+  #onSocketClose(code: number): void {
+    clearTimeout(this.#joinTimer);
+    clearTimeout(this.#killTimer);
+    const wasState = this.#state;
+    this.#state = 'closed';
+    const s = this.#session;
+    if (wasState === 'joined' && s && !s.closed) s.detach(this, this.ctx.limits.reconnectGraceMs);
+    this.logger.debug({ code }, 'connection closed');
+    this.onClosed(this);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Requests
+  // -------------------------------------------------------------------------------------------
+
+  async #handle(type: RequestType, r: RequestMsg): Promise<ResponseProps> {
+    switch (this.#state) {
+      case 'new':
+        if (type !== 'hello') throw new InvalidStateError(`${type} before hello`);
+        return this.#hello(r);
+      case 'ready':
+        if (type === 'join') return this.#join(r);
+        if (type === 'resume') return this.#resume(r);
+        throw new InvalidStateError(type === 'hello' ? 'hello was already sent' : `${type} before join`);
+      case 'joined':
+        return this.#joined(type, r);
+      default:
+        throw new InvalidStateError('connection is closing');
+    }
+  }
+
+  #hello(r: RequestMsg): ResponseProps {
+    const offered = r.hello!.protocolVersions ?? [];
+    const version = Math.max(...offered.filter((v) => (PROTOCOL_VERSIONS as readonly number[]).includes(v)), -1);
+    if (version < 0) {
+      // Answer first, then close: the client learns why.
+      setImmediate(() => this.#closeWith('version-mismatch', 'no common protocol version'));
+      throw new ProtocolError(
+        'UNSUPPORTED_VERSION',
+        `protocol versions [${offered.join(', ')}] not supported; this server speaks [${PROTOCOL_VERSIONS.join(', ')}]`,
+      );
+    }
+    this.#state = 'ready';
+    const l = this.ctx.limits;
+    return {
+      hello: {
+        protocolVersion: version,
+        serverVersion: this.ctx.serverVersion,
+        pingIntervalMs: l.pingIntervalMs,
+        maxMessageBytes: l.maxMessageBytes,
+      },
+    };
+  }
+
+  async #join(r: RequestMsg): Promise<ResponseProps> {
+    const joinAt = process.hrtime.bigint();
+    const j = r.join!;
+    const metrics = this.ctx.metrics;
+    try {
+      const meetingId = j.meetingId ?? '';
+      if (!meetingId) throw new TypeError('join needs a meeting id');
+      const displayName = checkDisplayName(j.displayName ?? '');
+      let identity: string;
+      let authenticated = false;
+      let asHost = false;
+      if (j.joinToken) {
+        const claims = this.ctx.tokens.verify(j.joinToken);
+        if (claims.meetingId !== meetingId) throw new ProtocolError('INVALID_TOKEN', 'join token is for another meeting');
+        identity = claims.identity;
+        authenticated = true;
+        asHost = claims.role === 'host';
+      } else {
+        identity = `guest-${randomUUID()}`;
+      }
+      const meeting = this.ctx.core.getMeeting(meetingId);
+      if (!meeting) throw new InvalidStateError(`no meeting ${meetingId}`, 'NOT_FOUND');
+      if (!authenticated && !meeting.settings.allowGuests) {
+        throw new PolicyError('GUESTS_NOT_ALLOWED', 'this meeting admits only invited participants (join token required)');
+      }
+      const participant = await meeting.join({
+        identity,
+        displayName,
+        authenticated,
+        asHost,
+        ...(j.password ? { password: j.password } : {}),
+        address: this.address,
+        e2eeCapable: j.e2eeCapable ?? false,
+      });
+      if (this.#state !== 'ready') {
+        // The socket went away while the join was being decided.
+        participant.close('connection-lost');
+        throw new InvalidStateError('connection closed during join');
+      }
+      metrics.joins.inc({ outcome: participant.state });
+      return this.#attach(meeting, participant, joinAt);
+    } catch (error) {
+      metrics.joins.inc({ outcome: toErrorPayload(error).code });
+      throw error;
+    }
+  }
+
+  #attach(meeting: GatewayMeeting, participant: GatewayParticipant, joinAt: bigint): ResponseProps {
+    const logger = this.logger.child({ meetingId: meeting.id, participantId: participant.id });
+    const session = new Session(meeting, participant, this.ctx.metrics, logger, joinAt, (s) => {
+      if (this.ctx.sessions.get(s.participant.id) === s) this.ctx.sessions.delete(s.participant.id);
+    });
+    this.ctx.sessions.set(participant.id, session);
+    return this.#bind(session);
+  }
+
+  #bind(session: Session): ResponseProps {
+    const { meeting, participant } = session;
+    (this as { logger: Logger }).logger = session.logger;
+    this.#session = session;
+    this.#state = 'joined';
+    clearTimeout(this.#joinTimer);
+    const replaced = session.attach(this);
+    if (replaced && replaced instanceof Connection) replaced.#closeWith('replaced', 'resumed on another connection');
+    this.logger.info({ state: participant.state, role: participant.role }, 'participant attached');
+    return {
+      join: {
+        participantId: participant.id,
+        state: stateToWire(participant.state),
+        role: roleToWire(participant.role),
+        resumeToken: session.resumeToken,
+        meetingTitle: meeting.title,
+        rtpCapabilities: participant.state === 'admitted' ? rtpCapabilitiesToWire(meeting.rtpCapabilities) : null,
+        e2eeRequired: meeting.settings.e2ee === 'required',
+        reconnectGraceMs: this.ctx.limits.reconnectGraceMs,
+      },
+    };
+  }
+
+  #resume(r: RequestMsg): ResponseProps {
+    const { participantId, resumeToken } = r.resume!;
+    const session = participantId ? this.ctx.sessions.get(participantId) : undefined;
+    // One answer for "no such participant" and "wrong token": do not reveal which ids exist.
+    if (!session || session.closed || !resumeToken || !session.matches(resumeToken)) {
+      throw new ProtocolError('INVALID_TOKEN', 'nothing to resume with this participant id and resume token');
+    }
+    return this.#bind(session);
+  }
+
+  async #joined(type: RequestType, r: RequestMsg): Promise<ResponseProps> {
+    const s = this.#session!;
+    const p = s.participant;
+    const m = s.meeting;
+    const ok: ResponseProps = { ok: {} };
+    const target = (t: { participantId?: string | null } | null | undefined): string => {
+      if (!t?.participantId) throw new TypeError('a host control needs a participant id');
+      return t.participantId;
+    };
+    // Host controls: the model checks the actor's role (NOT_PERMITTED).
+    switch (type) {
+      case 'hello':
+      case 'join':
+      case 'resume':
+        throw new InvalidStateError(`${type}: already joined`);
+      case 'leave':
+        p.leave();
+        return ok;
+      case 'getParticipants':
+        if (p.state !== 'admitted') throw new InvalidStateError(`the participant list is for admitted participants (${p.state})`);
+        return {
+          participants: {
+            participants: m.participants.map(participantToWire),
+            producers: (p.availableProducers?.() ?? []).map(producerToWire),
+            dataProducers: (p.availableChats?.() ?? []).map(([id, participantId]) => ({ id, participantId })),
+          },
+        };
+      case 'admit':
+        await m.admit(p, target(r.admit));
+        return ok;
+      case 'admitAll':
+        await m.admitAll(p);
+        return ok;
+      case 'deny':
+        await m.deny(p, target(r.deny));
+        return ok;
+      case 'lock':
+        await m.lock(p);
+        return ok;
+      case 'unlock':
+        await m.unlock(p);
+        return ok;
+      case 'remove':
+        await m.remove(p, target(r.remove));
+        return ok;
+      case 'mute':
+        await m.mute(p, target(r.mute));
+        return ok;
+      case 'muteAll':
+        await m.muteAll(p);
+        return ok;
+      case 'stopScreenShare':
+        await m.stopScreenShare(p, target(r.stopScreenShare));
+        return ok;
+      case 'makeCohost':
+        await m.makeCoHost(p, target(r.makeCohost));
+        return ok;
+      case 'transferHost':
+        await m.transferHost(p, target(r.transferHost));
+        return ok;
+      case 'endMeeting':
+        await m.end(p);
+        return ok;
+      case 'createPoll': {
+        const c = r.createPoll!;
+        const pollId = await m.createPoll(p, { question: c.question ?? '', options: c.options ?? [], anonymous: c.anonymous ?? false });
+        return { pollCreated: { pollId } };
+      }
+      case 'closePoll':
+        await m.closePoll(p, r.closePoll!.pollId ?? '');
+        return ok;
+      case 'getPollResults': {
+        const res = await m.pollResults(p, r.getPollResults!.pollId ?? '');
+        return {
+          pollResults: {
+            pollId: res.pollId,
+            question: res.question,
+            options: res.options,
+            counts: res.counts,
+            answers: res.answers.map((a) => ({ participantIdentity: a.identity, displayName: a.displayName, option: a.option })),
+            closed: res.closed,
+          },
+        };
+      }
+      default:
+        break;
+    }
+    // Everything below is media, chat or E2EE: admitted participants only.
+    if (p.state !== 'admitted') throw new InvalidStateError(`${type} needs an admitted participant (state ${p.state})`);
+    switch (type) {
+      case 'answerPoll':
+        await p.answerPoll(r.answerPoll!.pollId ?? '', r.answerPoll!.option ?? 0);
+        return ok;
+      case 'getRouterRtpCapabilities':
+        return { rtpCapabilities: rtpCapabilitiesToWire(m.rtpCapabilities) };
+      case 'createTransport':
+        return { transport: transportToWire(await p.createTransport(directionFromWire(r.createTransport!.direction))) };
+      case 'connectTransport': {
+        const c = r.connectTransport!;
+        await p.connectTransport(c.transportId ?? '', dtlsFromWire(c.dtlsParameters));
+        return ok;
+      }
+      case 'restartIce':
+        return { iceParameters: iceToWire(await p.restartIce(r.restartIce!.transportId ?? '')) };
+      case 'produce': {
+        const c = r.produce!;
+        const kind = kindFromWire(c.kind);
+        const info = await p.produce({
+          transportId: c.transportId ?? '',
+          source: sourceFromWire(c.source),
+          kind,
+          rtpParameters: rtpParametersFromWire(c.rtpParameters),
+        });
+        s.producerOpened(info.id, info.kind);
+        s.mediaStarted();
+        return { producer: producerToWire(info) };
+      }
+      case 'pauseProducer':
+        await p.pauseProducer(r.pauseProducer!.producerId ?? '');
+        return ok;
+      case 'resumeProducer':
+        await p.resumeProducer(r.resumeProducer!.producerId ?? '');
+        return ok;
+      case 'closeProducer': {
+        const id = r.closeProducer!.producerId ?? '';
+        await p.closeProducer(id);
+        s.producerGone(id);
+        return ok;
+      }
+      case 'consume': {
+        const c = r.consume!;
+        const info = await p.consume({
+          transportId: c.transportId ?? '',
+          producerId: c.producerId ?? '',
+          rtpCapabilities: rtpCapabilitiesFromWire(c.rtpCapabilities),
+        });
+        s.consumerOpened(info.id, info.kind, info.producerId);
+        return { consumer: consumerToWire(info) };
+      }
+      case 'pauseConsumer':
+        await p.pauseConsumer(r.pauseConsumer!.consumerId ?? '');
+        return ok;
+      case 'resumeConsumer':
+        await p.resumeConsumer(r.resumeConsumer!.consumerId ?? '');
+        s.mediaStarted();
+        return ok;
+      case 'setPreferredLayers': {
+        const c = r.setPreferredLayers!;
+        await p.setPreferredLayers(c.consumerId ?? '', {
+          spatialLayer: c.spatialLayer ?? 0,
+          ...(c.temporalLayer != null ? { temporalLayer: c.temporalLayer } : {}),
+        });
+        return ok;
+      }
+      case 'produceChat': {
+        const c = r.produceChat!;
+        const { id } = await p.produceChat({ transportId: c.transportId ?? '', sctpStreamParameters: sctpStreamFromWire(c.sctpStreamParameters) });
+        return { dataProducer: { id, participantId: p.id } };
+      }
+      case 'consumeChat': {
+        const c = r.consumeChat!;
+        return { dataConsumer: dataConsumerToWire(await p.consumeChat({ transportId: c.transportId ?? '', dataProducerId: c.dataProducerId ?? '' })) };
+      }
+      case 'sendKeyMessage': {
+        const c = r.sendKeyMessage!;
+        if (!c.data?.length) throw new TypeError('a key message needs data');
+        await p.sendKeyMessage(c.toParticipantId || undefined, c.data);
+        return ok;
+      }
+      default:
+        throw new ProtocolError('PROTOCOL_ERROR', `unhandled request type ${type}`);
+    }
+  }
+}
+
+function checkDisplayName(raw: string): string {
+  const name = raw.trim();
+  if (!name) throw new TypeError('join needs a display name');
+  if (name.length > DISPLAY_NAME_MAX) throw new TypeError(`display name longer than ${DISPLAY_NAME_MAX} characters`);
+  if (CONTROL_RE.test(name)) throw new TypeError('display name contains control characters');
+  return name;
+}

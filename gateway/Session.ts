@@ -1,0 +1,208 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { CloseReason, PollInit, ProducerInfo } from '../lib/model/types.js';
+import type { GatewayMetrics } from './metrics.js';
+import type { GatewayMeeting, GatewayParticipant } from './model.js';
+import {
+  closeReasonToWire,
+  pb,
+  producerToWire,
+  roleToWire,
+  rtpCapabilitiesToWire,
+  stateToWire,
+  type NotificationProps,
+} from './wire.js';
+
+/** Where a session sends its notifications and how it ends the connection (a Connection). */
+export interface SessionSink {
+  notify(n: NotificationProps): void;
+  /** The participant's session ended: send Closing and close the WebSocket with its code. */
+  end(reason: CloseReason): void;
+}
+
+/** ParticipantInfo for the wire. */
+export function participantToWire(p: GatewayParticipant): ReturnType<typeof pb.ParticipantInfo.create> {
+  return pb.ParticipantInfo.create({
+    participantId: p.id,
+    displayName: p.displayName,
+    role: roleToWire(p.role),
+    state: stateToWire(p.state),
+    e2eeCapable: p.e2eeCapable,
+  });
+}
+
+/**
+ * A participant as the gateway holds it: the model's Participant, the connection it is attached
+ * to (none during the reconnect grace period), the secret that lets a new connection resume it,
+ * and the producers and consumers it opened (for metrics). Turns the participant's events into
+ * notifications, and outlives a lost connection by the grace period.
+ */
+export class Session {
+  readonly resumeToken = randomBytes(24).toString('base64url');
+  readonly producers = new Map<string, 'audio' | 'video'>();
+  readonly consumers = new Map<string, { kind: 'audio' | 'video'; producerId: string }>();
+  readonly logger: Logger;
+  #sink: SessionSink | undefined;
+  #graceTimer: NodeJS.Timeout | undefined;
+  #joinAt: bigint;
+  #mediaObserved = false;
+  #closed = false;
+  readonly #unsubscribe: Array<() => void> = [];
+
+  constructor(
+    readonly meeting: GatewayMeeting,
+    readonly participant: GatewayParticipant,
+    private readonly metrics: GatewayMetrics,
+    logger: Logger,
+    joinAt: bigint,
+    private readonly onClose: (s: Session) => void,
+  ) {
+    this.logger = logger;
+    this.#joinAt = joinAt;
+    this.#subscribe();
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get attached(): boolean {
+    return this.#sink !== undefined;
+  }
+
+  /** Constant-time check of a presented resume token. */
+  matches(token: string): boolean {
+    const a = Buffer.from(token);
+    const b = Buffer.from(this.resumeToken);
+    return a.length === b.length && timingSafeEqual(a, b);
+  }
+
+  /** Attaches a connection (join or resume); returns the one it replaced, if any. */
+  attach(sink: SessionSink): SessionSink | undefined {
+    clearTimeout(this.#graceTimer);
+    this.#graceTimer = undefined;
+    const previous = this.#sink;
+    this.#sink = sink;
+    return previous === sink ? undefined : previous;
+  }
+
+  /**
+   * The connection is gone without a leave: keep the participant for `graceMs` so that the client
+   * can resume, then let it leave with 'connection-lost'.
+   */
+  detach(sink: SessionSink, graceMs: number): void {
+    if (this.#sink !== sink || this.#closed) return;
+    this.#sink = undefined;
+    this.logger.info({ graceMs }, 'connection lost; participant kept for the reconnect grace period');
+    this.#graceTimer = setTimeout(() => {
+      this.logger.info('reconnect grace period over');
+      this.participant.close('connection-lost');
+    }, graceMs);
+    this.#graceTimer.unref();
+  }
+
+  /** Records the first media set-up of this participant (join-to-media histogram), once. */
+  mediaStarted(): void {
+    if (this.#mediaObserved) return;
+    this.#mediaObserved = true;
+    this.metrics.joinToMedia.observe(Number(process.hrtime.bigint() - this.#joinAt) / 1e9);
+  }
+
+  producerOpened(id: string, kind: 'audio' | 'video'): void {
+    this.producers.set(id, kind);
+    this.metrics.producers.inc({ kind });
+    this.metrics.producersCreated.inc({ kind });
+  }
+
+  producerGone(id: string): void {
+    const kind = this.producers.get(id);
+    if (!kind) return;
+    this.producers.delete(id);
+    this.metrics.producers.dec({ kind });
+  }
+
+  consumerOpened(id: string, kind: 'audio' | 'video', producerId: string): void {
+    this.consumers.set(id, { kind, producerId });
+    this.metrics.consumers.inc({ kind });
+    this.metrics.consumersCreated.inc({ kind });
+  }
+
+  consumerGone(id: string): void {
+    const c = this.consumers.get(id);
+    if (!c) return;
+    this.consumers.delete(id);
+    this.metrics.consumers.dec({ kind: c.kind });
+  }
+
+  #notify(n: NotificationProps): void {
+    this.#sink?.notify(n);
+  }
+
+  #on(event: string, listener: (...args: any[]) => void): void { // eslint-disable-line @typescript-eslint/no-explicit-any
+    this.participant.on(event, listener);
+    this.#unsubscribe.push(() => this.participant.off(event, listener));
+  }
+
+  #subscribe(): void {
+    const p = this.participant;
+    this.#on('statechange', (state: string) => {
+      if (state === 'closed') return; // the close event tells why
+      this.logger.info({ state }, 'participant state');
+      this.#notify({
+        waitingStatus: {
+          state: stateToWire(state as GatewayParticipant['state']),
+          rtpCapabilities: state === 'admitted' ? rtpCapabilitiesToWire(this.meeting.rtpCapabilities) : null,
+        },
+      });
+    });
+    this.#on('close', (reason: CloseReason) => this.#teardown(reason));
+    this.#on('newproducer', (info: ProducerInfo) => this.#notify({ newProducer: producerToWire(info) }));
+    this.#on('producerclosed', (producerId: string) => {
+      // Consumers of a closed producer close with it.
+      for (const [id, c] of this.consumers) if (c.producerId === producerId) this.consumerGone(id);
+      this.producerGone(producerId);
+      this.#notify({ producerClosed: { producerId } });
+    });
+    this.#on('producerpaused', (info: ProducerInfo) => this.#notify({ producerPaused: producerToWire(info) }));
+    this.#on('producerresumed', (info: ProducerInfo) => this.#notify({ producerResumed: producerToWire(info) }));
+    this.#on('mutedbyhost', (info: ProducerInfo) => this.#notify({ mutedByHost: producerToWire(info) }));
+    this.#on('newchat', (dataProducerId: string, participantId: string) =>
+      this.#notify({ newChat: { id: dataProducerId, participantId } }),
+    );
+    this.#on('chatclosed', (dataProducerId: string) => this.#notify({ chatClosed: { dataProducerId } }));
+    this.#on('keymessage', (fromParticipantId: string, data: Uint8Array) =>
+      this.#notify({ keyMessage: { fromParticipantId, data } }),
+    );
+    this.#on('participantjoined', (other: GatewayParticipant) => this.#notify({ participantJoined: participantToWire(other) }));
+    this.#on('participantleft', (other: GatewayParticipant, reason: CloseReason) =>
+      this.#notify({ participantLeft: { participantId: other.id, reason: closeReasonToWire(reason) } }),
+    );
+    this.#on('rolechange', (other: GatewayParticipant) => this.#notify({ roleChanged: participantToWire(other) }));
+    this.#on('waitinglist', (list: GatewayParticipant[]) =>
+      this.#notify({ waitingList: { participants: list.map(participantToWire) } }),
+    );
+    this.#on('meetinglocked', (locked: boolean) => this.#notify({ meetingLocked: { locked } }));
+    this.#on('activespeaker', (participantId: string) => this.#notify({ activeSpeaker: { participantId } }));
+    this.#on('pollcreated', (pollId: string, init: PollInit) =>
+      this.#notify({ pollStarted: { pollId, question: init.question, options: init.options, anonymous: init.anonymous ?? false } }),
+    );
+    this.#on('reconnect', (reason: unknown) => this.#notify({ reconnect: { reason: String(reason) } }));
+    if (p.closed) queueMicrotask(() => this.#teardown('left'));
+  }
+
+  /** The one teardown path: the participant's session ended for `reason`. */
+  #teardown(reason: CloseReason): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#graceTimer);
+    for (const off of this.#unsubscribe.splice(0)) off();
+    for (const id of [...this.producers.keys()]) this.producerGone(id);
+    for (const id of [...this.consumers.keys()]) this.consumerGone(id);
+    this.logger.info({ reason }, 'participant session ended');
+    const sink = this.#sink;
+    this.#sink = undefined;
+    if (reason === 'denied') sink?.notify({ waitingStatus: { state: pb.ParticipantState.DENIED } });
+    sink?.end(reason);
+    this.onClose(this);
+  }
+}

@@ -1,0 +1,157 @@
+// Pure logic of the gateway: join tokens, wire mappings and frame decoding, rate limits, config.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { loadConfig } from '../gateway/config.js';
+import { TokenBucket } from '../gateway/limits.js';
+import { JoinTokens } from '../gateway/tokens.js';
+import { closeFrameFor, codesMissingOnTheWire, decodeRequest, encodeEnvelope, errorToWire, pb } from '../gateway/wire.js';
+import { C4vError, ErrorCodes } from '../lib/errors.js';
+
+const SECRET = 'a-test-secret-of-at-least-32-bytes-long';
+
+function codeOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    return error instanceof C4vError ? error.code : `not coded: ${String(error)}`;
+  }
+  return 'did not throw';
+}
+
+test('a join token carries identity, role and meeting, and verifies with the same secret', () => {
+  const tokens = new JoinTokens(SECRET);
+  const token = tokens.issue({ identity: 'anna@schule-a.de', role: 'host', meetingId: 'm1', displayName: 'Anna' }, 60);
+  const claims = tokens.verify(token);
+  assert.is(claims.identity, 'anna@schule-a.de');
+  assert.is(claims.role, 'host');
+  assert.is(claims.meetingId, 'm1');
+  assert.is(claims.displayName, 'Anna');
+});
+
+test('a token with an altered payload, another secret or garbage is INVALID_TOKEN', () => {
+  const tokens = new JoinTokens(SECRET);
+  const token = tokens.issue({ identity: 'guest1', role: 'participant', meetingId: 'm1' });
+  const [prefix, payload, mac] = token.split('.') as [string, string, string];
+  const forged = Buffer.from(Buffer.from(payload, 'base64url').toString().replace('participant', 'host')).toString('base64url');
+  assert.is(codeOf(() => tokens.verify(`${prefix}.${forged}.${mac}`)), 'INVALID_TOKEN');
+  assert.is(codeOf(() => new JoinTokens('another-secret-that-is-32-bytes-long!!').verify(token)), 'INVALID_TOKEN');
+  assert.is(codeOf(() => tokens.verify('garbage')), 'INVALID_TOKEN');
+  assert.is(codeOf(() => tokens.verify(`${prefix}.${payload}.`)), 'INVALID_TOKEN');
+});
+
+test('an expired token is TOKEN_EXPIRED', () => {
+  let now = 1_700_000_000_000;
+  const tokens = new JoinTokens(SECRET, () => now);
+  const token = tokens.issue({ identity: 'x', role: 'participant', meetingId: 'm1' }, 10);
+  tokens.verify(token);
+  now += 11_000;
+  assert.is(codeOf(() => tokens.verify(token)), 'TOKEN_EXPIRED');
+});
+
+test('a short token secret is refused', () => {
+  assert.throws(() => new JoinTokens('short'), /at least 32 bytes/);
+});
+
+test('every library error code has a value in the proto ErrorCode enum', () => {
+  assert.equal(codesMissingOnTheWire(), []);
+  for (const code of ErrorCodes) {
+    const e = errorToWire(code, 'r');
+    assert.is(pb.ErrorCode[e.code!], code);
+  }
+});
+
+test('close frames carry 4000 + the close reason and its name', () => {
+  assert.equal(closeFrameFor('removed'), { code: 4000 + pb.CloseReason.REMOVED, text: 'REMOVED' });
+  assert.equal(closeFrameFor('meeting-ended'), { code: 4004, text: 'MEETING_ENDED' });
+  assert.equal(closeFrameFor('flooding'), { code: 4021, text: 'FLOODING' });
+});
+
+test('decodeRequest refuses garbage, truncation, unknown fields, responses, id 0 and text frames', () => {
+  const hello = Buffer.from(encodeEnvelope({ id: 7, request: { hello: { protocolVersions: [1] } } }));
+  const ok = decodeRequest(hello, true, { id: 0 });
+  assert.is(ok.type, 'hello');
+  assert.is(ok.id, 7);
+  const cases: Array<[string, Buffer, boolean]> = [
+    ['garbage', Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff]), true],
+    ['truncated', hello.subarray(0, hello.length - 2), true],
+    ['huge length', Buffer.from([0x12, 0xff, 0xff, 0xff, 0xff, 0x0f]), true],
+    ['unknown field', Buffer.concat([hello, Buffer.from([0xf8, 0x3f, 0x01])]), true],
+    ['unknown request type', Buffer.from(encodeEnvelope({ id: 3, request: {} })), true],
+    ['a response', Buffer.from(encodeEnvelope({ id: 3, response: { ok: {} } })), true],
+    ['id 0', Buffer.from(encodeEnvelope({ id: 0, request: { leave: {} } })), true],
+    ['text frame', hello, false],
+  ];
+  for (const [name, frame, binary] of cases) {
+    assert.is(codeOf(() => decodeRequest(frame, binary, { id: 0 })), 'PROTOCOL_ERROR', name);
+  }
+  // A request whose oneof member is unknown (field 99 inside Request) is an unknown field.
+  const unknownOneof = Buffer.from([0x08, 0x05, 0x12, 0x03, 0x9a, 0x06, 0x00]);
+  const hint = { id: 0 };
+  assert.is(codeOf(() => decodeRequest(unknownOneof, true, hint)), 'PROTOCOL_ERROR');
+  assert.is(hint.id, 5, 'the id of a decodable envelope is still known for the answer');
+});
+
+test('a token bucket allows the burst, then refills at its rate', () => {
+  let now = 0;
+  const b = new TokenBucket(10, 3, () => now);
+  assert.equal([b.take(), b.take(), b.take(), b.take()], [true, true, true, false]);
+  now += 100;
+  assert.is(b.take(), true);
+  assert.is(b.take(), false);
+});
+
+test('config: defaults, a YAML file and environment variables merge; bad files name the field', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'c4v-config-'));
+  const good = join(dir, 'good.yaml');
+  writeFileSync(good, 'server:\n  port: 9000\ndemo:\n  meeting:\n    title: Elternabend\n    settings:\n      waitingRoom: false\n');
+  const c = loadConfig({ file: good, env: { C4V_PORT: '9100', C4V_LOG_LEVEL: 'warn' } });
+  assert.is(c.server.port, 9100);
+  assert.is(c.server.host, '127.0.0.1');
+  assert.is(c.logging.level, 'warn');
+  assert.is(c.demo.meeting.title, 'Elternabend');
+  assert.is(c.demo.meeting.settings.waitingRoom, false);
+  assert.is(c.demo.meeting.settings.hostRequiredToStart, true, 'embedded defaults stay where the file is silent');
+
+  const json = join(dir, 'c.json');
+  writeFileSync(json, JSON.stringify({ workers: { count: 2 } }));
+  assert.is(loadConfig({ file: json }).workers.count, 2);
+
+  const bad: Array<[string, RegExp]> = [
+    ['server:\n  port: many\n', /server\.port: expected an integer/],
+    ['server:\n  prot: 1\n', /server\.prot: unknown setting/],
+    ['workers: [1, 2]\n', /workers: expected a mapping/],
+    ['server: {port: 1\n', /not valid YAML/],
+    ['tokens:\n  secret: short\n', /tokens\.secret/],
+    ['demo:\n  meeting:\n    settings:\n      waitingroom: true\n', /demo\.meeting\.settings\.waitingroom: unknown setting/],
+  ];
+  for (const [text, re] of bad) {
+    const f = join(dir, 'bad.yaml');
+    writeFileSync(f, text);
+    try {
+      loadConfig({ file: f });
+      assert.unreachable(`accepted ${text}`);
+    } catch (error) {
+      assert.instance(error, C4vError);
+      assert.is((error as C4vError).code, 'CONFIG_INVALID');
+      assert.match((error as Error).message, re);
+      assert.match((error as Error).message, /bad\.yaml/);
+    }
+  }
+  try {
+    loadConfig({ env: { C4V_PORT: '99999' } });
+    assert.unreachable();
+  } catch (error) {
+    assert.match((error as Error).message, /environment: server\.port/);
+  }
+  try {
+    loadConfig({ file: join(dir, 'missing.yaml') });
+    assert.unreachable();
+  } catch (error) {
+    assert.match((error as Error).message, /missing\.yaml: cannot read the config file \(ENOENT\)/);
+  }
+});
+
+test.run();
