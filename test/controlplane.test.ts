@@ -1,5 +1,6 @@
 // The control-plane adapter on a real media core: the allow-list, the HTTP sink's signature, the
 // audit record and retention. The control plane is an ordinary local HTTP server.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -169,6 +170,13 @@ test('a meeting reaches the control plane as allow-listed messages, in order, si
     assert.equal(started.meeting.dialInNumbers, ['+49 30 5555 0100']);
     const joined = got.filter((e) => e.kind === 'participantJoined').map((e) => e.body);
     assert.equal(joined.map((b) => b.displayName), ['Dr. Anna Gastgeberin', 'Bob Bauer', 'Carol Christ']);
+    assert.equal(joined.map((b) => b.participantCount), [1, 2, 3]);
+    // proto3 leaves zero values off the wire: the last count (0) decodes as absent.
+    assert.equal(got.filter((e) => e.kind === 'participantLeft').map((e) => [e.body.displayName, e.body.participantCount]), [
+      ['Carol Christ', 2],
+      ['Dr. Anna Gastgeberin', 1],
+      ['Bob Bauer', undefined],
+    ]);
     assert.is(joined[1]!.email, 'bob.bauer@kanzlei.example', 'a registered participant has an e-mail');
     assert.is(joined[2]!.email, undefined, 'a guest has none');
     const poll = got.find((e) => e.kind === 'pollResults')!.body;
@@ -189,7 +197,7 @@ test('a meeting reaches the control plane as allow-listed messages, in order, si
     assert.not.ok(receiver.allBytes.includes('Eve Eindringling'));
     assert.not.ok(receiver.allBytes.includes(PASSWORD));
     // The file sink has the same events as JSON lines.
-    const lines = (await import('node:fs')).readFileSync(jsonl, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { eventId: string });
+    const lines = readFileSync(jsonl, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { eventId: string });
     assert.equal(lines.map((l) => l.eventId).filter((id) => got.some((e) => e.eventId === id)), got.map((e) => e.eventId));
   } finally {
     await adapter.close();

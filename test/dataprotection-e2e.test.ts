@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createGateway } from '../gateway/Gateway.js';
 import { JoinTokens } from '../gateway/tokens.js';
-import { createControlPlaneAdapter, FileSink, HttpSink, MESSAGE_KINDS } from '../lib/index.js';
+import { createControlPlaneAdapter, createMetricsRegistry, FileSink, HttpSink, MESSAGE_KINDS } from '../lib/index.js';
 import { ControlPlaneReceiver } from './helpers/controlPlaneReceiver.js';
 import { bytesOnDisk, CHAT_TEXT, PASSWORD, startCore, tempDir } from './helpers/controlPlane.js';
 import { publish, SignallingClient, subscribe } from './helpers/signallingClient.js';
@@ -21,7 +21,7 @@ test('a meeting with media and chat through the gateway sends only allow-listed 
   const receiver = await ControlPlaneReceiver.start();
   const { dir, cleanup } = tempDir();
   const tokens = new JoinTokens('t'.repeat(40));
-  const registry = (await import('../lib/index.js')).createMetricsRegistry({ processMetrics: false });
+  const registry = createMetricsRegistry({ processMetrics: false });
   const gateway = await createGateway({ core, logger, registry, tokens });
   const adapter = createControlPlaneAdapter({
     source: core,
