@@ -1,5 +1,6 @@
 // The control-plane adapter on a real media core: the allow-list, the HTTP sink's signature, the
 // audit record and retention. The control plane is an ordinary local HTTP server.
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -130,6 +131,64 @@ test('verifyControlPlaneRequest accepts a signed request and refuses a tampered,
   // Replay: the same signed request six minutes later is outside the default five-minute window.
   assert.equal(verifyControlPlaneRequest({ secret, headers, body, now: now + 6 * 60_000 }), { ok: false, reason: 'stale-timestamp' });
   assert.equal(verifyControlPlaneRequest({ secret, headers, body, now: now + 6 * 60_000, replayWindowSeconds: 600 }).ok, true);
+});
+
+test('the HTTPS sink verifies the control plane certificate: delivered with its CA, refused without', async () => {
+  const { dir, cleanup } = tempDir();
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+    '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+  ], { stdio: 'ignore' });
+  const cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
+  const receiver = await ControlPlaneReceiver.start(undefined, { cert, key: readFileSync(join(dir, 'key.pem'), 'utf8') });
+  const meeting = { meetingId: 'tls-1', accountId: 'acme', retentionDays: 7 };
+  // Without the private CA the certificate is not trusted: the event is not delivered (and stays).
+  const untrusting = adapterOn(receiver, join(dir, 'a'), { sinks: [new HttpSink({ url: receiver.url, secret: receiver.secret })] });
+  try {
+    const failed = nextEvent<[unknown, string, C4vError]>(untrusting, 'deliveryfailed');
+    untrusting.publish(meeting, { participantLeft: { displayName: 'Bob', participantCount: 1 } });
+    const [, , error] = await failed;
+    assert.is(error.code, 'CONTROL_PLANE_UNREACHABLE');
+    assert.is(receiver.bodies.length, 0, 'nothing went over the untrusted connection');
+    assert.is(untrusting.pending, 1);
+  } finally {
+    await untrusting.close();
+  }
+  // With it, over TLS.
+  const trusting = adapterOn(receiver, join(dir, 'b'), { sinks: [new HttpSink({ url: receiver.url, secret: receiver.secret, ca: cert })] });
+  try {
+    const sent = trusting.publish(meeting, { participantLeft: { displayName: 'Bob', participantCount: 1 } });
+    await trusting.drained();
+    assert.equal(receiver.accepted.map((e) => e.eventId), [sent.eventId]);
+  } finally {
+    await trusting.close();
+    await receiver.close();
+    cleanup();
+  }
+});
+
+test('the JSON format renders the same allow-listed event', async () => {
+  const receiver = await ControlPlaneReceiver.start();
+  const { dir, cleanup } = tempDir();
+  const adapter = adapterOn(receiver, dir, { sinks: [new HttpSink({ url: receiver.url, secret: receiver.secret, format: 'json' })] });
+  try {
+    const sent = adapter.publish({ meetingId: 'json-1', accountId: 'acme', retentionDays: 7 }, { settingsChanged: { changed: { allowChat: false, maxParticipants: 12 } } });
+    await adapter.drained();
+    assert.equal(receiver.accepted, [
+      { eventId: sent.eventId, meetingId: 'json-1', sequence: 1, kind: 'settingsChanged', body: { changed: { allowChat: false, maxParticipants: 12 } } },
+    ]);
+    assert.equal(JSON.parse(receiver.bodies[0]!.toString()), {
+      eventId: sent.eventId,
+      meetingId: 'json-1',
+      sequence: 1,
+      settingsChanged: { changed: { allowChat: false, maxParticipants: 12 } },
+    });
+  } finally {
+    await adapter.close();
+    await receiver.close();
+    cleanup();
+  }
 });
 
 test('a meeting reaches the control plane as allow-listed messages, in order, signed, once each', async () => {

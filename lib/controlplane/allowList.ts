@@ -143,13 +143,15 @@ export function encodeEvent(envelope: { eventId: string; meetingId: string; sequ
   return pb.ControlPlaneEvent.encode({ ...envelope, ...message } as ControlPlaneEventMessage).finish();
 }
 
-/** A decoded event as plain JSON-safe data (int64 as numbers, only set fields). */
+/**
+ * A decoded event as plain JSON-safe data: exactly the declared fields that are set (protobuf's
+ * JSON mapping with lowerCamelCase names, int64 as numbers), the message under its kind's key.
+ */
 export interface RenderedEvent {
   eventId: string;
   meetingId: string;
   sequence: number;
-  kind: MessageKind;
-  [field: string]: unknown;
+  [kind: string]: unknown;
 }
 
 /**
@@ -158,8 +160,7 @@ export interface RenderedEvent {
  */
 export function renderEvent(bytes: Uint8Array): RenderedEvent {
   const decoded = pb.ControlPlaneEvent.decode(bytes);
+  if (!decoded.event) throw new TypeError('a control-plane event without a message');
   const object = pb.ControlPlaneEvent.toObject(decoded, { longs: Number, oneofs: false, defaults: false, arrays: false });
-  const kind = decoded.event;
-  if (!kind) throw new TypeError('a control-plane event without a message');
-  return { sequence: 0, ...(object as Omit<RenderedEvent, 'kind'>), kind } as RenderedEvent;
+  return { sequence: 0, ...object } as RenderedEvent;
 }

@@ -3,6 +3,7 @@
 // delivery of each idempotency key. It decodes with protobufjs reflection of
 // proto/controlplane.proto, independently of the library's generated code.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
@@ -46,25 +47,29 @@ export class ControlPlaneReceiver {
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
   #port = 0;
+  #tls = false;
 
-  private constructor(secret: string) {
+  private constructor(secret: string, tls?: { cert: string; key: string }) {
     this.secret = secret;
-    this.#server = createServer((req, res) => this.#handle(req, res));
+    const handler = (req: IncomingMessage, res: ServerResponse): void => this.#handle(req, res);
+    this.#server = tls ? createHttpsServer(tls, handler) : createServer(handler);
     this.#server.on('connection', (s) => {
       this.#sockets.add(s);
       s.on('close', () => this.#sockets.delete(s));
     });
   }
 
-  static async start(secret = 'test-secret-0123456789abcdef'): Promise<ControlPlaneReceiver> {
-    const r = new ControlPlaneReceiver(secret);
+  /** Starts on an ephemeral port of 127.0.0.1; HTTPS when `tls` is given. */
+  static async start(secret = 'test-secret-0123456789abcdef', tls?: { cert: string; key: string }): Promise<ControlPlaneReceiver> {
+    const r = new ControlPlaneReceiver(secret, tls);
+    r.#tls = tls !== undefined;
     await new Promise<void>((resolve) => r.#server.listen(0, '127.0.0.1', resolve));
     r.#port = (r.#server.address() as AddressInfo).port;
     return r;
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.#port}/v1/events`;
+    return `${this.#tls ? 'https' : 'http'}://127.0.0.1:${this.#port}/v1/events`;
   }
 
   /** Every byte received, for "this text never left the process" checks. */
