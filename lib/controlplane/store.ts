@@ -243,11 +243,15 @@ export class ControlPlaneStore {
    */
   heads(sink: string, limit: number): PendingDelivery[] {
     const rows = this.#all(
+      // One pass over the sink's undelivered rows finds each meeting's lowest sequence; the
+      // (meeting_id, seq) index then fetches those heads (a backlog costs O(n), not O(n^2)).
       `SELECT e.id, e.event_id, e.meeting_id, e.seq, e.kind, e.payload, d.attempts, d.next_attempt_at
-         FROM deliveries d JOIN events e ON e.id = d.event
-        WHERE d.sink = ?1 AND d.delivered_at IS NULL
-          AND e.seq = (SELECT MIN(e2.seq) FROM deliveries d2 JOIN events e2 ON e2.id = d2.event
-                        WHERE d2.sink = ?1 AND d2.delivered_at IS NULL AND e2.meeting_id = e.meeting_id)
+         FROM (SELECT e2.meeting_id AS meeting_id, MIN(e2.seq) AS seq
+                 FROM deliveries d2 JOIN events e2 ON e2.id = d2.event
+                WHERE d2.sink = ?1 AND d2.delivered_at IS NULL
+                GROUP BY e2.meeting_id) h
+         JOIN events e ON e.meeting_id = h.meeting_id AND e.seq = h.seq
+         JOIN deliveries d ON d.event = e.id AND d.sink = ?1
         ORDER BY d.next_attempt_at, e.id
         LIMIT ?2`,
       sink,
