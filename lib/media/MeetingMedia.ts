@@ -490,6 +490,11 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     return { ...r.info };
   }
 
+  /** mediasoup's receive statistics of a producer (packet counts per encoding). */
+  async producerStats(producerId: string): Promise<ms.ProducerStat[]> {
+    return this.#producerRecord(producerId).producer.getStats();
+  }
+
   closeProducer(producerId: string): void {
     this.#producerRecord(producerId).producer.close();
   }

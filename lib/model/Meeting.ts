@@ -272,6 +272,7 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
       isHost,
       isCoHost: this.#cohostIdentities.has(req.identity),
       awaitingHost: !isHost && this.#awaitingHost(),
+      returning: existing?.state === 'admitted',
     });
     if (decision.outcome === 'refused') {
       if (decision.code === 'WRONG_PASSWORD') {
