@@ -84,6 +84,11 @@ export class Connection implements SessionSink {
   #state: State = 'new';
   #session: Session | undefined;
   #chain: Promise<void> = Promise.resolve();
+  /** Run right after the current response is sent (notifications that must follow it). */
+  #afterResponse: (() => void) | undefined;
+  /** A request is being handled: a close it causes waits until its response is sent. */
+  #handling = false;
+  #deferredEnd: CloseReason | undefined;
   #pending = 0;
   #protocolErrors = 0;
   #floodStrikes = 0;
@@ -131,6 +136,10 @@ export class Connection implements SessionSink {
   }
 
   end(reason: CloseReason): void {
+    if (this.#handling) {
+      this.#deferredEnd = reason;
+      return;
+    }
     this.#closeWith(reason, `participant session ended: ${reason}`);
   }
 
@@ -185,12 +194,21 @@ export class Connection implements SessionSink {
     this.#chain = this.#chain.then(async () => {
       try {
         if (this.#state === 'closed') return;
+        this.#handling = true;
         const result = await this.#handle(type, request);
         this.#send({ id, response: result });
+        const after = this.#afterResponse;
+        this.#afterResponse = undefined;
+        after?.();
       } catch (error) {
         this.#refuse(id, error, type);
       } finally {
         this.#pending--;
+        this.#handling = false;
+        // E.g. the host's own endMeeting: the response goes out before the close.
+        const deferred = this.#deferredEnd;
+        this.#deferredEnd = undefined;
+        if (deferred) this.end(deferred);
       }
     });
   }
@@ -368,6 +386,13 @@ export class Connection implements SessionSink {
     const replaced = session.attach(this);
     if (replaced && replaced instanceof Connection) replaced.#closeWith('replaced', 'resumed on another connection');
     this.logger.info({ state: participant.state, role: participant.role }, 'participant attached');
+    // A moderator's first waiting list was emitted inside meeting.join(), before this session
+    // listened: send the current one after the response (and again on resume).
+    this.#afterResponse = () => {
+      if (participant.state === 'admitted' && (participant.role === 'host' || participant.role === 'cohost')) {
+        this.notify({ waitingList: { participants: meeting.waiting.map(participantToWire) } });
+      }
+    };
     return {
       join: {
         participantId: participant.id,
@@ -411,7 +436,7 @@ export class Connection implements SessionSink {
         p.leave();
         return ok;
       case 'getParticipants':
-        if (p.state !== 'admitted') throw new InvalidStateError(`the participant list is for admitted participants (${p.state})`);
+        if (p.state !== 'admitted') throw new PolicyError('NOT_ADMITTED', `the participant list is for admitted participants (${p.state})`);
         return {
           participants: {
             participants: m.participants.map(participantToWire),
@@ -480,7 +505,7 @@ export class Connection implements SessionSink {
         break;
     }
     // Everything below is media, chat or E2EE: admitted participants only.
-    if (p.state !== 'admitted') throw new InvalidStateError(`${type} needs an admitted participant (state ${p.state})`);
+    if (p.state !== 'admitted') throw new PolicyError('NOT_ADMITTED', `${type} needs an admitted participant (state ${p.state})`);
     switch (type) {
       case 'answerPoll':
         await p.answerPoll(r.answerPoll!.pollId ?? '', r.answerPoll!.option ?? 0);

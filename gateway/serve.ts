@@ -1,0 +1,110 @@
+// The demo meeting server behind `c4v-media serve`: media workers, the gateway on a local port,
+// and one demo account and meeting from the configuration, with a host join token to print.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type { Logger } from 'pino';
+import { createLogger, createMediaCore, createMetricsRegistry, SetupError, C4vError, type MediaCore, type Meeting } from '../lib/index.js';
+import type { ServeConfig } from './config.js';
+import { createGateway, type Gateway } from './Gateway.js';
+import { JoinTokens } from './tokens.js';
+
+const require = createRequire(import.meta.url);
+const VERSION = (require('../../package.json') as { version: string }).version;
+
+export interface DemoServer {
+  core: MediaCore;
+  gateway: Gateway;
+  meeting: Meeting;
+  tokens: JoinTokens;
+  /** A fresh host token for the demo meeting. */
+  hostToken(): string;
+  /** Stops the gateway (SERVER_SHUTDOWN to every client) and the workers. */
+  close(): Promise<void>;
+}
+
+function readPem(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new SetupError('CONFIG_INVALID', `server.tls.${what}: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
+/** Starts the demo server from a validated configuration (see loadConfig). */
+export async function startDemoServer(config: ServeConfig, logger?: Logger): Promise<DemoServer> {
+  const log = logger ?? createLogger({ level: config.logging.level, logPersonalData: config.logging.personalData, base: { service: 'c4v-media' } });
+  const tls = config.server.tls
+    ? { cert: readPem(config.server.tls.certFile, 'certFile'), key: readPem(config.server.tls.keyFile, 'keyFile') }
+    : undefined;
+  const registry = createMetricsRegistry();
+  const core = await createMediaCore({
+    logger: log,
+    registry,
+    workers: {
+      workers: config.workers.count,
+      region: config.workers.region,
+      ...(config.workers.rtcMinPort ? { rtcMinPort: config.workers.rtcMinPort } : {}),
+      ...(config.workers.rtcMaxPort ? { rtcMaxPort: config.workers.rtcMaxPort } : {}),
+    },
+    media: {
+      listenInfos: [
+        {
+          protocol: 'udp',
+          ip: config.media.listenIp,
+          ...(config.media.announcedAddress ? { announcedAddress: config.media.announcedAddress } : {}),
+        },
+      ],
+    },
+  });
+  try {
+    const d = config.demo;
+    let meeting: Meeting;
+    try {
+      core.createAccount(d.account);
+      meeting = await core.createMeeting({
+        id: d.meeting.id,
+        accountId: d.account.id,
+        title: d.meeting.title,
+        hostIdentity: d.meeting.hostIdentity,
+        hostName: d.meeting.hostName,
+        settings: d.meeting.settings,
+        ...(d.meeting.password ? { password: d.meeting.password } : {}),
+      });
+    } catch (error) {
+      // The model checks setting values; for the operator that is a config error.
+      if (error instanceof TypeError || (error instanceof C4vError && error.code === 'SETTING_LOCKED')) {
+        throw new SetupError('CONFIG_INVALID', `demo meeting: ${error.message}`);
+      }
+      throw error;
+    }
+    const tokens = new JoinTokens(config.tokens.secret ?? JoinTokens.randomSecret());
+    const gateway = await createGateway({
+      core,
+      logger: log,
+      registry,
+      tokens,
+      host: config.server.host,
+      port: config.server.port,
+      path: config.server.path,
+      allowInsecurePublic: config.server.allowInsecurePublic,
+      limits: config.limits,
+      serverVersion: `c4v-media/${VERSION}`,
+      ...(tls ? { tls } : {}),
+    });
+    return {
+      core,
+      gateway,
+      meeting,
+      tokens,
+      hostToken: () =>
+        tokens.issue({ identity: d.meeting.hostIdentity, role: 'host', meetingId: meeting.id, displayName: d.meeting.hostName }, config.tokens.ttlSeconds),
+      async close() {
+        await gateway.close();
+        core.close();
+      },
+    };
+  } catch (error) {
+    core.close();
+    throw error;
+  }
+}

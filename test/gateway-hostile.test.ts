@@ -1,0 +1,212 @@
+// Hostile and malformed input against the real gateway: each frame gets its documented error
+// response or close, is logged as a warning, and never disturbs the media of the meeting.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { encodeEnvelope, pb } from '../gateway/wire.js';
+import { stream, testGateway } from './helpers/gateway.js';
+import { publish, SignallingClient, subscribe, WireError } from './helpers/signallingClient.js';
+import { memoryLogger, within } from './helpers/util.js';
+
+const MEETING = 'elternabend';
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (error) {
+    if (error instanceof WireError) return error.code;
+    throw error;
+  }
+  return 'no error';
+}
+
+/** Waits for the next id-0 error (a frame that did not decode far enough to have an id). */
+async function frameError(c: SignallingClient, count: number): Promise<string> {
+  await within(
+    new Promise<void>((resolve) => {
+      const check = (): void => {
+        if (c.frameErrors.length >= count) resolve();
+        else setImmediate(check);
+      };
+      check();
+    }),
+    5000,
+    'an error response with id 0',
+  );
+  return c.frameErrors[count - 1]!.codeName;
+}
+
+test('malformed and hostile frames get their coded error or close while the meeting keeps its media', async () => {
+  const { logger, lines } = memoryLogger('info');
+  const t = await testGateway({ logger, limits: { messageBurst: 40, messagesPerSecond: 20, floodStrikesBeforeClose: 10, protocolErrorsBeforeClose: 6, maxMessageBytes: 16 * 1024 } });
+  const stops: Array<() => void> = [];
+  const peers: Array<{ close(): Promise<void> }> = [];
+  try {
+    // A meeting with media flowing: host publishes, an admitted guest receives.
+    const host = await t.client();
+    await host.join({ meetingId: MEETING, displayName: 'Host', joinToken: t.hostToken(), e2eeCapable: true });
+    const guest = await t.client();
+    const gj = await guest.join({ meetingId: MEETING, displayName: 'Gast', joinToken: t.userToken('gast@x.de'), e2eeCapable: true });
+    await host.call({ admit: { participantId: gj.participantId } });
+    await guest.admitted();
+    const tracks = [{ name: 'mic', kind: 'audio' as const, source: 'microphone' as const }];
+    const hp = await publish(host, tracks);
+    peers.push(hp.pub);
+    const gs = await subscribe(guest, [hp.producers.get('mic')!]);
+    peers.push(gs.sub);
+    stops.push(stream(hp.pub, tracks, 'host'));
+    const consumerId = gs.consumers.get(hp.producers.get('mic')!)!;
+    await gs.sub.waitFor(() => gs.sub.packetsOf(consumerId).length >= 3, 'media before the attacks', 20_000);
+
+    // An attacker in the same meeting (admitted, so that wrong-state and flood hit a joined session).
+    const bad = await t.client();
+    const bj = await bad.join({ meetingId: MEETING, displayName: 'Störer', joinToken: t.userToken('stoerer@x.de'), e2eeCapable: true });
+    await host.call({ admit: { participantId: bj.participantId } });
+    await bad.admitted();
+
+    const hello = Buffer.from(encodeEnvelope({ id: 9, request: { hello: { protocolVersions: [1] } } }));
+    // Frame-level errors: answered with id 0 (or the envelope's id when it decoded that far).
+    const table: Array<[string, Buffer | string, boolean]> = [
+      ['garbage bytes', Buffer.from([0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0xfa]), true],
+      ['truncated envelope', hello.subarray(0, hello.length - 3), true],
+      ['huge length prefix', Buffer.from([0x12, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x00]), true],
+      ['text frame', '{"join": "meeting"}', false],
+    ];
+    let n = 0;
+    for (const [name, frame, binary] of table) {
+      bad.sendRaw(frame, binary);
+      assert.is(await frameError(bad, ++n), 'PROTOCOL_ERROR', name);
+    }
+    // Unknown oneof member (field 99 of Request) in an envelope with id 5: answered on id 5.
+    const unknownOneof = Buffer.from([0x08, 0x05, 0x12, 0x03, 0x9a, 0x06, 0x00]);
+    const answered = new Promise<void>((resolve) => bad.ws.on('message', (d: Buffer) => {
+      const env = pb.Envelope.decode(d);
+      if (env.id === 5 && env.response?.error?.codeName === 'PROTOCOL_ERROR') resolve();
+    }));
+    bad.sendRaw(unknownOneof);
+    await within(answered, 5000, 'PROTOCOL_ERROR on id 5 for an unknown request type');
+    // Wrong state: a second join, and hello again.
+    assert.is(await codeOf(bad.call({ join: { meetingId: MEETING, displayName: 'x' } })), 'INVALID_STATE');
+    assert.is(await codeOf(bad.call({ hello: { protocolVersions: [1] } })), 'INVALID_STATE');
+    // Bad arguments inside a well-formed request.
+    assert.is(await codeOf(bad.call({ createTransport: { direction: 7 as never } })), 'PROTOCOL_ERROR');
+    assert.is(await codeOf(bad.call({ consume: { transportId: 'nope', producerId: 'nope', rtpCapabilities: bad.rtpCapabilities } })), 'NOT_FOUND');
+    assert.ok(bad.closeInfo === undefined, 'the connection survives single bad frames');
+
+    // Flood: past the burst requests are refused with RATE_LIMITED, and a client that keeps
+    // flooding is closed with FLOODING.
+    const flood = Array.from({ length: 80 }, () => bad.send({ getRouterRtpCapabilities: {} }).catch(() => undefined));
+    const floodResults = await Promise.all(flood);
+    assert.ok(floodResults.some((r) => r?.error?.codeName === 'RATE_LIMITED'), 'flood answered with RATE_LIMITED');
+    assert.equal(await bad.waitClosed(), { code: 4000 + pb.CloseReason.FLOODING, reason: 'FLOODING' });
+
+    // Repeated garbage on a fresh connection: PROTOCOL_VIOLATION after the configured count.
+    const junk = await t.client();
+    for (let i = 0; i < 6; i++) junk.sendRaw(Buffer.from([0xff, i]));
+    assert.equal(await junk.waitClosed(), { code: 4000 + pb.CloseReason.PROTOCOL_VIOLATION, reason: 'PROTOCOL_VIOLATION' });
+    assert.is(junk.frameErrors.length, 6, 'every bad frame was answered before the close');
+
+    // Unknown protocol version: UNSUPPORTED_VERSION, then a close.
+    const future = await t.client();
+    assert.is(await codeOf(future.call({ hello: { protocolVersions: [7, 8] } })), 'UNSUPPORTED_VERSION');
+    assert.equal(await future.waitClosed(), { code: 4000 + pb.CloseReason.VERSION_MISMATCH, reason: 'VERSION_MISMATCH' });
+
+    // Oversized frame: ws refuses it above maxPayload and closes with 1009.
+    const big = await t.client();
+    big.sendRaw(Buffer.alloc(20 * 1024, 1));
+    assert.is((await big.waitClosed()).code, 1009);
+
+    // A waiting participant asking for media: NOT_ADMITTED.
+    const waiting = await t.client();
+    await waiting.join({ meetingId: MEETING, displayName: 'Wartend', e2eeCapable: true });
+    assert.is(await codeOf(waiting.call({ produce: { transportId: 'x', source: 1, kind: 1, rtpParameters: { codecs: [{ mimeType: 'audio/opus' }] } } })), 'NOT_ADMITTED');
+
+    // Through all of this the guest kept receiving the host's audio.
+    const before = gs.sub.packetsOf(consumerId).length;
+    await gs.sub.waitFor(() => gs.sub.packetsOf(consumerId).length >= before + 10, 'media after the attacks', 20_000);
+    assert.is(guest.closeInfo, undefined);
+    assert.is(host.closeInfo, undefined);
+
+    // Each refusal was a warning log with its code; no password or token in any line.
+    const warns = lines.map((l) => JSON.parse(l) as { level: number; code?: string; reason?: string }).filter((l) => l.level === 40);
+    for (const code of ['PROTOCOL_ERROR', 'RATE_LIMITED', 'UNSUPPORTED_VERSION', 'MESSAGE_TOO_LARGE']) {
+      assert.ok(warns.some((w) => w.code === code), `a warning for ${code}`);
+    }
+    assert.ok(warns.some((w) => w.reason === 'flooding'));
+    assert.ok(warns.some((w) => w.reason === 'protocol-violation'));
+  } finally {
+    for (const s of stops) s();
+    for (const p of peers) await p.close();
+    await t.close();
+  }
+});
+
+test('logs carry meeting and participant ids but no passwords, tokens, names or addresses', async () => {
+  const { logger, lines } = memoryLogger('debug');
+  const t = await testGateway({ logger, settings: { passwordRequired: true } , password: 'Geheim-2024!' });
+  try {
+    const token = t.hostToken();
+    const host = await t.client();
+    await host.join({ meetingId: MEETING, displayName: 'Frau Schmidt', joinToken: token, e2eeCapable: true });
+    const g = await t.client();
+    await g.hello();
+    assert.is(await codeOf(g.joinOnly({ meetingId: MEETING, displayName: 'Herr Meier', password: 'falsch-123', e2eeCapable: true })), 'WRONG_PASSWORD');
+    const j = await g.joinOnly({ meetingId: MEETING, displayName: 'Herr Meier', password: 'Geheim-2024!', e2eeCapable: true });
+    await host.call({ admit: { participantId: j.participantId } });
+    await g.admitted();
+    // The server's own listening URL may name its address; nothing about a client may.
+    const all = lines.filter((l) => !l.includes('signalling gateway listening')).join('\n');
+    for (const secret of ['Geheim-2024!', 'falsch-123', token, token.split('.')[2]!, 'Frau Schmidt', 'Herr Meier', '127.0.0.1']) {
+      assert.not.ok(all.includes(secret), `logs must not contain ${secret.slice(0, 12)}`);
+    }
+    assert.ok(lines.some((l) => l.includes(`"participantId":"${j.participantId}"`) && l.includes(`"meetingId":"${MEETING}"`)));
+  } finally {
+    await t.close();
+  }
+});
+
+test('too many connections from one address are refused with HTTP 429', async () => {
+  const t = await testGateway({ limits: { connectionsPerAddress: 2 } });
+  try {
+    await t.client();
+    await t.client();
+    try {
+      await SignallingClient.connect(t.gateway.url);
+      assert.unreachable('a third connection from the same address was accepted');
+    } catch (error) {
+      assert.match((error as Error).message, /HTTP 429/);
+    }
+  } finally {
+    await t.close();
+  }
+});
+
+test('a client that stops reading is closed with SLOW_READER; the sender is unaffected', async () => {
+  const t = await testGateway({ limits: { maxBufferedBytes: 256 * 1024, messagesPerSecond: 100_000, messageBurst: 100_000, maxPendingRequests: 100_000 } });
+  try {
+    const host = await t.client();
+    await host.join({ meetingId: MEETING, displayName: 'Host', joinToken: t.hostToken(), e2eeCapable: true });
+    const slow = await t.client();
+    const sj = await slow.join({ meetingId: MEETING, displayName: 'Langsam', joinToken: t.userToken('slow@x.de'), e2eeCapable: true });
+    await host.call({ admit: { participantId: sj.participantId } });
+    await slow.admitted();
+    // The slow client stops reading from its socket.
+    (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const data = Buffer.alloc(60 * 1024, 7);
+    // Key messages are relayed as notifications: the slow client's send buffer fills up.
+    let sent = 0;
+    const closedSlow = async (): Promise<boolean> =>
+      (await t.gateway.metrics.closes.get()).values.some((v) => v.labels.reason === 'slow-reader');
+    while (!(await closedSlow()) && sent < 1000) {
+      await host.call({ sendKeyMessage: { toParticipantId: sj.participantId, data } });
+      sent++;
+    }
+    assert.ok(sent < 1000, 'the slow reader was cut off before 60 MB piled up');
+    assert.match(await (await fetch(`${t.gateway.httpUrl}/metrics`)).text(), /c4v_gateway_closes_total\{reason="slow-reader"\} 1/);
+    // The host's connection is fine.
+    await host.call({ getParticipants: {} });
+  } finally {
+    await t.close();
+  }
+});
+
+test.run();
