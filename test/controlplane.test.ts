@@ -265,6 +265,31 @@ test('a meeting reaches the control plane as allow-listed messages, in order, si
   }
 });
 
+test('someone who leaves and rejoins is listed once at the end; a guest who only waited is not listed', async () => {
+  const receiver = await ControlPlaneReceiver.start();
+  const { dir, cleanup } = tempDir();
+  const adapter = adapterOn(receiver, dir);
+  try {
+    const meeting = await core.createMeeting({ id: 'm-rejoin', accountId: 'acme', title: 'T', hostIdentity: 'h', settings: { waitingRoom: false } });
+    const host = await meeting.join({ identity: 'h', displayName: 'Hanna', authenticated: true, asHost: true, e2eeCapable: true });
+    const first = await meeting.join({ identity: 'r', displayName: 'Rita', authenticated: true, e2eeCapable: true });
+    first.leave();
+    await meeting.join({ identity: 'r', displayName: 'Rita', authenticated: true, e2eeCapable: true });
+    meeting.lock(host);
+    meeting.end(host);
+    await adapter.drained();
+    const got = receiver.ofMeeting('m-rejoin');
+    assert.equal(got.filter((e) => e.kind === 'participantJoined').map((e) => e.body.displayName), ['Hanna', 'Rita', 'Rita']);
+    const ended = got.find((e) => e.kind === 'meetingEnded')!.body;
+    assert.equal(ended.participantDisplayNames, ['Hanna', 'Rita']);
+    assert.is(ended.participantCount, 2);
+  } finally {
+    await adapter.close();
+    await receiver.close();
+    cleanup();
+  }
+});
+
 test('the audit record shows who admitted, denied, locked, unlocked, muted, made co-host, removed and ended, and where the media ran', async () => {
   const receiver = await ControlPlaneReceiver.start();
   const { dir, cleanup } = tempDir();

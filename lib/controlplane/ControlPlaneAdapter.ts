@@ -88,7 +88,10 @@ export interface AuditRecord {
 
 interface LiveMeeting {
   view: MeetingView;
-  /** Display names of everyone admitted, by participant id, for the meeting-ended participant list. */
+  /**
+   * Display names of everyone admitted, by identity (someone who rejoins is listed once), for the
+   * meeting-ended participant list.
+   */
   attendees: Map<string, string>;
   /** Participant ids admitted and not yet gone. */
   present: Set<string>;
@@ -304,7 +307,7 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
       live = { view: m, attendees: new Map(), present: new Set() };
       this.#live.set(m.id, live);
       for (const p of m.participants) {
-        live.attendees.set(p.id, p.displayName);
+        live.attendees.set(p.identity, p.displayName);
         live.present.add(p.id);
       }
     }
@@ -326,7 +329,7 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
     });
     this.#on('participantjoined', (m, p) => {
       const live = this.#track(m);
-      live.attendees.set(p.id, p.displayName);
+      live.attendees.set(p.identity, p.displayName);
       live.present.add(p.id);
       this.#publishFor(m, { participantJoined: map.participantJoined(m, p) });
     });
@@ -396,6 +399,8 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
           if (heads.length > 0) {
             const next = Math.min(...heads.map((h) => h.nextAttemptAt));
             s.timer = setTimeout(() => this.#wake(s), Math.max(0, next - now));
+            // Pending events are safe on disk: a retry must not keep a finished process alive.
+            s.timer.unref();
           }
           return;
         }
