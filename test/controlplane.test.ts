@@ -1,7 +1,7 @@
 // The control-plane adapter on a real media core: the allow-list, the HTTP sink's signature, the
 // audit record and retention. The control plane is an ordinary local HTTP server.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -103,6 +103,8 @@ test('a smuggled field is refused with FIELD_NOT_ALLOWED and neither stored nor 
       }
     }
     assert.is(adapter.store.events().length, 0, 'nothing was stored');
+    // The outbox holds personal data: only its owner may read it.
+    for (const f of readdirSync(dir)) assert.is(statSync(join(dir, f)).mode & 0o777, 0o600, `${f} mode`);
     // A clean message afterwards goes through, so the receiver was there to hear anything.
     const sent = adapter.publish(meeting, { participantLeft: { displayName: 'Bob', participantCount: 1 } });
     await adapter.drained();

@@ -5,7 +5,7 @@
 // synchronous=FULL, so a committed event survives a crash or power loss before it is handed to a
 // sink. Erasure: secure_delete=ON overwrites deleted rows with zeros in the database file, and
 // every purge ends with a TRUNCATE checkpoint so that no old page image stays behind in the WAL.
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite';
 import type { AuditAction, AuditEntry, PlacementEntry } from '../model/types.js';
@@ -116,7 +116,13 @@ export class ControlPlaneStore {
 
   constructor(path: string) {
     this.path = path;
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    if (path !== ':memory:') {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      // Personal data: readable by this user only. SQLite gives its -wal and -shm files the mode
+      // of the database file, so creating that one with 0600 covers all three.
+      closeSync(openSync(path, 'a', 0o600));
+      chmodSync(path, 0o600);
+    }
     // Loaded here rather than imported at the top so that embedding the library without the
     // control-plane adapter never loads (or warns about) the experimental node:sqlite module.
     const sqlite = process.getBuiltinModule('node:sqlite') as typeof import('node:sqlite');
