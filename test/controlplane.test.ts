@@ -239,7 +239,8 @@ test('a meeting reaches the control plane as allow-listed messages, in order, si
       ['Bob Bauer', undefined],
     ]);
     assert.is(joined[1]!.email, 'bob.bauer@kanzlei.example', 'a registered participant has an e-mail');
-    assert.is(joined[2]!.email, undefined, 'a guest has none');
+    assert.is(joined[2]!.email, undefined, "a guest's self-typed e-mail is not exported");
+    assert.not.ok(receiver.allBytes.includes('carol.selbst@guest.example'));
     const poll = got.find((e) => e.kind === 'pollResults')!.body;
     assert.equal(poll, {
       question: 'Nächster Termin?',

@@ -87,7 +87,15 @@ export async function runMeeting(
     password: PASSWORD,
     e2eeCapable: true,
   });
-  const carol = await meeting.join({ identity: `carol@${id}`, displayName: 'Carol Christ', authenticated: false, password: PASSWORD, e2eeCapable: true });
+  // A guest: the e-mail she typed is not a registered participant's and must not be exported.
+  const carol = await meeting.join({
+    identity: `carol@${id}`,
+    displayName: 'Carol Christ',
+    authenticated: false,
+    email: 'carol.selbst@guest.example',
+    password: PASSWORD,
+    e2eeCapable: true,
+  });
   const eve = await meeting.join({ identity: `eve@${id}`, displayName: 'Eve Eindringling', authenticated: false, password: PASSWORD, e2eeCapable: true });
   meeting.admit(host, bob.id);
   meeting.admit(host, carol.id);
