@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { C4vError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
 import type { AuditEntry, CloseReason, MeetingSettings, PlacementEntry, PollResults } from '../model/types.js';
-import { assertAllowListed, encodeEvent, type ControlPlaneMessage, type MessageKind } from './allowList.js';
+import { assertAllowListed, encodeEvent, eventType, type ControlPlaneMessage } from './allowList.js';
 import * as map from './mapping.js';
 import type { MeetingView, ParticipantView } from './mapping.js';
 import type { ControlPlaneSink, OutgoingEvent } from './sinks.js';
@@ -133,6 +133,8 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
     this.#options = options;
     this.#logger = options.logger.child({ component: 'controlplane' });
     this.#clock = options.clock ?? Date.now;
+    // Load the allow-list now: a broken installation fails at start, not on the first event.
+    eventType();
     this.store = new ControlPlaneStore(options.outboxPath);
     this.#sinks = options.sinks.map((sink) => ({ sink, running: false, again: false, timer: undefined, inflight: new Set() }));
 

@@ -51,8 +51,8 @@ export type ControlPlaneMessage =
   | { settingsChanged: SettingsChangedMessage };
 
 function protoPath(): string {
-  // dist/lib/controlplane/allowList.js and lib/controlplane/allowList.ts both sit three levels
-  // below the package root, where proto/ is (package.json ships it).
+  // The compiled module (dist/lib/controlplane/) sits three levels below the package root, where
+  // proto/ is (package.json ships it); the TypeScript source (lib/controlplane/) two levels.
   const path = fileURLToPath(new URL('../../../proto/controlplane.proto', import.meta.url));
   const fallback = fileURLToPath(new URL('../../proto/controlplane.proto', import.meta.url));
   if (existsSync(path)) return path;
