@@ -31,3 +31,19 @@ export { hashPassword, verifyPassword, AttemptLimiter } from './model/password.j
 export { DEFAULT_MEDIA_CODECS } from './media/MeetingMedia.js';
 export type { MeetingMediaOptions } from './media/MeetingMedia.js';
 export type * from './model/types.js';
+
+// Control-plane adapter (metadata only): allow-list, outbox, sinks, retention, audit record.
+export { createControlPlaneAdapter, ControlPlaneAdapter } from './controlplane/ControlPlaneAdapter.js';
+export type {
+  ControlPlaneAdapterOptions,
+  ControlPlaneAdapterEvents,
+  ControlPlaneSource,
+  ControlPlaneSourceEvents,
+  AuditRecord,
+} from './controlplane/ControlPlaneAdapter.js';
+export { HttpSink, FileSink, verifyControlPlaneRequest, signBody, SIGNATURE_HEADER, TIMESTAMP_HEADER, IDEMPOTENCY_HEADER, DEFAULT_REPLAY_WINDOW_S } from './controlplane/sinks.js';
+export type { ControlPlaneSink, OutgoingEvent, HttpSinkOptions, FileSinkOptions, VerifyOptions, VerifyResult } from './controlplane/sinks.js';
+export { assertAllowListed, renderEvent, MESSAGE_KINDS } from './controlplane/allowList.js';
+export type { ControlPlaneMessage, MessageKind, RenderedEvent } from './controlplane/allowList.js';
+export type { MeetingView, ParticipantView } from './controlplane/mapping.js';
+export type { PurgeResult, StoredAuditEntry } from './controlplane/store.js';

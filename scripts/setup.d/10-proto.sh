@@ -13,7 +13,10 @@ for proto in proto/*.proto; do
   sum="$(cat "$proto" scripts/setup.d/10-proto.sh | sha256sum | cut -c1-32)"
   if [ ! -f "$js" ] || [ ! -f "$dts" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]; then
     echo "c4v setup: generating protobuf code for $proto" >&2
-    "$NODE" node_modules/protobufjs-cli/bin/pbjs -t static-module -w es6 --force-number \
+    # Each file gets its own protobuf root (--root): with the shared "default" root, the second
+    # generated module replaces the first one's `c4v` namespace object and the first one's
+    # encoders then fail ("Cannot read properties of undefined (reading 'v1')").
+    "$NODE" node_modules/protobufjs-cli/bin/pbjs -t static-module -w es6 --force-number --root "$name" \
       -o "$js" "$proto"
     "$NODE" node_modules/protobufjs-cli/bin/pbts -o "$dts" "$js"
     echo "$sum" > "$stamp"

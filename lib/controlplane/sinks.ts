@@ -1,0 +1,224 @@
+// Where control-plane events go: an HTTP(S) endpoint of the control plane, or a JSON-lines file.
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { open, type FileHandle } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { C4vError } from '../errors.js';
+import { renderEvent, type MessageKind, type RenderedEvent } from './allowList.js';
+
+/** One event as a sink receives it: the stored protobuf bytes plus what identifies it. */
+export interface OutgoingEvent {
+  /** Idempotency key. */
+  eventId: string;
+  meetingId: string;
+  /** 1, 2, 3 ... per meeting. */
+  sequence: number;
+  kind: MessageKind;
+  /** The encoded c4v.controlplane.v1.ControlPlaneEvent. */
+  payload: Uint8Array;
+}
+
+/**
+ * A destination. `deliver` resolves once the event is durably accepted and rejects otherwise (the
+ * adapter then retries with backoff). `name` is stable across restarts: the outbox keeps delivery
+ * state per sink name.
+ */
+export interface ControlPlaneSink {
+  readonly name: string;
+  deliver(event: OutgoingEvent): Promise<void>;
+  close?(): Promise<void> | void;
+}
+
+/** Request headers of the HTTP sink. */
+export const SIGNATURE_HEADER = 'x-c4v-signature';
+export const TIMESTAMP_HEADER = 'x-c4v-timestamp';
+export const IDEMPOTENCY_HEADER = 'idempotency-key';
+/** How far a receiver should accept a timestamp from its own clock, in seconds. */
+export const DEFAULT_REPLAY_WINDOW_S = 300;
+
+/** `v1=<hex HMAC-SHA256(secret, "v1:" + timestamp + ":" + body)>`. */
+export function signBody(secret: string | Uint8Array, timestamp: string, body: Uint8Array): string {
+  const mac = createHmac('sha256', secret);
+  mac.update(`v1:${timestamp}:`);
+  mac.update(body);
+  return `v1=${mac.digest('hex')}`;
+}
+
+export interface VerifyOptions {
+  secret: string | Uint8Array;
+  /** Header values as received (node's IncomingMessage.headers works). */
+  headers: Record<string, string | string[] | undefined>;
+  /** The raw request body, exactly as received. */
+  body: Uint8Array;
+  /** Accepted clock difference in seconds; default DEFAULT_REPLAY_WINDOW_S. */
+  replayWindowSeconds?: number;
+  /** Receiver's clock in ms; default Date.now(). */
+  now?: number;
+}
+
+export type VerifyResult = { ok: true; eventId: string } | { ok: false; reason: 'missing-headers' | 'stale-timestamp' | 'bad-signature' };
+
+/**
+ * What a control-plane receiver does with a request of the HTTP sink: the signature must match
+ * the body and the timestamp, and the timestamp must be within the replay window. A request that
+ * passes may still be a duplicate (a retry): the receiver keeps the first of each idempotency key
+ * for at least the replay window (after which a replayed request fails the timestamp check).
+ */
+export function verifyControlPlaneRequest(options: VerifyOptions): VerifyResult {
+  const header = (name: string): string | undefined => {
+    const v = options.headers[name];
+    return Array.isArray(v) ? v[0] : v;
+  };
+  const timestamp = header(TIMESTAMP_HEADER);
+  const signature = header(SIGNATURE_HEADER);
+  const eventId = header(IDEMPOTENCY_HEADER);
+  if (!timestamp || !signature || !eventId || !/^\d+$/.test(timestamp)) return { ok: false, reason: 'missing-headers' };
+  const window = options.replayWindowSeconds ?? DEFAULT_REPLAY_WINDOW_S;
+  const now = (options.now ?? Date.now()) / 1000;
+  if (Math.abs(now - Number(timestamp)) > window) return { ok: false, reason: 'stale-timestamp' };
+  const expected = Buffer.from(signBody(options.secret, timestamp, options.body));
+  const got = Buffer.from(signature);
+  if (expected.length !== got.length || !timingSafeEqual(expected, got)) return { ok: false, reason: 'bad-signature' };
+  return { ok: true, eventId };
+}
+
+export interface HttpSinkOptions {
+  /** The control plane's endpoint (http: or https:). */
+  url: string | URL;
+  /** Shared secret for the HMAC signature. */
+  secret: string | Uint8Array;
+  /** 'protobuf' (application/x-protobuf, the default) or 'json' (rendered from the protobuf). */
+  format?: 'protobuf' | 'json';
+  /** Per-request time limit; default 10 s. */
+  timeoutMs?: number;
+  /** Sink name in the outbox; default 'http'. */
+  name?: string;
+  /** Extra headers (an API key of the control plane, ...). */
+  headers?: Record<string, string>;
+  /**
+   * Trusted CA certificate(s) (PEM) for an https: control plane with a private CA, instead of the
+   * system's. Certificates are always verified; there is no switch to turn that off.
+   */
+  ca?: string | Buffer | Array<string | Buffer>;
+}
+
+/**
+ * POSTs each event to the control plane. A 2xx answer means delivered; anything else (or no
+ * answer) is a failure the adapter retries. Receivers answer 2xx to a duplicate idempotency key.
+ */
+export class HttpSink implements ControlPlaneSink {
+  readonly name: string;
+  readonly #url: URL;
+  readonly #secret: string | Uint8Array;
+  readonly #format: 'protobuf' | 'json';
+  readonly #timeoutMs: number;
+  readonly #headers: Record<string, string>;
+  readonly #ca: HttpSinkOptions['ca'];
+
+  constructor(options: HttpSinkOptions) {
+    this.#url = new URL(options.url);
+    if (this.#url.protocol !== 'https:' && this.#url.protocol !== 'http:') {
+      throw new TypeError(`control-plane url must be http(s), got ${this.#url.protocol}`);
+    }
+    if (!options.secret || options.secret.length < 16) throw new TypeError('the HMAC secret must have at least 16 bytes');
+    this.name = options.name ?? 'http';
+    this.#secret = options.secret;
+    this.#format = options.format ?? 'protobuf';
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#headers = options.headers ?? {};
+    this.#ca = options.ca;
+  }
+
+  async deliver(event: OutgoingEvent): Promise<void> {
+    const body =
+      this.#format === 'json' ? Buffer.from(JSON.stringify(renderEvent(event.payload))) : Buffer.from(event.payload);
+    const timestamp = String(Math.floor(Date.now() / 1000));
+    const options: RequestOptions & { ca?: HttpSinkOptions['ca'] } = {
+      method: 'POST',
+      headers: {
+        ...this.#headers,
+        'content-type': this.#format === 'json' ? 'application/json' : 'application/x-protobuf',
+        'content-length': String(body.length),
+        [TIMESTAMP_HEADER]: timestamp,
+        [SIGNATURE_HEADER]: signBody(this.#secret, timestamp, body),
+        [IDEMPOTENCY_HEADER]: event.eventId,
+      },
+      timeout: this.#timeoutMs,
+      ...(this.#ca ? { ca: this.#ca } : {}),
+    };
+    let status: number;
+    try {
+      status = await new Promise<number>((resolve, reject) => {
+        const send = this.#url.protocol === 'https:' ? httpsRequest : httpRequest;
+        const req = send(this.#url, options, (res: IncomingMessage) => {
+          // Drain the answer so that the socket can be reused; only the status matters.
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+          res.on('error', reject);
+        });
+        req.on('timeout', () => req.destroy(new Error(`no answer within ${this.#timeoutMs} ms`)));
+        req.on('error', reject);
+        req.end(body);
+      });
+    } catch (error) {
+      throw new C4vError('CONTROL_PLANE_UNREACHABLE', `control plane ${this.#url.host} unreachable: ${describe(error)}`);
+    }
+    if (status < 200 || status > 299) {
+      throw new C4vError('CONTROL_PLANE_UNREACHABLE', `control plane ${this.#url.host} answered ${status}`);
+    }
+  }
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) return (error as { code?: string }).code ?? error.message;
+  return String(error);
+}
+
+export interface FileSinkOptions {
+  /** The JSON-lines file; created (with its folder) when missing, appended to otherwise. */
+  path: string;
+  /** Sink name in the outbox; default 'file'. */
+  name?: string;
+}
+
+/**
+ * Appends each event as one JSON line (rendered from the protobuf, so only allow-listed fields)
+ * and fsyncs before reporting it delivered. A crash between the append and the outbox update
+ * repeats the line after the restart: consumers dedupe by `eventId`.
+ */
+export class FileSink implements ControlPlaneSink {
+  readonly name: string;
+  readonly path: string;
+  #handle: Promise<FileHandle> | undefined;
+  #queue: Promise<void> = Promise.resolve();
+
+  constructor(options: FileSinkOptions) {
+    this.path = options.path;
+    this.name = options.name ?? 'file';
+  }
+
+  deliver(event: OutgoingEvent): Promise<void> {
+    const line = JSON.stringify(renderEvent(event.payload) satisfies RenderedEvent) + '\n';
+    // Appends are serialised so that two meetings' lines never interleave.
+    const done = this.#queue.then(async () => {
+      if (!this.#handle) {
+        mkdirSync(dirname(this.path), { recursive: true });
+        this.#handle = open(this.path, 'a', 0o600);
+      }
+      const handle = await this.#handle;
+      await handle.appendFile(line);
+      await handle.sync();
+    });
+    this.#queue = done.catch(() => undefined);
+    return done;
+  }
+
+  async close(): Promise<void> {
+    const handle = this.#handle;
+    this.#handle = undefined;
+    await this.#queue;
+    if (handle) await (await handle).close();
+  }
+}

@@ -1,0 +1,468 @@
+// The control-plane adapter's state on disk: the outbox (events and their delivery per sink), the
+// meetings it has seen (for sequence numbers and retention) and the audit record.
+//
+// SQLite through node:sqlite (built into Node 22, no dependency). Durability: WAL with
+// synchronous=FULL, so a committed event survives a crash or power loss before it is handed to a
+// sink. Erasure: secure_delete=ON overwrites deleted rows with zeros in the database file, and
+// every purge ends with a TRUNCATE checkpoint so that no old page image stays behind in the WAL.
+import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite';
+import type { AuditAction, AuditEntry, PlacementEntry } from '../model/types.js';
+import type { MessageKind } from './allowList.js';
+
+const DAY_MS = 86_400_000;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meetings (
+  meeting_id     TEXT PRIMARY KEY,
+  account_id     TEXT NOT NULL,
+  retention_days REAL NOT NULL,
+  next_seq       INTEGER NOT NULL DEFAULT 1,
+  ended_at       INTEGER,
+  last_event_at  INTEGER,
+  purged_at      INTEGER
+);
+CREATE TABLE IF NOT EXISTS events (
+  id         INTEGER PRIMARY KEY AUTOINCREMENT,
+  event_id   TEXT NOT NULL UNIQUE,
+  meeting_id TEXT NOT NULL,
+  seq        INTEGER NOT NULL,
+  kind       TEXT NOT NULL,
+  payload    BLOB NOT NULL,
+  created_at INTEGER NOT NULL,
+  UNIQUE (meeting_id, seq)
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+  event       INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+  sink        TEXT NOT NULL,
+  delivered_at INTEGER,
+  attempts    INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  last_error  TEXT,
+  PRIMARY KEY (event, sink)
+);
+CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (sink, delivered_at);
+CREATE TABLE IF NOT EXISTS audit (
+  id         INTEGER PRIMARY KEY AUTOINCREMENT,
+  meeting_id TEXT NOT NULL,
+  at         INTEGER NOT NULL,
+  action     TEXT NOT NULL,
+  actor      TEXT,
+  target     TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_meeting ON audit (meeting_id, id);
+CREATE TABLE IF NOT EXISTS placements (
+  meeting_id TEXT NOT NULL,
+  worker_id  INTEGER NOT NULL,
+  region     TEXT NOT NULL,
+  from_ms    INTEGER NOT NULL,
+  to_ms      INTEGER,
+  end_reason TEXT,
+  PRIMARY KEY (meeting_id, worker_id, from_ms)
+);
+`;
+
+/** One stored event waiting for a sink. */
+export interface PendingDelivery {
+  id: number;
+  eventId: string;
+  meetingId: string;
+  seq: number;
+  kind: MessageKind;
+  payload: Uint8Array;
+  attempts: number;
+  nextAttemptAt: number;
+}
+
+/** An action of the audit record; actor and target are personal and become undefined when purged. */
+export interface StoredAuditEntry {
+  meetingId: string;
+  at: Date;
+  action: AuditAction;
+  actor?: string;
+  target?: string;
+  /** True once retention removed the identities. */
+  purged: boolean;
+}
+
+export interface StoredMeeting {
+  meetingId: string;
+  accountId: string;
+  retentionDays: number;
+  endedAt?: Date;
+  purgedAt?: Date;
+}
+
+export interface PurgeResult {
+  /**
+   * Meetings whose retention has run out and whose personal data this run removed. A meeting
+   * with events not yet delivered is listed again by later runs until they are delivered and gone.
+   */
+  meetingIds: string[];
+  eventsDeleted: number;
+  auditEntriesScrubbed: number;
+}
+
+type Row = Record<string, unknown>;
+const num = (v: unknown): number => Number(v);
+
+/** The adapter's SQLite file. Synchronous on purpose: an event is on disk when enqueue returns. */
+export class ControlPlaneStore {
+  readonly path: string;
+  readonly #db: DatabaseSync;
+  readonly #stmts = new Map<string, StatementSync>();
+  #closed = false;
+
+  constructor(path: string) {
+    this.path = path;
+    if (path !== ':memory:') {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      // Personal data: readable by this user only. SQLite gives its -wal and -shm files the mode
+      // of the database file, so creating that one with 0600 covers all three.
+      closeSync(openSync(path, 'a', 0o600));
+      chmodSync(path, 0o600);
+    }
+    // Loaded here rather than imported at the top so that embedding the library without the
+    // control-plane adapter never loads (or warns about) the experimental node:sqlite module.
+    const sqlite = process.getBuiltinModule('node:sqlite') as typeof import('node:sqlite');
+    this.#db = new sqlite.DatabaseSync(path);
+    this.#db.exec('PRAGMA journal_mode = WAL');
+    this.#db.exec('PRAGMA synchronous = FULL');
+    this.#db.exec('PRAGMA secure_delete = ON');
+    this.#db.exec('PRAGMA foreign_keys = ON');
+    this.#db.exec(SCHEMA);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #stmt(sql: string): StatementSync {
+    let s = this.#stmts.get(sql);
+    if (!s) {
+      s = this.#db.prepare(sql);
+      this.#stmts.set(sql, s);
+    }
+    return s;
+  }
+
+  #run(sql: string, ...params: SQLInputValue[]): number {
+    return num(this.#stmt(sql).run(...params).changes);
+  }
+
+  #all(sql: string, ...params: SQLInputValue[]): Row[] {
+    return this.#stmt(sql).all(...params) as Row[];
+  }
+
+  #get(sql: string, ...params: SQLInputValue[]): Row | undefined {
+    return this.#stmt(sql).get(...params) as Row | undefined;
+  }
+
+  #tx<T>(fn: () => T): T {
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      const out = fn();
+      this.#db.exec('COMMIT');
+      return out;
+    } catch (error) {
+      this.#db.exec('ROLLBACK');
+      throw error;
+    }
+  }
+
+  /**
+   * Makes the delivery rows match the configured sinks: a new sink gets every stored event (it
+   * must not miss history that is still retained); rows of a sink no longer configured are
+   * dropped, because nobody would ever deliver them and they would hold personal data forever.
+   * Returns the names of dropped sinks.
+   */
+  syncSinks(sinks: readonly string[], now: number): string[] {
+    return this.#tx(() => {
+      const known = this.#all('SELECT DISTINCT sink FROM deliveries').map((r) => String(r.sink));
+      const dropped = known.filter((s) => !sinks.includes(s));
+      for (const s of dropped) this.#run('DELETE FROM deliveries WHERE sink = ?', s);
+      for (const s of sinks) {
+        this.#run(
+          'INSERT OR IGNORE INTO deliveries (event, sink, next_attempt_at) SELECT id, ?, ? FROM events',
+          s,
+          now,
+        );
+      }
+      return dropped;
+    });
+  }
+
+  /** Records that a meeting exists (account and retention), before its first event. */
+  upsertMeeting(meetingId: string, accountId: string, retentionDays: number): void {
+    this.#run(
+      `INSERT INTO meetings (meeting_id, account_id, retention_days) VALUES (?, ?, ?)
+       ON CONFLICT (meeting_id) DO UPDATE SET account_id = excluded.account_id, retention_days = excluded.retention_days`,
+      meetingId,
+      accountId,
+      retentionDays,
+    );
+  }
+
+  /**
+   * Stores one event for every sink in one transaction and returns its sequence number.
+   * `encode` receives the sequence so that it is part of the stored bytes.
+   */
+  enqueue(
+    meeting: { meetingId: string; accountId: string; retentionDays: number },
+    eventId: string,
+    kind: MessageKind,
+    encode: (seq: number) => Uint8Array,
+    sinks: readonly string[],
+    now: number,
+  ): number {
+    return this.#tx(() => {
+      this.upsertMeeting(meeting.meetingId, meeting.accountId, meeting.retentionDays);
+      const seq = num(this.#get('SELECT next_seq FROM meetings WHERE meeting_id = ?', meeting.meetingId)!.next_seq);
+      const payload = encode(seq);
+      const id = num(
+        this.#stmt('INSERT INTO events (event_id, meeting_id, seq, kind, payload, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(
+          eventId,
+          meeting.meetingId,
+          seq,
+          kind,
+          payload,
+          now,
+        ).lastInsertRowid,
+      );
+      for (const sink of sinks) {
+        this.#run('INSERT INTO deliveries (event, sink, next_attempt_at) VALUES (?, ?, ?)', id, sink, now);
+      }
+      this.#run(
+        'UPDATE meetings SET next_seq = ?, last_event_at = ?, purged_at = NULL WHERE meeting_id = ?',
+        seq + 1,
+        now,
+        meeting.meetingId,
+      );
+      return seq;
+    });
+  }
+
+  /**
+   * For one sink, the first undelivered event of every meeting (delivery order per meeting is the
+   * sequence order, so only the head of each meeting may go). Sorted by when they are due.
+   */
+  heads(sink: string, limit: number): PendingDelivery[] {
+    const rows = this.#all(
+      // One pass over the sink's undelivered rows finds each meeting's lowest sequence; the
+      // (meeting_id, seq) index then fetches those heads (a backlog costs O(n), not O(n^2)).
+      `SELECT e.id, e.event_id, e.meeting_id, e.seq, e.kind, e.payload, d.attempts, d.next_attempt_at
+         FROM (SELECT e2.meeting_id AS meeting_id, MIN(e2.seq) AS seq
+                 FROM deliveries d2 JOIN events e2 ON e2.id = d2.event
+                WHERE d2.sink = ?1 AND d2.delivered_at IS NULL
+                GROUP BY e2.meeting_id) h
+         JOIN events e ON e.meeting_id = h.meeting_id AND e.seq = h.seq
+         JOIN deliveries d ON d.event = e.id AND d.sink = ?1
+        ORDER BY d.next_attempt_at, e.id
+        LIMIT ?2`,
+      sink,
+      limit,
+    );
+    return rows.map((r) => ({
+      id: num(r.id),
+      eventId: String(r.event_id),
+      meetingId: String(r.meeting_id),
+      seq: num(r.seq),
+      kind: String(r.kind) as MessageKind,
+      payload: r.payload as Uint8Array,
+      attempts: num(r.attempts),
+      nextAttemptAt: num(r.next_attempt_at),
+    }));
+  }
+
+  markDelivered(id: number, sink: string, now: number): void {
+    this.#run('UPDATE deliveries SET delivered_at = ?, last_error = NULL WHERE event = ? AND sink = ?', now, id, sink);
+  }
+
+  markFailed(id: number, sink: string, attempts: number, nextAttemptAt: number, error: string): void {
+    this.#run(
+      'UPDATE deliveries SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE event = ? AND sink = ?',
+      attempts,
+      nextAttemptAt,
+      error.slice(0, 500),
+      id,
+      sink,
+    );
+  }
+
+  /** Undelivered (event, sink) pairs, for one sink or all. */
+  pendingCount(sink?: string): number {
+    const row = sink
+      ? this.#get('SELECT COUNT(*) AS n FROM deliveries WHERE delivered_at IS NULL AND sink = ?', sink)
+      : this.#get('SELECT COUNT(*) AS n FROM deliveries WHERE delivered_at IS NULL');
+    return num(row?.n ?? 0);
+  }
+
+  /** Stored events (delivered or not), oldest first; for operators and tests. */
+  events(meetingId?: string): Array<{ eventId: string; meetingId: string; seq: number; kind: MessageKind; payload: Uint8Array; delivered: boolean }> {
+    const sql = `SELECT e.event_id, e.meeting_id, e.seq, e.kind, e.payload,
+                        NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event = e.id AND d.delivered_at IS NULL) AS delivered
+                   FROM events e ${meetingId === undefined ? '' : 'WHERE e.meeting_id = ?'} ORDER BY e.id`;
+    const rows = meetingId === undefined ? this.#all(sql) : this.#all(sql, meetingId);
+    return rows.map((r) => ({
+      eventId: String(r.event_id),
+      meetingId: String(r.meeting_id),
+      seq: num(r.seq),
+      kind: String(r.kind) as MessageKind,
+      payload: r.payload as Uint8Array,
+      delivered: num(r.delivered) === 1,
+    }));
+  }
+
+  meetingEnded(meetingId: string, at: number): void {
+    this.#run('UPDATE meetings SET ended_at = ? WHERE meeting_id = ? AND ended_at IS NULL', at, meetingId);
+  }
+
+  /**
+   * Meetings of an earlier process that never recorded an end (it crashed): they ended with that
+   * process, so their retention clock starts at their last recorded event. `live` are meetings this
+   * process hosts now.
+   */
+  endOrphans(live: ReadonlySet<string>): string[] {
+    const rows = this.#all('SELECT meeting_id, last_event_at FROM meetings WHERE ended_at IS NULL');
+    const ended: string[] = [];
+    for (const r of rows) {
+      const id = String(r.meeting_id);
+      if (live.has(id)) continue;
+      const at = r.last_event_at === null ? 0 : num(r.last_event_at);
+      this.#run('UPDATE meetings SET ended_at = ? WHERE meeting_id = ?', at, id);
+      ended.push(id);
+    }
+    return ended;
+  }
+
+  meeting(meetingId: string): StoredMeeting | undefined {
+    const r = this.#get('SELECT * FROM meetings WHERE meeting_id = ?', meetingId);
+    if (!r) return undefined;
+    return {
+      meetingId: String(r.meeting_id),
+      accountId: String(r.account_id),
+      retentionDays: num(r.retention_days),
+      ...(r.ended_at === null ? {} : { endedAt: new Date(num(r.ended_at)) }),
+      ...(r.purged_at === null ? {} : { purgedAt: new Date(num(r.purged_at)) }),
+    };
+  }
+
+  meetingIds(): string[] {
+    return this.#all('SELECT meeting_id FROM meetings ORDER BY rowid').map((r) => String(r.meeting_id));
+  }
+
+  addAudit(entry: AuditEntry): void {
+    this.#run(
+      'INSERT INTO audit (meeting_id, at, action, actor, target) VALUES (?, ?, ?, ?, ?)',
+      entry.meetingId,
+      entry.at.getTime(),
+      entry.action,
+      entry.actor,
+      entry.target ?? null,
+    );
+  }
+
+  /** Inserts a placement or, for the same meeting, worker and start, records its end. */
+  upsertPlacement(p: PlacementEntry): void {
+    this.#run(
+      `INSERT INTO placements (meeting_id, worker_id, region, from_ms, to_ms, end_reason) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (meeting_id, worker_id, from_ms) DO UPDATE SET
+         to_ms = COALESCE(excluded.to_ms, to_ms), end_reason = COALESCE(excluded.end_reason, end_reason)`,
+      p.meetingId,
+      p.workerId,
+      p.region,
+      p.from.getTime(),
+      p.to ? p.to.getTime() : null,
+      p.endReason ?? null,
+    );
+  }
+
+  /** Closes placements still open (the meeting ended or the process is going away). */
+  closePlacements(meetingId: string, at: number, reason: NonNullable<PlacementEntry['endReason']>): void {
+    this.#run(
+      'UPDATE placements SET to_ms = ?, end_reason = ? WHERE meeting_id = ? AND to_ms IS NULL',
+      at,
+      reason,
+      meetingId,
+    );
+  }
+
+  audit(meetingId: string): StoredAuditEntry[] {
+    return this.#all('SELECT * FROM audit WHERE meeting_id = ? ORDER BY id', meetingId).map((r) => {
+      const entry: StoredAuditEntry = {
+        meetingId: String(r.meeting_id),
+        at: new Date(num(r.at)),
+        action: String(r.action) as AuditAction,
+        purged: r.actor === null,
+      };
+      if (r.actor !== null) entry.actor = String(r.actor);
+      if (r.target !== null) entry.target = String(r.target);
+      return entry;
+    });
+  }
+
+  placements(meetingId: string): PlacementEntry[] {
+    return this.#all('SELECT * FROM placements WHERE meeting_id = ? ORDER BY from_ms, worker_id', meetingId).map((r) => {
+      const p: PlacementEntry = {
+        meetingId: String(r.meeting_id),
+        workerId: num(r.worker_id),
+        region: String(r.region),
+        from: new Date(num(r.from_ms)),
+      };
+      if (r.to_ms !== null) p.to = new Date(num(r.to_ms));
+      if (r.end_reason !== null) p.endReason = String(r.end_reason) as NonNullable<PlacementEntry['endReason']>;
+      return p;
+    });
+  }
+
+  /**
+   * Removes personal data of meetings whose retention has run out (ended_at + retention_days <=
+   * now): their delivered events are deleted and their audit entries lose actor and target.
+   * Undelivered events stay until delivered (delivering them is why they are kept); the next purge
+   * after delivery removes them.
+   */
+  purge(now: number): PurgeResult {
+    const result: PurgeResult = { meetingIds: [], eventsDeleted: 0, auditEntriesScrubbed: 0 };
+    const due = this.#all(
+      'SELECT meeting_id FROM meetings WHERE ended_at IS NOT NULL AND purged_at IS NULL AND ended_at + retention_days * ? <= ?',
+      DAY_MS,
+      now,
+    ).map((r) => String(r.meeting_id));
+    if (due.length === 0) return result;
+    this.#tx(() => {
+      for (const id of due) {
+        result.eventsDeleted += this.#run(
+          `DELETE FROM events WHERE meeting_id = ?
+             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event = events.id AND d.delivered_at IS NULL)`,
+          id,
+        );
+        result.auditEntriesScrubbed += this.#run(
+          `UPDATE audit SET actor = NULL, target = NULL WHERE meeting_id = ? AND (actor IS NOT NULL OR target IS NOT NULL)`,
+          id,
+        );
+        const left = num(this.#get('SELECT COUNT(*) AS n FROM events WHERE meeting_id = ?', id)!.n);
+        if (left === 0) this.#run('UPDATE meetings SET purged_at = ? WHERE meeting_id = ?', now, id);
+        result.meetingIds.push(id);
+      }
+    });
+    if (result.eventsDeleted > 0 || result.auditEntriesScrubbed > 0) {
+      // Old page images of the deleted rows may still sit in the WAL: fold it into the (zeroed)
+      // database file and cut it to length so that they are gone from disk too.
+      this.#db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+    }
+    return result;
+  }
+
+  /** Closes the database (checkpointing the WAL). Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#stmts.clear();
+    try {
+      this.#db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+    } finally {
+      this.#db.close();
+    }
+  }
+}
