@@ -92,11 +92,9 @@ test('a meeting with media and chat through the gateway sends only allow-listed 
     const pollId = (await host.call({ createPoll: { question: 'Therapie fortsetzen?', options: ['Ja', 'Nein'] } })).pollCreated!.pollId;
     await bob.call({ answerPoll: { pollId, option: 0 } });
     await host.call({ closePoll: { pollId } });
-    // NOTE: the gateway (issue 4) may close the host's connection for the meeting end before the
-    // response to endMeeting goes out, so the response is not awaited as a success; the meeting's
-    // own state is what counts.
+    // The host's own endMeeting is answered before the gateway closes the host's connection.
     const endedEvent = nextEvent(core.observer, 'meetingended');
-    await host.send({ endMeeting: {} });
+    await host.call({ endMeeting: {} });
     await endedEvent;
     assert.ok(meeting.ended);
     await adapter.drained();
@@ -111,6 +109,8 @@ test('a meeting with media and chat through the gateway sends only allow-listed 
     assert.ok(got.some((e) => e.kind === 'pollResults'));
     const joined = got.filter((e) => e.kind === 'participantJoined').map((e) => e.body.displayName);
     assert.equal(joined, ['Dr. Hanna Host', 'Bob Bauer']);
+    // Participants' IP addresses are on the allow-list; the gateway hands them to the model.
+    assert.equal(got.filter((e) => e.kind === 'participantJoined').map((e) => e.body.ipAddress), ['127.0.0.1', '127.0.0.1']);
     const ended = got.find((e) => e.kind === 'meetingEnded')!.body;
     assert.equal(ended.participantDisplayNames, ['Dr. Hanna Host', 'Bob Bauer']);
 

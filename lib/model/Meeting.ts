@@ -95,6 +95,9 @@ function validateJoin(req: JoinRequest): void {
   if (typeof req.e2eeCapable !== 'boolean') throw new TypeError('e2eeCapable must be a boolean');
   if (req.password !== undefined && typeof req.password !== 'string') throw new TypeError('password must be a string');
   if (req.address !== undefined && typeof req.address !== 'string') throw new TypeError('address must be a string');
+  if (req.macAddress !== undefined && !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(String(req.macAddress))) {
+    throw new TypeError(`macAddress must look like 00:11:22:33:44:55, got ${JSON.stringify(req.macAddress)}`);
+  }
 }
 
 /**
@@ -290,6 +293,8 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
       identity: req.identity,
       displayName: req.displayName.trim(),
       email: req.email,
+      address: req.address,
+      macAddress: req.macAddress,
       authenticated: req.authenticated,
       e2eeCapable: req.e2eeCapable,
       role,

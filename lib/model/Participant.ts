@@ -59,6 +59,8 @@ export interface ParticipantInit {
   identity: string;
   displayName: string;
   email: string | undefined;
+  address: string | undefined;
+  macAddress: string | undefined;
   authenticated: boolean;
   e2eeCapable: boolean;
   role: Role;
@@ -77,6 +79,12 @@ export class Participant extends TypedEmitter<ParticipantEvents> {
   readonly displayName: string;
   /** Personal data: for the host's view only, never logged. */
   readonly email: string | undefined;
+  /**
+   * The client's IP address and, if it reported one, MAC address. Personal data: never logged;
+   * exported only as the allow-listed participant metadata, and purged with the meeting's retention.
+   */
+  readonly address: string | undefined;
+  readonly macAddress: string | undefined;
   readonly authenticated: boolean;
   readonly e2eeCapable: boolean;
   readonly meeting: Meeting;
@@ -95,6 +103,8 @@ export class Participant extends TypedEmitter<ParticipantEvents> {
     this.identity = init.identity;
     this.displayName = init.displayName;
     this.email = init.email;
+    this.address = init.address;
+    this.macAddress = init.macAddress;
     this.authenticated = init.authenticated;
     this.e2eeCapable = init.e2eeCapable;
     this.#role = init.role;

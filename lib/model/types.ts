@@ -116,6 +116,8 @@ export interface JoinRequest {
   password?: string;
   /** Client address, for per-address rate limits (personal data: never logged by default). */
   address?: string;
+  /** A MAC address, only if the client reports one (allow-listed metadata; never logged). */
+  macAddress?: string;
   email?: string;
   /** The client declares it can do end-to-end encryption (insertable streams). */
   e2eeCapable: boolean;

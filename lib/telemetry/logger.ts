@@ -20,7 +20,7 @@ export interface LoggerOptions {
 // the operator asked for: passwords and tokens never appear in a log line.
 const SECRET_KEYS = ['password', 'passwordHash', 'token', 'joinToken', 'secret', 'authorization', 'key', 'keyMaterial'];
 // Field names that hold personal data (DSGVO): redacted unless logPersonalData is on.
-const PERSONAL_KEYS = ['displayName', 'name', 'email', 'ip', 'address', 'remoteAddress', 'mac', 'hostName', 'hostEmail'];
+const PERSONAL_KEYS = ['displayName', 'name', 'email', 'ip', 'address', 'remoteAddress', 'mac', 'macAddress', 'ipAddress', 'hostName', 'hostEmail'];
 
 function paths(keys: string[]): string[] {
   const out: string[] = [];
