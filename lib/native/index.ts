@@ -52,6 +52,8 @@ export interface SenderOptions {
   packetsPerFrame: number;
   /** Frames to send. */
   frames: number;
+  /** Index of the first frame: a run that continues a warm-up keeps RTP and header sequences going. */
+  firstFrame?: number;
   /** Frames between key-frame prefixes; 0 = only the first frame. */
   keyInterval?: number;
   /** CLOCK_MONOTONIC time (ns) of the first frame; default 1 ms from now. */
@@ -149,6 +151,8 @@ export interface PacketEngine {
   readonly kind: 'native' | 'typescript';
   /** CLOCK_MONOTONIC in ns (the clock of every timestamp of the engine). */
   nowNs(): number;
+  /** Whether the generator's threads got SCHED_FIFO (native, once a sender or receiver ran). */
+  realtime(): boolean | undefined;
   openSocket(host: string, port?: number): Promise<UdpSocket>;
   buildRtp(spec: RtpSpec, fields: { rtpSeq: number; rtpTimestamp: number; marker?: boolean; seq: number; sendTimeNs?: number; keyFrame?: boolean }): Buffer;
   createSrtpSession(key: SrtpKey, direction: 'outbound' | 'inbound'): SrtpSession;
@@ -196,6 +200,7 @@ function rethrow(error: unknown): never {
 
 interface Addon {
   nowNs(): number;
+  realtime(): number;
   udpOpen(host: string, port: number): { fd: number; port: number };
   udpClose(fd: number): void;
   udpSend(fd: number, host: string, port: number, packets: Buffer[]): number;
@@ -261,6 +266,7 @@ function nativeEngine(addon: Addon): PacketEngine {
   return {
     kind: 'native',
     nowNs: () => addon.nowNs(),
+    realtime: () => (addon.realtime() < 0 ? undefined : addon.realtime() === 1),
     async openSocket(host, port = 0) {
       assertAddress(host, port);
       try {
@@ -429,6 +435,7 @@ function tsEngine(): PacketEngine {
   return {
     kind: 'typescript',
     nowNs: nowNsTs,
+    realtime: () => false,
     async openSocket(host, port = 0) {
       assertAddress(host, port);
       const socket = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4', recvBufferSize: 8 << 20, sendBufferSize: 8 << 20 });
@@ -465,9 +472,10 @@ function tsEngine(): PacketEngine {
       const period = 1e9 / o.frameRate;
       const start = o.startNs ?? nowNsTs() + 1e6;
       const st: SenderStatus = { sent: 0, sendErrors: 0, maxLateNs: 0, lateSumNs: 0, startNs: start, cpuNs: 0, done: false };
+      const first = o.firstFrame ?? 0;
       let frame = 0;
-      let rtpSeq = (o.rtp.ssrc * 7) & 0xffff;
-      let seq = 0;
+      let seq = first * o.packetsPerFrame;
+      let rtpSeq = (o.rtp.ssrc * 7 + seq) & 0xffff;
       let timer: NodeJS.Timeout | undefined;
       let resolveDone: (s: SenderStatus) => void = () => {};
       const finished = new Promise<SenderStatus>((r) => (resolveDone = r));
@@ -486,11 +494,12 @@ function tsEngine(): PacketEngine {
           const late = now - sched;
           st.maxLateNs = Math.max(st.maxLateNs, late);
           st.lateSumNs += late;
-          const key = frame === 0 || (!!o.keyInterval && frame % o.keyInterval === 0);
+          const g = first + frame;
+          const key = g === 0 || (!!o.keyInterval && g % o.keyInterval === 0);
           for (let i = 0; i < o.packetsPerFrame; i++) {
             let p = buildRtpTs(o.rtp, {
               rtpSeq: rtpSeq++,
-              rtpTimestamp: Math.round((frame * o.rtp.clockRate) / o.frameRate),
+              rtpTimestamp: g * Math.floor(o.rtp.clockRate / o.frameRate),
               marker: i === o.packetsPerFrame - 1,
               seq: seq++,
               sendTimeNs: sched,

@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -298,9 +299,11 @@ static napi_value js_udp_open(napi_env env, napi_callback_info info) {
   int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return throw_coded(env, "INTERNAL", strerror(errno));
   // Large buffers: a fan-out of 2000 copies arrives in bursts of thousands of datagrams.
-  int sz = 8 * 1024 * 1024;
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
-  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+  // SO_*BUFFORCE passes net.core.rmem_max when we have CAP_NET_ADMIN; otherwise the plain option
+  // gets what the system allows.
+  int sz = 32 * 1024 * 1024;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof sz) != 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof sz) != 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
   if (bind(fd, (struct sockaddr *)&ss, len) != 0) {
     int e = errno;
     close(fd);
@@ -548,7 +551,8 @@ typedef struct {
   rtp_spec rtp;
   double frame_rate;        // frames (bursts) per second
   int packets_per_frame;
-  int key_interval;         // frames between key-frame prefixes (0: only the first)
+  int key_interval;         // frames between key-frame prefixes (0: only frame 0)
+  int64_t first;            // index of the first frame (a run continuing a warm-up)
   int64_t count;            // frames to send
   int64_t start_ns;
   srtp_t srtp;
@@ -562,6 +566,24 @@ typedef struct {
   int joined;
 } sender_t;
 
+// The generator's threads (sender, receiver) ask for SCHED_FIFO so that a busy machine delays
+// their wake-ups less: the generator must not be what the benchmark measures. Without the
+// privilege they keep the normal policy; rt_granted tells the report which one it got.
+static _Atomic int rt_granted = -1;
+static void try_realtime(void) {
+  struct sched_param sp = {.sched_priority = 10};
+  int ok = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) == 0;
+  atomic_store(&rt_granted, ok);
+}
+
+// realtime() -> -1 (not tried yet), 0 (refused) or 1 (generator threads run SCHED_FIFO)
+static napi_value js_realtime(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  napi_create_int32(env, atomic_load(&rt_granted), &out);
+  return out;
+}
+
 static int64_t thread_cpu_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
@@ -570,9 +592,10 @@ static int64_t thread_cpu_ns(void) {
 
 static void *sender_main(void *arg) {
   sender_t *s = arg;
+  try_realtime();
   int64_t period = (int64_t)(1e9 / s->frame_rate);
-  uint32_t seq = 0;
-  uint16_t rtp_seq = (uint16_t)(s->rtp.ssrc * 7);
+  uint32_t seq = (uint32_t)(s->first * s->packets_per_frame);
+  uint16_t rtp_seq = (uint16_t)(s->rtp.ssrc * 7 + seq);
   uint32_t ts_step = (uint32_t)(s->rtp.clock_rate / s->frame_rate);
   uint8_t bufs[BATCH][MAX_PACKET + SRTP_TRAILER];
   struct mmsghdr msgs[BATCH];
@@ -580,17 +603,18 @@ static void *sender_main(void *arg) {
   int64_t cpu0 = thread_cpu_ns();
   for (int64_t f = 0; f < s->count && !atomic_load(&s->stop); f++) {
     int64_t sched = s->start_ns + f * period;
+    int64_t g = s->first + f;  // the frame's index in the stream
     struct timespec ts = {.tv_sec = sched / 1000000000LL, .tv_nsec = sched % 1000000000LL};
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
     }
     int64_t late = now_ns() - sched;
     if (late > atomic_load(&s->max_late_ns)) atomic_store(&s->max_late_ns, late);
     atomic_fetch_add(&s->late_sum_ns, late);
-    int key = f == 0 || (s->key_interval > 0 && f % s->key_interval == 0);
+    int key = g == 0 || (s->key_interval > 0 && g % s->key_interval == 0);
     int k = s->packets_per_frame > BATCH ? BATCH : s->packets_per_frame;
     for (int i = 0; i < k; i++) {
       // Latency is measured from the scheduled time: a sender that falls behind shows as delay.
-      int len = build_rtp(bufs[i], &s->rtp, rtp_seq++, (uint32_t)(f * ts_step), i == k - 1, seq++, sched, key && i == 0);
+      int len = build_rtp(bufs[i], &s->rtp, rtp_seq++, (uint32_t)(g * ts_step), i == k - 1, seq++, sched, key && i == 0);
       if (s->srtp && srtp_protect(s->srtp, bufs[i], &len) != srtp_err_status_ok) atomic_fetch_add(&s->send_errors, 1);
       iov[i].iov_base = bufs[i];
       iov[i].iov_len = (size_t)len;
@@ -654,6 +678,7 @@ static napi_value js_sender_start(napi_env env, napi_callback_info info) {
   s->packets_per_frame = (int)num_prop(env, o, "packetsPerFrame", 1);
   s->count = (int64_t)num_prop(env, o, "frames", 0);
   s->key_interval = (int)num_prop(env, o, "keyInterval", 0);
+  s->first = (int64_t)num_prop(env, o, "firstFrame", 0);
   s->start_ns = (int64_t)num_prop(env, o, "startNs", 0);
   if (s->start_ns <= 0) s->start_ns = now_ns() + 1000000;
   if (s->fd < 0 || s->frame_rate <= 0 || s->packets_per_frame < 1) {
@@ -763,6 +788,7 @@ static int copy_of(receiver_t *r, uint32_t ssrc) {
 
 static void *receiver_main(void *arg) {
   receiver_t *r = arg;
+  try_realtime();
   uint8_t bufs[BATCH][MAX_PACKET + SRTP_TRAILER];
   struct mmsghdr msgs[BATCH];
   struct iovec iov[BATCH];
@@ -1116,6 +1142,7 @@ static napi_value js_forwarder_stop(napi_env env, napi_callback_info info) {
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"nowNs", NULL, js_now_ns, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"realtime", NULL, js_realtime, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpOpen", NULL, js_udp_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpClose", NULL, js_udp_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpSend", NULL, js_udp_send, NULL, NULL, NULL, napi_enumerable, NULL},
