@@ -18,6 +18,7 @@ export const ErrorCodes = [
   'CLOSED',
   // Policy (admission and permissions).
   'NOT_PERMITTED',
+  'NOT_ADMITTED',
   'MEETING_ENDED',
   'MEETING_LOCKED',
   'MEETING_FULL',

@@ -17,3 +17,17 @@ export type { Logger, LoggerOptions } from './telemetry/logger.js';
 export { createMetricsRegistry } from './telemetry/metrics.js';
 export * from './errors.js';
 export { TypedEmitter } from './events.js';
+
+// Meetings: the policy engine (lib/model) and the per-meeting media plane (lib/media).
+export type { MediaCoreObserverEvents } from './MediaCore.js';
+export { Meeting, DEFAULT_PASSWORD_LIMITS } from './model/Meeting.js';
+export type { MeetingEvents, PasswordAttemptLimits } from './model/Meeting.js';
+export { Participant } from './model/Participant.js';
+export type { ParticipantEvents } from './model/Participant.js';
+export { Account, DEFAULT_SETTINGS, validateSettings } from './model/settings.js';
+export { decideAdmission } from './model/admission.js';
+export type { AdmissionDecision, AdmissionInput, PasswordCheck } from './model/admission.js';
+export { hashPassword, verifyPassword, AttemptLimiter } from './model/password.js';
+export { DEFAULT_MEDIA_CODECS } from './media/MeetingMedia.js';
+export type { MeetingMediaOptions } from './media/MeetingMedia.js';
+export type * from './model/types.js';

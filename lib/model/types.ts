@@ -49,6 +49,27 @@ export interface AccountInit {
   locked?: SettingName[];
 }
 
+/** What core.createMeeting() takes. */
+export interface MeetingInit {
+  /** Meeting id; default a random UUID. */
+  id?: string;
+  accountId: string;
+  title: string;
+  /** The identity that joins as host (JoinRequest.asHost with this identity). */
+  hostIdentity: string;
+  hostName?: string;
+  hostEmail?: string;
+  /** Clear-text password: hashed at once (scrypt), never kept. Makes passwordRequired true. */
+  password?: string;
+  /** Overrides of the account defaults (SETTING_LOCKED for account-locked ones). */
+  settings?: Partial<MeetingSettings>;
+  scheduledStart?: Date;
+  scheduledDurationMinutes?: number;
+  recurrence?: { type: 'daily' | 'weekly' | 'monthly'; durationWeeks?: number };
+  hostTimeZone?: string;
+  dialInNumbers?: string[];
+}
+
 // ---------------------------------------------------------------------------------------------
 // Roles, states, reasons
 // ---------------------------------------------------------------------------------------------

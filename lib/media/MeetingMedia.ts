@@ -1,0 +1,673 @@
+// The media plane of one meeting: one router per worker it uses ("shards"), WebRtcTransports for
+// participants, producers/consumers, chat data channels, active-speaker detection, pipes between
+// shards, and recovery when a worker dies. Policy (who may do what) is the model's job
+// (lib/model); this module only enforces what the media plane itself guarantees: WebRTC
+// transports with DTLS-SRTP only, routers only in allowed regions, pipes only on 127.0.0.1.
+import type { types as ms } from 'mediasoup';
+import type { Logger } from 'pino';
+import { C4vError, MediaError } from '../errors.js';
+import { TypedEmitter } from '../events.js';
+import type {
+  ConsumerInfo,
+  DataConsumerInfo,
+  MediaSource,
+  PlacementEntry,
+  ProducerInfo,
+  TransportInfo,
+} from '../model/types.js';
+import type { PoolWorker, WorkerPool } from './WorkerPool.js';
+
+/** The codecs every meeting router offers (Opus; VP8, VP9, H.264 for camera and screen). */
+export const DEFAULT_MEDIA_CODECS: ms.RouterRtpCodecCapability[] = [
+  { kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2 },
+  { kind: 'video', mimeType: 'video/VP8', clockRate: 90000 },
+  { kind: 'video', mimeType: 'video/VP9', clockRate: 90000, parameters: { 'profile-id': 2 } },
+  {
+    kind: 'video',
+    mimeType: 'video/H264',
+    clockRate: 90000,
+    parameters: { 'packetization-mode': 1, 'profile-level-id': '42e01f', 'level-asymmetry-allowed': 1 },
+  },
+];
+
+/** Media-plane options of a MediaCore (and so of every meeting). */
+export interface MeetingMediaOptions {
+  /**
+   * Where participants' WebRtcTransports listen. Default: UDP on 127.0.0.1 (tests, a demo behind
+   * a TURN/ingress); a server sets its public or announced address here.
+   */
+  listenInfos?: ms.TransportListenInfo[];
+  /** Participants per router before the meeting spreads to another worker; default 200. */
+  participantsPerWorker?: number;
+  /** Router codecs; default DEFAULT_MEDIA_CODECS. */
+  mediaCodecs?: ms.RouterRtpCodecCapability[];
+  /** Encrypt the pipes between a meeting's workers with SRTP too (they stay on 127.0.0.1); default true. */
+  srtpPipes?: boolean;
+  /** ActiveSpeakerObserver interval in ms; default 300. */
+  activeSpeakerInterval?: number;
+}
+
+/** A router of the meeting on one worker. */
+interface Shard {
+  router: ms.Router;
+  worker: PoolWorker;
+  placement: PlacementEntry;
+  speaker: ms.ActiveSpeakerObserver | undefined;
+  participants: Set<string>;
+  dead: boolean;
+}
+
+interface ProducerRecord {
+  info: ProducerInfo;
+  producer: ms.Producer;
+  shard: Shard;
+}
+
+interface DataProducerRecord {
+  id: string;
+  participantId: string;
+  dataProducer: ms.DataProducer;
+  shard: Shard;
+}
+
+interface PeerMedia {
+  shard: Shard | undefined;
+  transports: Map<string, { transport: ms.WebRtcTransport; direction: 'send' | 'recv' }>;
+  consumers: Map<string, ms.Consumer>;
+  dataConsumers: Map<string, ms.DataConsumer>;
+}
+
+export type MeetingMediaEvents = {
+  /** A producer closed (by its owner, by the host, or with its worker). */
+  producerclosed: [ProducerInfo];
+  /** A chat DataProducer closed. */
+  chatclosed: [string, string];
+  /** A participant's consumer closed because the producer went away. */
+  consumerclosed: [string, string];
+  /** The dominant speaker changed (participant id). */
+  dominantspeaker: [string];
+  /** A placement began (no `to`) or ended (`to` and `endReason` set). */
+  placement: [PlacementEntry];
+  /** A worker died: these participants lost their transports and must reconnect. */
+  reconnect: [string[]];
+  /** DTLS state of a participant's transport (participant id, transport id, state). */
+  transportstate: [string, string, ms.DtlsState];
+  /** Recovery after a worker death failed (no worker left in the allowed regions). */
+  recoveryfailed: [Error];
+  listenererror: [string, unknown];
+};
+
+function toTransportInfo(t: ms.WebRtcTransport, direction: 'send' | 'recv'): TransportInfo {
+  return {
+    id: t.id,
+    direction,
+    iceParameters: { ...t.iceParameters },
+    iceCandidates: t.iceCandidates.map((c) => ({
+      foundation: c.foundation,
+      priority: c.priority,
+      address: c.address,
+      protocol: c.protocol,
+      port: c.port,
+      type: c.type,
+      ...(c.tcpType ? { tcpType: c.tcpType } : {}),
+    })),
+    dtlsParameters: {
+      role: t.dtlsParameters.role,
+      fingerprints: t.dtlsParameters.fingerprints.map((f) => ({ algorithm: f.algorithm, value: f.value })),
+    },
+    ...(t.sctpParameters
+      ? {
+          sctpParameters: {
+            port: t.sctpParameters.port,
+            OS: t.sctpParameters.OS,
+            MIS: t.sctpParameters.MIS,
+            maxMessageSize: t.sctpParameters.maxMessageSize,
+          },
+        }
+      : {}),
+  };
+}
+
+const SOURCE_KIND: Record<MediaSource, 'audio' | 'video'> = {
+  microphone: 'audio',
+  camera: 'video',
+  'screen-video': 'video',
+  'screen-audio': 'audio',
+};
+
+/**
+ * One meeting's media plane. Created by the Meeting; participants reach it through Participant
+ * methods, which check policy first.
+ */
+export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
+  readonly meetingId: string;
+  readonly rtpCapabilities: ms.RtpCapabilities;
+  readonly #pool: WorkerPool;
+  readonly #allowedRegions: readonly string[];
+  readonly #options: Required<Omit<MeetingMediaOptions, 'listenInfos'>> & { listenInfos: ms.TransportListenInfo[] };
+  readonly #logger: Logger;
+  readonly #shards = new Set<Shard>();
+  readonly #peers = new Map<string, PeerMedia>();
+  readonly #producers = new Map<string, ProducerRecord>();
+  readonly #dataProducers = new Map<string, DataProducerRecord>();
+  /** Producers (and data producers) already piped to a router: key `<id>:<routerId>`. */
+  readonly #pipes = new Map<string, Promise<void>>();
+  /** Set while a dead shard is being replaced; media calls wait on it. */
+  #recovering: Promise<void> | undefined;
+  #closed = false;
+
+  /** Places the meeting's first router on a worker in `allowedRegions` (REGION_UNAVAILABLE otherwise). */
+  static async create(params: {
+    meetingId: string;
+    pool: WorkerPool;
+    allowedRegions: readonly string[];
+    options?: MeetingMediaOptions;
+    logger: Logger;
+  }): Promise<MeetingMedia> {
+    const media = new MeetingMedia(params);
+    await media.#addShard(new Set());
+    return media;
+  }
+
+  private constructor(params: {
+    meetingId: string;
+    pool: WorkerPool;
+    allowedRegions: readonly string[];
+    options?: MeetingMediaOptions;
+    logger: Logger;
+  }) {
+    super();
+    const o = params.options ?? {};
+    this.meetingId = params.meetingId;
+    this.#pool = params.pool;
+    this.#allowedRegions = [...params.allowedRegions];
+    this.#logger = params.logger.child({ component: 'meetingmedia', meetingId: params.meetingId });
+    this.#options = {
+      listenInfos: o.listenInfos ?? [{ protocol: 'udp', ip: '127.0.0.1' }],
+      participantsPerWorker: o.participantsPerWorker ?? 200,
+      mediaCodecs: o.mediaCodecs ?? DEFAULT_MEDIA_CODECS,
+      srtpPipes: o.srtpPipes ?? true,
+      activeSpeakerInterval: o.activeSpeakerInterval ?? 300,
+    };
+    if (!Number.isInteger(this.#options.participantsPerWorker) || this.#options.participantsPerWorker < 1) {
+      throw new TypeError('participantsPerWorker must be a positive integer');
+    }
+    // Every router of the meeting has the same codecs, so clients see one set of capabilities
+    // whichever worker serves them (mediasoup derives them deterministically from the codecs).
+    this.rtpCapabilities = { codecs: [], headerExtensions: [] };
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The live placements (one per router), oldest first. */
+  get placements(): PlacementEntry[] {
+    return [...this.#shards].filter((s) => !s.dead).map((s) => s.placement);
+  }
+
+  /** Worker ids the meeting's routers run on now. */
+  get workerIds(): number[] {
+    return [...this.#shards].filter((s) => !s.dead).map((s) => s.worker.id);
+  }
+
+  /** The worker id serving a participant, once it has a transport. */
+  workerOf(participantId: string): number | undefined {
+    return this.#peers.get(participantId)?.shard?.worker.id;
+  }
+
+  /** Every open producer of the meeting. */
+  get producers(): ProducerInfo[] {
+    return [...this.#producers.values()].map((r) => ({ ...r.info }));
+  }
+
+  /** Open chat DataProducers as [dataProducerId, participantId]. */
+  get chatProducers(): Array<[string, string]> {
+    return [...this.#dataProducers.values()].map((r) => [r.id, r.participantId]);
+  }
+
+  producer(id: string): ProducerInfo | undefined {
+    const r = this.#producers.get(id);
+    return r ? { ...r.info } : undefined;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Shards and placement
+  // ---------------------------------------------------------------------------------------------
+
+  async #addShard(exclude: Set<PoolWorker>): Promise<Shard> {
+    const worker = this.#pool.pick(this.#allowedRegions, exclude);
+    const router = await this.#pool.createRouter(worker, {
+      mediaCodecs: this.#options.mediaCodecs,
+      appData: { meetingId: this.meetingId },
+    });
+    if (this.rtpCapabilities.codecs!.length === 0) {
+      Object.assign(this.rtpCapabilities, router.rtpCapabilities);
+    }
+    const shard: Shard = {
+      router,
+      worker,
+      placement: { meetingId: this.meetingId, workerId: worker.id, region: worker.region, from: new Date() },
+      speaker: undefined,
+      participants: new Set(),
+      dead: false,
+    };
+    if (this.#closed) {
+      router.close();
+      throw new MediaError('CLOSED', 'meeting media closed');
+    }
+    try {
+      shard.speaker = await router.createActiveSpeakerObserver({ interval: this.#options.activeSpeakerInterval });
+      shard.speaker.on('dominantspeaker', ({ producer }) => {
+        const r = this.#producers.get(producer.id);
+        if (r) this.safeEmit('dominantspeaker', r.info.participantId);
+      });
+    } catch (error) {
+      // A router without speaker detection still carries media; say so and go on.
+      this.#logger.warn({ err: String(error) }, 'no active speaker observer on this router');
+    }
+    router.on('workerclose', () => this.#onShardDied(shard));
+    this.#shards.add(shard);
+    this.#logger.info({ workerId: worker.id, region: worker.region }, 'meeting placed on worker');
+    this.safeEmit('placement', { ...shard.placement });
+    return shard;
+  }
+
+  #endPlacement(shard: Shard, reason: NonNullable<PlacementEntry['endReason']>): void {
+    if (shard.placement.to) return;
+    shard.placement.to = new Date();
+    shard.placement.endReason = reason;
+    this.safeEmit('placement', { ...shard.placement });
+  }
+
+  /** The shard a participant's media goes to: its own, or one with room, or a new one on a free worker. */
+  async #shardFor(participantId: string): Promise<Shard> {
+    while (this.#recovering) await this.#recovering;
+    this.#assertOpen();
+    const peer = this.#peer(participantId);
+    if (peer.shard && !peer.shard.dead) return peer.shard;
+    const live = [...this.#shards].filter((s) => !s.dead);
+    let shard = live.find((s) => s.participants.size < this.#options.participantsPerWorker);
+    if (!shard) {
+      try {
+        shard = await this.#addShard(new Set(live.map((s) => s.worker)));
+      } catch (error) {
+        // No further worker in the allowed regions: keep the meeting on its routers (more load on
+        // them) rather than refuse, and never go to another region.
+        if (!(error instanceof C4vError && error.code === 'REGION_UNAVAILABLE') || live.length === 0) throw error;
+        shard = live.reduce((a, b) => (a.participants.size <= b.participants.size ? a : b));
+      }
+    }
+    // Another call may have assigned the participant while this one awaited.
+    if (peer.shard && !peer.shard.dead) return peer.shard;
+    peer.shard = shard;
+    shard.participants.add(participantId);
+    return shard;
+  }
+
+  #onShardDied(shard: Shard): void {
+    if (shard.dead || this.#closed) return;
+    shard.dead = true;
+    this.#shards.delete(shard);
+    this.#endPlacement(shard, 'worker-died');
+    this.#logger.error({ workerId: shard.worker.id }, 'worker of the meeting died; moving its media');
+    const affected: string[] = [];
+    for (const pid of shard.participants) {
+      const peer = this.#peers.get(pid);
+      if (!peer) continue;
+      // Its transports, producers and consumers died with the router; forget them.
+      peer.shard = undefined;
+      peer.transports.clear();
+      peer.consumers.clear();
+      peer.dataConsumers.clear();
+      affected.push(pid);
+    }
+    shard.participants.clear();
+    for (const key of [...this.#pipes.keys()]) if (key.endsWith(`:${shard.router.id}`)) this.#pipes.delete(key);
+    // The meeting always keeps one router (its capabilities, a place for the next transport).
+    const needNew = ![...this.#shards].some((s) => !s.dead);
+    const recovery = (needNew ? this.#replaceShard(shard.worker) : Promise.resolve()).then(
+      () => {
+        this.safeEmit('reconnect', affected);
+      },
+      (error: unknown) => {
+        this.#logger.error({ err: String(error) }, 'could not move the meeting to another worker');
+        this.safeEmit('recoveryfailed', error instanceof Error ? error : new Error(String(error)));
+        this.safeEmit('reconnect', affected);
+      },
+    );
+    const tracked = recovery.finally(() => {
+      if (this.#recovering === tracked) this.#recovering = undefined;
+    });
+    this.#recovering = tracked;
+  }
+
+  /** A new router on a live worker in an allowed region; waits for a replacement worker if none is up. */
+  async #replaceShard(dead: PoolWorker): Promise<void> {
+    const exclude = new Set<PoolWorker>([dead]);
+    try {
+      await this.#addShard(exclude);
+      return;
+    } catch (error) {
+      if (!(error instanceof C4vError && error.code === 'REGION_UNAVAILABLE')) throw error;
+    }
+    // The pool respawns dead workers: wait (bounded) for one in an allowed region.
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pool.off('workeradded', onAdded);
+        reject(new MediaError('REGION_UNAVAILABLE', 'no media worker came back in the allowed regions'));
+      }, 30_000);
+      const onAdded = (): void => {
+        try {
+          this.#pool.pick(this.#allowedRegions, exclude);
+        } catch {
+          return;
+        }
+        clearTimeout(timer);
+        this.#pool.off('workeradded', onAdded);
+        resolve();
+      };
+      this.#pool.on('workeradded', onAdded);
+    });
+    if (this.#closed) return;
+    await this.#addShard(exclude);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Participants' transports
+  // ---------------------------------------------------------------------------------------------
+
+  #peer(participantId: string): PeerMedia {
+    let peer = this.#peers.get(participantId);
+    if (!peer) {
+      peer = { shard: undefined, transports: new Map(), consumers: new Map(), dataConsumers: new Map() };
+      this.#peers.set(participantId, peer);
+    }
+    return peer;
+  }
+
+  #transport(participantId: string, transportId: string, direction?: 'send' | 'recv'): ms.WebRtcTransport {
+    const t = this.#peers.get(participantId)?.transports.get(transportId);
+    if (!t || t.transport.closed) throw new MediaError('NOT_FOUND', `no transport ${transportId} of this participant`);
+    if (direction && t.direction !== direction) {
+      throw new TypeError(`transport ${transportId} is a ${t.direction} transport, not ${direction}`);
+    }
+    return t.transport;
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new MediaError('CLOSED', 'meeting media closed');
+  }
+
+  /** A WebRtcTransport (ICE + DTLS-SRTP, SCTP for chat) on the participant's router. */
+  async createTransport(participantId: string, direction: 'send' | 'recv'): Promise<TransportInfo> {
+    if (direction !== 'send' && direction !== 'recv') throw new TypeError(`direction must be 'send' or 'recv'`);
+    const shard = await this.#shardFor(participantId);
+    const transport = await shard.router.createWebRtcTransport({
+      listenInfos: this.#options.listenInfos,
+      enableSctp: true,
+      appData: { participantId, direction },
+    });
+    const peer = this.#peers.get(participantId);
+    if (!peer || peer.shard !== shard || this.#closed) {
+      transport.close();
+      throw new MediaError('CLOSED', 'participant media released while creating a transport');
+    }
+    peer.transports.set(transport.id, { transport, direction });
+    transport.on('dtlsstatechange', (state) => this.safeEmit('transportstate', participantId, transport.id, state));
+    transport.observer.once('close', () => peer.transports.delete(transport.id));
+    return toTransportInfo(transport, direction);
+  }
+
+  async connectTransport(participantId: string, transportId: string, dtlsParameters: ms.DtlsParameters): Promise<void> {
+    if (typeof dtlsParameters !== 'object' || dtlsParameters === null || !Array.isArray(dtlsParameters.fingerprints)) {
+      throw new TypeError('dtlsParameters must have fingerprints');
+    }
+    await this.#transport(participantId, transportId).connect({ dtlsParameters });
+  }
+
+  async restartIce(participantId: string, transportId: string): Promise<TransportInfo['iceParameters']> {
+    return { ...(await this.#transport(participantId, transportId).restartIce()) };
+  }
+
+  /** DTLS state of a participant's transport. */
+  transportState(participantId: string, transportId: string): ms.DtlsState {
+    return this.#transport(participantId, transportId).dtlsState;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Producers and consumers
+  // ---------------------------------------------------------------------------------------------
+
+  async produce(
+    participantId: string,
+    params: { transportId: string; source: MediaSource; kind: 'audio' | 'video'; rtpParameters: ms.RtpParameters; paused?: boolean },
+  ): Promise<ProducerInfo> {
+    if (!(params.source in SOURCE_KIND)) throw new TypeError(`unknown media source ${JSON.stringify(params.source)}`);
+    if (SOURCE_KIND[params.source] !== params.kind) {
+      throw new TypeError(`source ${params.source} carries ${SOURCE_KIND[params.source]}, not ${String(params.kind)}`);
+    }
+    const transport = this.#transport(participantId, params.transportId, 'send');
+    for (const r of this.#producers.values()) {
+      if (r.info.participantId === participantId && r.info.source === params.source) {
+        throw new MediaError('INVALID_STATE', `this participant already publishes ${params.source}`);
+      }
+    }
+    const shard = this.#peers.get(participantId)!.shard!;
+    const producer = await transport.produce({
+      kind: params.kind,
+      rtpParameters: params.rtpParameters,
+      paused: params.paused ?? false,
+      appData: { participantId, source: params.source },
+    });
+    const info: ProducerInfo = { id: producer.id, participantId, source: params.source, kind: params.kind, paused: producer.paused };
+    const record: ProducerRecord = { info, producer, shard };
+    this.#producers.set(producer.id, record);
+    producer.observer.once('close', () => {
+      this.#producers.delete(producer.id);
+      for (const key of [...this.#pipes.keys()]) if (key.startsWith(`${producer.id}:`)) this.#pipes.delete(key);
+      this.safeEmit('producerclosed', { ...info });
+    });
+    if (params.source === 'microphone' && shard.speaker && !shard.speaker.closed) {
+      await shard.speaker.addProducer({ producerId: producer.id }).catch((error: unknown) => {
+        this.#logger.warn({ err: String(error) }, 'could not watch a microphone for the active speaker');
+      });
+    }
+    return { ...info };
+  }
+
+  async pauseProducer(producerId: string): Promise<ProducerInfo> {
+    const r = this.#producerRecord(producerId);
+    await r.producer.pause();
+    r.info.paused = true;
+    return { ...r.info };
+  }
+
+  async resumeProducer(producerId: string): Promise<ProducerInfo> {
+    const r = this.#producerRecord(producerId);
+    await r.producer.resume();
+    r.info.paused = false;
+    return { ...r.info };
+  }
+
+  closeProducer(producerId: string): void {
+    this.#producerRecord(producerId).producer.close();
+  }
+
+  #producerRecord(producerId: string): ProducerRecord {
+    const r = this.#producers.get(producerId);
+    if (!r) throw new MediaError('NOT_FOUND', `no producer ${producerId} in this meeting`);
+    return r;
+  }
+
+  /** Makes `id` (a producer or data producer on another shard) available on `target` through a pipe. */
+  async #pipe(kind: 'producer' | 'data', id: string, from: Shard, target: Shard): Promise<void> {
+    if (from === target) return;
+    const key = `${id}:${target.router.id}`;
+    let pending = this.#pipes.get(key);
+    if (!pending) {
+      pending = from.router
+        .pipeToRouter({
+          ...(kind === 'producer' ? { producerId: id } : { dataProducerId: id }),
+          router: target.router,
+          // Pipes stay inside the machine (loopback) and are SRTP-encrypted as well.
+          listenInfo: { protocol: 'udp', ip: '127.0.0.1' },
+          enableSrtp: this.#options.srtpPipes,
+          enableSctp: true,
+        })
+        .then(() => undefined);
+      this.#pipes.set(key, pending);
+      pending.catch(() => this.#pipes.delete(key));
+    }
+    await pending;
+  }
+
+  async consume(
+    participantId: string,
+    params: { transportId: string; producerId: string; rtpCapabilities: ms.RtpCapabilities },
+  ): Promise<ConsumerInfo> {
+    const transport = this.#transport(participantId, params.transportId, 'recv');
+    const r = this.#producerRecord(params.producerId);
+    const peer = this.#peers.get(participantId)!;
+    const shard = peer.shard!;
+    await this.#pipe('producer', r.info.id, r.shard, shard);
+    if (!shard.router.canConsume({ producerId: r.info.id, rtpCapabilities: params.rtpCapabilities })) {
+      throw new MediaError('INVALID_ARGUMENT', `these RTP capabilities cannot receive producer ${r.info.id}`);
+    }
+    const consumer = await transport.consume({
+      producerId: r.info.id,
+      rtpCapabilities: params.rtpCapabilities,
+      // Starts paused: the client resumes once its side is ready (no lost key frame).
+      paused: true,
+      appData: { participantId, producerId: r.info.id },
+    });
+    peer.consumers.set(consumer.id, consumer);
+    consumer.observer.once('close', () => {
+      peer.consumers.delete(consumer.id);
+      this.safeEmit('consumerclosed', participantId, consumer.id);
+    });
+    return {
+      id: consumer.id,
+      producerId: r.info.id,
+      participantId: r.info.participantId,
+      source: r.info.source,
+      kind: consumer.kind,
+      rtpParameters: consumer.rtpParameters,
+      paused: consumer.paused,
+    };
+  }
+
+  #consumer(participantId: string, consumerId: string): ms.Consumer {
+    const c = this.#peers.get(participantId)?.consumers.get(consumerId);
+    if (!c) throw new MediaError('NOT_FOUND', `no consumer ${consumerId} of this participant`);
+    return c;
+  }
+
+  async resumeConsumer(participantId: string, consumerId: string): Promise<void> {
+    await this.#consumer(participantId, consumerId).resume();
+  }
+
+  async pauseConsumer(participantId: string, consumerId: string): Promise<void> {
+    await this.#consumer(participantId, consumerId).pause();
+  }
+
+  async setPreferredLayers(participantId: string, consumerId: string, layers: ms.ConsumerLayers): Promise<void> {
+    if (typeof layers !== 'object' || layers === null || !Number.isInteger(layers.spatialLayer) || layers.spatialLayer < 0) {
+      throw new TypeError('preferred layers need a spatialLayer >= 0');
+    }
+    if (layers.temporalLayer !== undefined && (!Number.isInteger(layers.temporalLayer) || layers.temporalLayer < 0)) {
+      throw new TypeError('temporalLayer must be an integer >= 0');
+    }
+    const consumer = this.#consumer(participantId, consumerId);
+    if (consumer.type !== 'simulcast' && consumer.type !== 'svc') {
+      throw new MediaError('INVALID_STATE', `consumer ${consumerId} has no layers (type ${consumer.type})`);
+    }
+    await consumer.setPreferredLayers(layers);
+  }
+
+  /** The consumer's preferred and current layers (simulcast / SVC). */
+  consumerLayers(participantId: string, consumerId: string): { type: string; preferred?: ms.ConsumerLayers; current?: ms.ConsumerLayers } {
+    const c = this.#consumer(participantId, consumerId);
+    return { type: c.type, ...(c.preferredLayers ? { preferred: c.preferredLayers } : {}), ...(c.currentLayers ? { current: c.currentLayers } : {}) };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Chat (SCTP data channels)
+  // ---------------------------------------------------------------------------------------------
+
+  async produceData(participantId: string, transportId: string, sctpStreamParameters: ms.SctpStreamParameters): Promise<string> {
+    const transport = this.#transport(participantId, transportId, 'send');
+    const shard = this.#peers.get(participantId)!.shard!;
+    const dp = await transport.produceData({ sctpStreamParameters, label: 'chat', protocol: 'c4v-chat', appData: { participantId } });
+    const record: DataProducerRecord = { id: dp.id, participantId, dataProducer: dp, shard };
+    this.#dataProducers.set(dp.id, record);
+    dp.observer.once('close', () => {
+      this.#dataProducers.delete(dp.id);
+      for (const key of [...this.#pipes.keys()]) if (key.startsWith(`${dp.id}:`)) this.#pipes.delete(key);
+      this.safeEmit('chatclosed', dp.id, participantId);
+    });
+    return dp.id;
+  }
+
+  async consumeData(participantId: string, transportId: string, dataProducerId: string): Promise<DataConsumerInfo> {
+    const transport = this.#transport(participantId, transportId, 'recv');
+    const r = this.#dataProducers.get(dataProducerId);
+    if (!r) throw new MediaError('NOT_FOUND', `no chat channel ${dataProducerId} in this meeting`);
+    const peer = this.#peers.get(participantId)!;
+    await this.#pipe('data', r.id, r.shard, peer.shard!);
+    const dc = await transport.consumeData({ dataProducerId: r.id, appData: { participantId } });
+    peer.dataConsumers.set(dc.id, dc);
+    dc.observer.once('close', () => peer.dataConsumers.delete(dc.id));
+    return {
+      id: dc.id,
+      dataProducerId: r.id,
+      participantId: r.participantId,
+      label: dc.label,
+      sctpStreamParameters: { streamId: dc.sctpStreamParameters!.streamId, ordered: dc.sctpStreamParameters!.ordered },
+    };
+  }
+
+  /** Closes every chat channel (chat was switched off). */
+  closeChat(): void {
+    for (const r of [...this.#dataProducers.values()]) r.dataProducer.close();
+  }
+
+  /** Closes a participant's chat DataConsumers (it was moved out of the meeting's audience). */
+  closeDataProducer(id: string): void {
+    this.#dataProducers.get(id)?.dataProducer.close();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Teardown
+  // ---------------------------------------------------------------------------------------------
+
+  /** Closes everything a participant has on the media plane (its producers go with its transports). */
+  releaseParticipant(participantId: string): void {
+    const peer = this.#peers.get(participantId);
+    if (!peer) return;
+    this.#peers.delete(participantId);
+    peer.shard?.participants.delete(participantId);
+    for (const { transport } of [...peer.transports.values()]) transport.close();
+    // An emptied extra router is given back (the meeting keeps at least one).
+    const shard = peer.shard;
+    if (shard && !shard.dead && shard.participants.size === 0 && [...this.#shards].filter((s) => !s.dead).length > 1) {
+      this.#shards.delete(shard);
+      shard.dead = true;
+      this.#endPlacement(shard, 'released');
+      shard.router.close();
+    }
+  }
+
+  /** Closes every router. Idempotent. */
+  close(reason: NonNullable<PlacementEntry['endReason']> = 'meeting-ended'): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const shard of this.#shards) {
+      shard.dead = true;
+      this.#endPlacement(shard, reason);
+      shard.router.close();
+    }
+    this.#shards.clear();
+    this.#peers.clear();
+  }
+}

@@ -1,0 +1,825 @@
+// A meeting: the policy engine (admission, roles, host controls, polls, settings) on top of its
+// media plane (lib/media/MeetingMedia). Created by core.createMeeting().
+import { randomUUID } from 'node:crypto';
+import type { types as ms } from 'mediasoup';
+import type { Logger } from 'pino';
+import { C4vError, InvalidStateError, MediaError, PolicyError } from '../errors.js';
+import { TypedEmitter } from '../events.js';
+import type { MeetingMedia } from '../media/MeetingMedia.js';
+import { decideAdmission, type PasswordCheck } from './admission.js';
+import { Participant } from './Participant.js';
+import { AttemptLimiter, verifyPassword } from './password.js';
+import type { Account } from './settings.js';
+import { validateSettings } from './settings.js';
+import type {
+  AuditAction,
+  AuditEntry,
+  CloseReason,
+  JoinRequest,
+  MediaSource,
+  MeetingInit,
+  MeetingSettings,
+  ParticipantState,
+  PlacementEntry,
+  PollInit,
+  PollResults,
+  ProducerInfo,
+  Role,
+} from './types.js';
+
+/** Events of a Meeting: core.observer's, without the meeting argument, plus activespeaker and close. */
+export type MeetingEvents = {
+  meetingstarted: [];
+  meetingended: [];
+  /** Admitted into the meeting. */
+  participantjoined: [Participant];
+  /** Waiting for the host or in the waiting room. */
+  participantwaiting: [Participant];
+  participantleft: [Participant, CloseReason];
+  settingschanged: [Partial<MeetingSettings>];
+  pollclosed: [PollResults];
+  audit: [AuditEntry];
+  /** A placement began (no `to`) or ended (`to`, `endReason`): the same entry, updated. */
+  placement: [PlacementEntry];
+  activespeaker: [Participant];
+  close: [];
+  listenererror: [string, unknown];
+};
+
+/** Rate limits for wrong passwords. */
+export interface PasswordAttemptLimits {
+  /** Failed attempts per client address (across meetings) within the window; default 5. */
+  perAddress: number;
+  /** Failed attempts per meeting within the window; default 20. */
+  perMeeting: number;
+  /** Window in ms; default 10 minutes. */
+  windowMs: number;
+}
+
+export const DEFAULT_PASSWORD_LIMITS: PasswordAttemptLimits = { perAddress: 5, perMeeting: 20, windowMs: 10 * 60_000 };
+
+interface Poll {
+  id: string;
+  question: string;
+  options: string[];
+  anonymous: boolean;
+  closed: boolean;
+  answers: Map<string, { displayName: string; option: number }>;
+}
+
+/** @internal What the core passes to the Meeting constructor. */
+export interface MeetingConstruct {
+  id: string;
+  init: MeetingInit;
+  account: Account;
+  settings: MeetingSettings;
+  passwordHash: string | undefined;
+  media: MeetingMedia;
+  logger: Logger;
+  addressLimiter: AttemptLimiter;
+  limits: PasswordAttemptLimits;
+}
+
+const MAX_IDENTITY = 256;
+const MAX_NAME = 128;
+
+function validateJoin(req: JoinRequest): void {
+  if (typeof req !== 'object' || req === null) throw new TypeError('join request must be an object');
+  if (typeof req.identity !== 'string' || req.identity.length === 0 || req.identity.length > MAX_IDENTITY) {
+    throw new TypeError(`identity must be a non-empty string of at most ${MAX_IDENTITY} characters`);
+  }
+  if (typeof req.displayName !== 'string' || req.displayName.trim().length === 0 || req.displayName.length > MAX_NAME) {
+    throw new TypeError(`displayName must be a non-empty string of at most ${MAX_NAME} characters`);
+  }
+  if (typeof req.authenticated !== 'boolean') throw new TypeError('authenticated must be a boolean');
+  if (typeof req.e2eeCapable !== 'boolean') throw new TypeError('e2eeCapable must be a boolean');
+  if (req.password !== undefined && typeof req.password !== 'string') throw new TypeError('password must be a string');
+  if (req.address !== undefined && typeof req.address !== 'string') throw new TypeError('address must be a string');
+}
+
+/**
+ * A meeting. Host controls take the acting Participant first and refuse with NOT_PERMITTED unless
+ * it is the host (or, for most of them, a co-host).
+ */
+export class Meeting extends TypedEmitter<MeetingEvents> {
+  readonly id: string;
+  readonly title: string;
+  readonly accountId: string;
+  readonly account: Account;
+  readonly createdAt = new Date();
+  /** The scrypt hash of the meeting password (metadata-exportable; never the password). */
+  readonly passwordHash: string | undefined;
+  readonly hostName: string | undefined;
+  readonly hostEmail: string | undefined;
+  readonly scheduledStart: Date | undefined;
+  readonly scheduledDurationMinutes: number | undefined;
+  readonly recurrence: MeetingInit['recurrence'];
+  readonly hostTimeZone: string | undefined;
+  readonly dialInNumbers: readonly string[];
+  /** Every host action, oldest first. */
+  readonly auditLog: AuditEntry[] = [];
+  /** Where the meeting's media ran (one entry per router placement), oldest first. */
+  readonly placements: PlacementEntry[] = [];
+  /** @internal The media plane; participants reach it through their own methods. */
+  readonly _media: MeetingMedia;
+  readonly #logger: Logger;
+  #settings: MeetingSettings;
+  #hostIdentity: string;
+  readonly #participants = new Map<string, Participant>();
+  readonly #banned = new Set<string>();
+  readonly #cohostIdentities = new Set<string>();
+  /** Identities whose microphone the host muted: a new microphone of theirs starts paused. */
+  readonly #mutedByHost = new Set<string>();
+  readonly #polls = new Map<string, Poll>();
+  readonly #meetingLimiter: AttemptLimiter;
+  readonly #addressLimiter: AttemptLimiter;
+  #locked = false;
+  #ended = false;
+  #closed = false;
+  #startedAt: Date | undefined;
+  #endedAt: Date | undefined;
+  /** The host left with onHostLeave 'wait-for-host': new joins wait until a host is back. */
+  #pausedForHost = false;
+
+  /** @internal Use core.createMeeting(). */
+  constructor(c: MeetingConstruct) {
+    super();
+    this.id = c.id;
+    this.title = c.init.title;
+    this.accountId = c.account.id;
+    this.account = c.account;
+    this.#settings = c.settings;
+    this.passwordHash = c.passwordHash;
+    this.#hostIdentity = c.init.hostIdentity;
+    this.hostName = c.init.hostName;
+    this.hostEmail = c.init.hostEmail;
+    this.scheduledStart = c.init.scheduledStart;
+    this.scheduledDurationMinutes = c.init.scheduledDurationMinutes;
+    this.recurrence = c.init.recurrence;
+    this.hostTimeZone = c.init.hostTimeZone;
+    this.dialInNumbers = Object.freeze([...(c.init.dialInNumbers ?? [])]);
+    this._media = c.media;
+    this.#logger = c.logger.child({ component: 'meeting', meetingId: c.id });
+    this.#meetingLimiter = new AttemptLimiter(c.limits.perMeeting, c.limits.windowMs, 1);
+    this.#addressLimiter = c.addressLimiter;
+    for (const p of c.media.placements) this.#onPlacement(p);
+    this.#wireMedia();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // State
+  // ---------------------------------------------------------------------------------------------
+
+  /** The effective settings (account defaults, meeting overrides, account locks). */
+  get settings(): Readonly<MeetingSettings> {
+    return Object.freeze({ ...this.#settings, allowedRegions: [...this.#settings.allowedRegions] });
+  }
+
+  get locked(): boolean {
+    return this.#locked;
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** When the meeting started: the host arrived (host-required start) or the first participant got in. */
+  get startedAt(): Date | undefined {
+    return this.#startedAt;
+  }
+
+  get endedAt(): Date | undefined {
+    return this.#endedAt;
+  }
+
+  /** The identity that joins as host (asHost); changes with transferHost. */
+  get hostIdentity(): string {
+    return this.#hostIdentity;
+  }
+
+  /** The participant holding the host role now. */
+  get host(): Participant | undefined {
+    for (const p of this.#participants.values()) if (p.role === 'host' && p.state === 'admitted') return p;
+    return undefined;
+  }
+
+  /** Admitted participants, in order of arrival. */
+  get participants(): Participant[] {
+    return [...this.#participants.values()].filter((p) => p.state === 'admitted');
+  }
+
+  /** Waiting participants (waiting for the host, or in the waiting room), in order of arrival. */
+  get waiting(): Participant[] {
+    return [...this.#participants.values()].filter((p) => p.state === 'waiting-room' || p.state === 'waiting-for-host');
+  }
+
+  /** Identities removed from this meeting (they cannot rejoin). */
+  get banned(): string[] {
+    return [...this.#banned];
+  }
+
+  /** The router RTP capabilities clients load their device with. */
+  get rtpCapabilities(): ms.RtpCapabilities {
+    return this._media.rtpCapabilities;
+  }
+
+  /** A participant (any state) by id. */
+  participant(id: string): Participant | undefined {
+    return this.#participants.get(id);
+  }
+
+  #awaitingHost(): boolean {
+    if (this.host) return false;
+    if (this.#pausedForHost) return true;
+    return this.#settings.hostRequiredToStart && !this.#startedAt;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Joining
+  // ---------------------------------------------------------------------------------------------
+
+  /**
+   * Asks to join. Refusals (PolicyError) come in this order: MEETING_ENDED, BANNED,
+   * GUESTS_NOT_ALLOWED, PASSWORD_REQUIRED / WRONG_PASSWORD (TOO_MANY_ATTEMPTS past the limit),
+   * MEETING_LOCKED, MEETING_FULL, E2EE_REQUIRED. Otherwise the participant is 'waiting-for-host',
+   * 'waiting-room' or 'admitted'. A second session of the same identity replaces the first.
+   */
+  async join(req: JoinRequest): Promise<Participant> {
+    validateJoin(req);
+    const isHost = req.asHost === true && req.authenticated && req.identity === this.#hostIdentity;
+    const address = req.address ?? 'unknown';
+    let password: PasswordCheck = 'not-required';
+    if (this.#settings.passwordRequired && !isHost && this.passwordHash && !this.#ended && !this.#banned.has(req.identity)) {
+      if (this.#meetingLimiter.blocked(this.id) || this.#addressLimiter.blocked(address)) password = 'rate-limited';
+      else if (req.password === undefined || req.password === '') password = 'missing';
+      else password = (await verifyPassword(req.password, this.passwordHash)) ? 'ok' : 'wrong';
+    }
+    // Decide on the state as it is now (the password check awaited).
+    const existing = [...this.#participants.values()].find((p) => p.identity === req.identity);
+    const decision = decideAdmission({
+      settings: this.#settings,
+      ended: this.#ended || this.#closed,
+      banned: this.#banned.has(req.identity),
+      authenticated: req.authenticated,
+      password,
+      locked: this.#locked,
+      admittedCount: this.participants.filter((p) => p !== existing).length,
+      e2eeCapable: req.e2eeCapable,
+      isHost,
+      isCoHost: this.#cohostIdentities.has(req.identity),
+      awaitingHost: !isHost && this.#awaitingHost(),
+    });
+    if (decision.outcome === 'refused') {
+      if (decision.code === 'WRONG_PASSWORD') {
+        this.#meetingLimiter.fail(this.id);
+        this.#addressLimiter.fail(address);
+      }
+      this.#logger.info({ code: decision.code }, 'join refused');
+      throw new PolicyError(decision.code, decision.reason);
+    }
+    if (existing) this._closeParticipant(existing, 'replaced', { replacedBy: isHost });
+    const role: Role = isHost ? 'host' : this.#cohostIdentities.has(req.identity) ? 'cohost' : 'participant';
+    const p = new Participant(this, {
+      id: randomUUID(),
+      identity: req.identity,
+      displayName: req.displayName.trim(),
+      email: req.email,
+      authenticated: req.authenticated,
+      e2eeCapable: req.e2eeCapable,
+      role,
+      state: decision.outcome,
+    });
+    this.#participants.set(p.id, p);
+    this.#logger.info({ participantId: p.id, state: p.state, role }, 'participant joined');
+    if (decision.outcome === 'admitted') {
+      if (isHost) {
+        // The original host takes the role back from a co-host promoted in its absence.
+        for (const other of this.participants) {
+          if (other !== p && other.role === 'host') this.#setRole(other, 'cohost');
+        }
+      }
+      this.#onAdmitted(p);
+      if (isHost) this.#hostArrived();
+    } else {
+      this.safeEmit('participantwaiting', p);
+      this.#sendWaitingList();
+    }
+    return p;
+  }
+
+  #onAdmitted(p: Participant): void {
+    if (!this.#startedAt) {
+      this.#startedAt = new Date();
+      this.safeEmit('meetingstarted');
+    }
+    for (const other of this.participants) if (other !== p) other.safeEmit('participantjoined', p);
+    this.safeEmit('participantjoined', p);
+    if (p.isModerator) p.safeEmit('waitinglist', this.waiting);
+  }
+
+  /** The host is in: those waiting for the host go to the waiting room (if on), else in. */
+  #hostArrived(): void {
+    this.#pausedForHost = false;
+    let changed = false;
+    for (const w of this.waiting) {
+      if (w.state !== 'waiting-for-host') continue;
+      changed = true;
+      if (this.#settings.waitingRoom && !this.#cohostIdentities.has(w.identity)) w._setState('waiting-room');
+      else this.#tryAdmit(w);
+    }
+    if (changed) this.#sendWaitingList();
+  }
+
+  /** Admits a waiting participant if there is room; otherwise it stays in (or moves to) the waiting room. */
+  #tryAdmit(p: Participant): boolean {
+    if (this.participants.length >= this.#settings.maxParticipants) {
+      p._setState('waiting-room');
+      return false;
+    }
+    p._setState('admitted');
+    this.#onAdmitted(p);
+    return true;
+  }
+
+  #sendWaitingList(): void {
+    const list = this.waiting;
+    for (const p of this.participants) if (p.isModerator) p.safeEmit('waitinglist', list);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Host controls
+  // ---------------------------------------------------------------------------------------------
+
+  #requireModerator(actor: Participant, action: string): void {
+    if (!(actor instanceof Participant) || actor.meeting !== this || actor.state !== 'admitted' || !actor.isModerator) {
+      throw new PolicyError('NOT_PERMITTED', `only the host or a co-host may ${action}`);
+    }
+    if (this.#ended) throw new PolicyError('MEETING_ENDED', 'the meeting has ended');
+  }
+
+  #requireHost(actor: Participant, action: string): void {
+    if (!(actor instanceof Participant) || actor.meeting !== this || actor.state !== 'admitted' || actor.role !== 'host') {
+      throw new PolicyError('NOT_PERMITTED', `only the host may ${action}`);
+    }
+    if (this.#ended) throw new PolicyError('MEETING_ENDED', 'the meeting has ended');
+  }
+
+  #target(participantId: string): Participant {
+    const p = typeof participantId === 'string' ? this.#participants.get(participantId) : undefined;
+    if (!p) throw new C4vError('NOT_FOUND', `no participant ${String(participantId)} in this meeting`);
+    return p;
+  }
+
+  #audit(action: AuditAction, actor: Participant | 'system', target?: Participant | string): void {
+    const entry: AuditEntry = {
+      meetingId: this.id,
+      at: new Date(),
+      action,
+      actor: actor === 'system' ? 'system' : actor.identity,
+      ...(target !== undefined ? { target: typeof target === 'string' ? target : target.identity } : {}),
+    };
+    this.auditLog.push(entry);
+    this.#logger.info({ action, actor: entry.actor }, 'host action');
+    this.safeEmit('audit', entry);
+  }
+
+  /** Admits one waiting participant (host or co-host). MEETING_FULL when the meeting is full. */
+  admit(actor: Participant, participantId: string): void {
+    this.#requireModerator(actor, 'admit participants');
+    const p = this.#target(participantId);
+    if (p.state === 'admitted') return;
+    if (p.state !== 'waiting-room' && p.state !== 'waiting-for-host') throw new InvalidStateError(`participant is ${p.state}`);
+    if (this.participants.length >= this.#settings.maxParticipants) throw new PolicyError('MEETING_FULL', 'the meeting is full');
+    this.#audit('admit', actor, p);
+    p._setState('admitted');
+    this.#onAdmitted(p);
+    this.#sendWaitingList();
+  }
+
+  /** Admits everyone waiting, in order of arrival, while there is room. Returns how many got in. */
+  admitAll(actor: Participant): number {
+    this.#requireModerator(actor, 'admit participants');
+    let n = 0;
+    for (const p of this.waiting) {
+      if (this.participants.length >= this.#settings.maxParticipants) break;
+      this.#audit('admit', actor, p);
+      p._setState('admitted');
+      this.#onAdmitted(p);
+      n++;
+    }
+    this.#sendWaitingList();
+    return n;
+  }
+
+  /** Refuses a waiting participant (closed with 'denied'; it may ask again). */
+  deny(actor: Participant, participantId: string): void {
+    this.#requireModerator(actor, 'deny participants');
+    const p = this.#target(participantId);
+    if (p.state === 'admitted') throw new InvalidStateError('participant is already admitted: use remove()');
+    this.#audit('deny', actor, p);
+    this._closeParticipant(p, 'denied');
+  }
+
+  /** Locks the meeting: every new join is refused (MEETING_LOCKED), the waiting room included. */
+  lock(actor: Participant): void {
+    this.#requireModerator(actor, 'lock the meeting');
+    this.#audit('lock', actor);
+    this.#setLocked(true);
+  }
+
+  unlock(actor: Participant): void {
+    this.#requireModerator(actor, 'unlock the meeting');
+    this.#audit('unlock', actor);
+    this.#setLocked(false);
+  }
+
+  #setLocked(locked: boolean): void {
+    if (this.#locked === locked) return;
+    this.#locked = locked;
+    for (const p of this.participants) p.safeEmit('meetinglocked', locked);
+  }
+
+  /** Removes a participant; its identity cannot rejoin this meeting (BANNED). */
+  remove(actor: Participant, participantId: string): void {
+    this.#requireModerator(actor, 'remove participants');
+    const p = this.#target(participantId);
+    if (p === actor) throw new InvalidStateError('use leave() to leave the meeting');
+    if (p.role === 'host' && actor.role !== 'host') throw new PolicyError('NOT_PERMITTED', 'a co-host cannot remove the host');
+    this.#audit('remove', actor, p);
+    this.#banned.add(p.identity);
+    this.#cohostIdentities.delete(p.identity);
+    this._closeParticipant(p, 'removed');
+  }
+
+  /** Pauses a participant's audio producers on the server; only the participant can unmute. */
+  async mute(actor: Participant, participantId: string): Promise<void> {
+    this.#requireModerator(actor, 'mute participants');
+    const p = this.#target(participantId);
+    if (p.state !== 'admitted') throw new InvalidStateError(`participant is ${p.state}`);
+    this.#audit('mute', actor, p);
+    await this.#muteParticipant(p);
+  }
+
+  /** Mutes everyone but the actor. */
+  async muteAll(actor: Participant): Promise<void> {
+    this.#requireModerator(actor, 'mute participants');
+    this.#audit('mute-all', actor);
+    await Promise.all(this.participants.filter((p) => p !== actor).map((p) => this.#muteParticipant(p)));
+  }
+
+  async #muteParticipant(p: Participant): Promise<void> {
+    this.#mutedByHost.add(p.identity);
+    for (const info of this._media.producers) {
+      if (info.participantId !== p.id || info.kind !== 'audio' || info.paused) continue;
+      const paused = await this._media.pauseProducer(info.id);
+      p.safeEmit('mutedbyhost', paused);
+      for (const other of this.participants) if (other !== p) other.safeEmit('producerpaused', paused);
+    }
+  }
+
+  /** Closes a participant's screen-share producers (video and audio). */
+  stopScreenShare(actor: Participant, participantId: string): void {
+    this.#requireModerator(actor, 'stop a screen share');
+    const p = this.#target(participantId);
+    this.#audit('stop-screen-share', actor, p);
+    for (const info of this._media.producers) {
+      if (info.participantId === p.id && (info.source === 'screen-video' || info.source === 'screen-audio')) {
+        this._media.closeProducer(info.id);
+      }
+    }
+  }
+
+  /** Makes an admitted participant a co-host (host only). */
+  makeCoHost(actor: Participant, participantId: string): void {
+    this.#requireHost(actor, 'make co-hosts');
+    const p = this.#target(participantId);
+    if (p.state !== 'admitted') throw new InvalidStateError(`participant is ${p.state}`);
+    if (p.role !== 'participant') throw new InvalidStateError(`participant is already ${p.role}`);
+    this.#audit('make-cohost', actor, p);
+    this.#cohostIdentities.add(p.identity);
+    this.#setRole(p, 'cohost');
+  }
+
+  /** Hands the host role to an admitted participant (host only); the old host becomes a co-host. */
+  transferHost(actor: Participant, participantId: string): void {
+    this.#requireHost(actor, 'hand over the host role');
+    const p = this.#target(participantId);
+    if (p === actor) return;
+    if (p.state !== 'admitted') throw new InvalidStateError(`participant is ${p.state}`);
+    this.#audit('transfer-host', actor, p);
+    this.#hostIdentity = p.identity;
+    this.#cohostIdentities.delete(p.identity);
+    this.#cohostIdentities.add(actor.identity);
+    this.#setRole(p, 'host');
+    this.#setRole(actor, 'cohost');
+  }
+
+  #setRole(p: Participant, role: Role): void {
+    if (p.role === role) return;
+    p._setRole(role);
+    for (const other of this.participants) other.safeEmit('rolechange', p);
+    if (p.isModerator && p.state === 'admitted') p.safeEmit('waitinglist', this.waiting);
+  }
+
+  /** Ends the meeting for everyone (host only). */
+  end(actor: Participant): void {
+    this.#requireHost(actor, 'end the meeting');
+    this.#audit('end', actor);
+    this.#end('meeting-ended');
+  }
+
+  #end(reason: CloseReason): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#endedAt = new Date();
+    for (const p of [...this.#participants.values()]) this._closeParticipant(p, reason);
+    for (const poll of this.#polls.values()) {
+      if (!poll.closed) {
+        poll.closed = true;
+        this.safeEmit('pollclosed', this.#results(poll));
+      }
+    }
+    this._media.close('meeting-ended');
+    this.#logger.info({ reason }, 'meeting ended');
+    this.safeEmit('meetingended');
+  }
+
+  /** Changes settings (host only). Account-locked ones: SETTING_LOCKED; regions and E2EE are fixed at creation. */
+  updateSettings(actor: Participant, changes: Partial<MeetingSettings>): void {
+    this.#requireHost(actor, 'change settings');
+    const clean = validateSettings(changes);
+    this.account.assertOverridable(clean);
+    for (const fixed of ['allowedRegions', 'e2ee'] as const) {
+      if (clean[fixed] !== undefined && JSON.stringify(clean[fixed]) !== JSON.stringify(this.#settings[fixed])) {
+        throw new InvalidStateError(`${fixed} is fixed when the meeting is created`);
+      }
+    }
+    if (clean.passwordRequired === true && !this.passwordHash) {
+      throw new InvalidStateError('this meeting has no password; create it with one');
+    }
+    const before = this.#settings;
+    this.#settings = { ...before, ...clean };
+    this.#audit('settings-changed', actor);
+    if (before.allowChat && !this.#settings.allowChat) this._media.closeChat();
+    for (const p of this.participants) p.safeEmit('settingschanged', { ...clean });
+    this.safeEmit('settingschanged', { ...clean });
+    if (before.waitingRoom && !this.#settings.waitingRoom && !this.#awaitingHost()) {
+      for (const w of this.waiting) if (w.state === 'waiting-room') this.#tryAdmit(w);
+      this.#sendWaitingList();
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Polls
+  // ---------------------------------------------------------------------------------------------
+
+  /** Creates a poll (host or co-host); admitted participants get 'pollcreated'. Returns its id. */
+  createPoll(actor: Participant, init: PollInit): string {
+    this.#requireModerator(actor, 'create polls');
+    if (typeof init !== 'object' || init === null) throw new TypeError('poll must be an object');
+    if (typeof init.question !== 'string' || init.question.trim().length === 0 || init.question.length > 500) {
+      throw new TypeError('poll question must be a non-empty string of at most 500 characters');
+    }
+    if (
+      !Array.isArray(init.options) ||
+      init.options.length < 2 ||
+      init.options.length > 20 ||
+      !init.options.every((o) => typeof o === 'string' && o.length > 0 && o.length <= 200)
+    ) {
+      throw new TypeError('a poll needs 2 to 20 options of 1 to 200 characters');
+    }
+    const poll: Poll = {
+      id: randomUUID(),
+      question: init.question,
+      options: [...init.options],
+      anonymous: init.anonymous === true,
+      closed: false,
+      answers: new Map(),
+    };
+    this.#polls.set(poll.id, poll);
+    this.#audit('poll-created', actor);
+    const copy: PollInit = { question: poll.question, options: [...poll.options], anonymous: poll.anonymous };
+    for (const p of this.participants) p.safeEmit('pollcreated', poll.id, copy);
+    return poll.id;
+  }
+
+  #poll(pollId: string): Poll {
+    const poll = this.#polls.get(pollId);
+    if (!poll) throw new C4vError('NOT_FOUND', `no poll ${String(pollId)} in this meeting`);
+    return poll;
+  }
+
+  /** Closes a poll; its results go out through 'pollclosed' (meeting metadata). */
+  closePoll(actor: Participant, pollId: string): PollResults {
+    this.#requireModerator(actor, 'close polls');
+    const poll = this.#poll(pollId);
+    if (poll.closed) return this.#results(poll);
+    poll.closed = true;
+    this.#audit('poll-closed', actor);
+    const results = this.#results(poll);
+    this.safeEmit('pollclosed', results);
+    return results;
+  }
+
+  /** The results so far (host or co-host). */
+  pollResults(actor: Participant, pollId: string): PollResults {
+    this.#requireModerator(actor, 'see poll results');
+    return this.#results(this.#poll(pollId));
+  }
+
+  /** Every poll's results, for the control-plane export (metadata). */
+  get polls(): PollResults[] {
+    return [...this.#polls.values()].map((p) => this.#results(p));
+  }
+
+  #results(poll: Poll): PollResults {
+    const counts = poll.options.map(() => 0);
+    for (const a of poll.answers.values()) counts[a.option]!++;
+    return {
+      pollId: poll.id,
+      question: poll.question,
+      options: [...poll.options],
+      counts,
+      answers: poll.anonymous
+        ? []
+        : [...poll.answers].map(([identity, a]) => ({ identity, displayName: a.displayName, option: a.option })),
+      closed: poll.closed,
+    };
+  }
+
+  /** @internal */
+  _answerPoll(p: Participant, pollId: string, option: number): void {
+    const poll = this.#poll(pollId);
+    if (poll.closed) throw new InvalidStateError('the poll is closed');
+    if (!Number.isInteger(option) || option < 0 || option >= poll.options.length) {
+      throw new TypeError(`option must be an index in 0..${poll.options.length - 1}`);
+    }
+    if (poll.answers.has(p.identity)) throw new PolicyError('ALREADY_ANSWERED', 'you already answered this poll');
+    poll.answers.set(p.identity, { displayName: p.displayName, option });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Media, on behalf of participants (policy here, mechanics in MeetingMedia)
+  // ---------------------------------------------------------------------------------------------
+
+  /** @internal */
+  async _produce(
+    p: Participant,
+    params: { transportId: string; source: MediaSource; kind: 'audio' | 'video'; rtpParameters: ms.RtpParameters },
+  ): Promise<ProducerInfo> {
+    if (typeof params !== 'object' || params === null) throw new TypeError('produce parameters must be an object');
+    const screen = params.source === 'screen-video' || params.source === 'screen-audio';
+    if (screen && !this.#settings.allowScreenShare && !p.isModerator) {
+      throw new PolicyError('SCREEN_SHARE_DISABLED', 'screen sharing is switched off for participants');
+    }
+    const startMuted =
+      params.source === 'microphone' && (this.#mutedByHost.has(p.identity) || (this.#settings.muteOnEntry && p.role === 'participant'));
+    const info = await this._media.produce(p.id, { ...params, paused: startMuted });
+    if (p.state !== 'admitted') {
+      this._media.closeProducer(info.id);
+      throw new PolicyError('NOT_ADMITTED', 'no longer in the meeting');
+    }
+    for (const other of this.participants) if (other !== p) other.safeEmit('newproducer', { ...info });
+    return info;
+  }
+
+  /** @internal */
+  async _setProducerPaused(p: Participant, producerId: string, paused: boolean): Promise<ProducerInfo> {
+    const current = this._media.producer(producerId);
+    if (!current) throw new MediaError('NOT_FOUND', `no producer ${String(producerId)} in this meeting`);
+    if (current.participantId !== p.id) throw new PolicyError('NOT_PERMITTED', 'only the owner pauses or resumes a producer');
+    const info = paused ? await this._media.pauseProducer(producerId) : await this._media.resumeProducer(producerId);
+    if (!paused && info.kind === 'audio') this.#mutedByHost.delete(p.identity);
+    for (const other of this.participants) {
+      if (other !== p) other.safeEmit(paused ? 'producerpaused' : 'producerresumed', { ...info });
+    }
+    return info;
+  }
+
+  /** @internal */
+  _closeOwnProducer(p: Participant, producerId: string): void {
+    const current = this._media.producer(producerId);
+    if (!current) throw new MediaError('NOT_FOUND', `no producer ${String(producerId)} in this meeting`);
+    if (current.participantId !== p.id) throw new PolicyError('NOT_PERMITTED', 'only the owner closes a producer');
+    this._media.closeProducer(producerId);
+  }
+
+  /** @internal */
+  async _produceChat(p: Participant, params: { transportId: string; sctpStreamParameters: ms.SctpStreamParameters }): Promise<{ id: string }> {
+    if (!this.#settings.allowChat) throw new PolicyError('CHAT_DISABLED', 'chat is switched off in this meeting');
+    if (typeof params !== 'object' || params === null || typeof params.sctpStreamParameters !== 'object' || params.sctpStreamParameters === null) {
+      throw new TypeError('produceChat needs sctpStreamParameters');
+    }
+    const id = await this._media.produceData(p.id, params.transportId, params.sctpStreamParameters);
+    if (p.state !== 'admitted' || !this.#settings.allowChat) {
+      this._media.closeDataProducer(id);
+      throw new PolicyError(p.state !== 'admitted' ? 'NOT_ADMITTED' : 'CHAT_DISABLED', 'chat channel no longer allowed');
+    }
+    for (const other of this.participants) if (other !== p) other.safeEmit('newchat', id, p.id);
+    return { id };
+  }
+
+  /** @internal */
+  _relayKeyMessage(from: Participant, to: string | undefined, data: Uint8Array): void {
+    if (this.#settings.e2ee === 'off') throw new InvalidStateError('end-to-end encryption is off in this meeting');
+    if (!from.e2eeCapable) throw new PolicyError('NOT_PERMITTED', 'this client did not declare E2EE support');
+    const recipients =
+      to === undefined
+        ? this.participants.filter((p) => p !== from && p.e2eeCapable)
+        : [this.#participants.get(to)].filter((p): p is Participant => p !== undefined && p.state === 'admitted');
+    if (to !== undefined && recipients.length === 0) throw new C4vError('NOT_FOUND', `no admitted participant ${String(to)}`);
+    // Each recipient gets its own copy: a listener cannot alter what another one sees.
+    for (const r of recipients) r.safeEmit('keymessage', from.id, data.slice());
+  }
+
+  #wireMedia(): void {
+    const m = this._media;
+    m.on('producerclosed', (info) => {
+      for (const p of this.participants) p.safeEmit('producerclosed', info.id);
+    });
+    m.on('chatclosed', (id) => {
+      for (const p of this.participants) p.safeEmit('chatclosed', id);
+    });
+    m.on('dominantspeaker', (pid) => {
+      const speaker = this.#participants.get(pid);
+      if (!speaker || speaker.state !== 'admitted') return;
+      this.safeEmit('activespeaker', speaker);
+      for (const p of this.participants) p.safeEmit('activespeaker', pid);
+    });
+    m.on('placement', (entry) => this.#onPlacement(entry));
+    m.on('transportstate', (pid, tid, state) => this.#participants.get(pid)?.safeEmit('transportstate', tid, state));
+    m.on('reconnect', (pids) => {
+      for (const pid of pids) {
+        const p = this.#participants.get(pid);
+        if (p?.state === 'admitted') p.safeEmit('reconnect', 'worker-failed');
+      }
+    });
+    m.on('recoveryfailed', (error) => {
+      this.#logger.error({ err: error.message }, 'no worker left in the allowed regions: ending the meeting');
+      this.#end('worker-failed');
+    });
+  }
+
+  #onPlacement(entry: PlacementEntry): void {
+    const known = this.placements.find((p) => p.workerId === entry.workerId && p.from.getTime() === entry.from.getTime());
+    if (known) Object.assign(known, entry);
+    else this.placements.push({ ...entry });
+    this.safeEmit('placement', { ...entry });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Leaving and teardown
+  // ---------------------------------------------------------------------------------------------
+
+  /** @internal The one path by which a participant's session ends. */
+  _closeParticipant(p: Participant, reason: CloseReason, options: { replacedBy?: boolean } = {}): void {
+    const before: ParticipantState = p.state;
+    const wasHost = p.role === 'host';
+    if (!p._markClosed(reason)) return;
+    this.#participants.delete(p.id);
+    this._media.releaseParticipant(p.id);
+    this.#logger.info({ participantId: p.id, reason }, 'participant left');
+    p.safeEmit('statechange', 'closed');
+    p.safeEmit('close', reason);
+    if (before === 'admitted') {
+      for (const other of this.participants) other.safeEmit('participantleft', p, reason);
+    } else {
+      this.#sendWaitingList();
+    }
+    this.safeEmit('participantleft', p, reason);
+    if (wasHost && before === 'admitted' && !this.#ended && !options.replacedBy) this.#onHostLeft();
+  }
+
+  #onHostLeft(): void {
+    const cohost = this.participants.find((p) => p.role === 'cohost');
+    if (cohost) {
+      this.#setRole(cohost, 'host');
+      // The new host may be the one who admits those waiting for a host.
+      this.#hostArrived();
+      return;
+    }
+    switch (this.#settings.onHostLeave) {
+      case 'end-meeting':
+        this.#end('host-left');
+        break;
+      case 'wait-for-host':
+        this.#pausedForHost = true;
+        break;
+      case 'keep-running':
+        break;
+    }
+  }
+
+  /** Ends the meeting (if running, with 'server-shutdown') and releases it. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#end('server-shutdown');
+    this._media.close();
+    this.safeEmit('close');
+  }
+}
