@@ -611,34 +611,38 @@ static void *sender_main(void *arg) {
     if (late > atomic_load(&s->max_late_ns)) atomic_store(&s->max_late_ns, late);
     atomic_fetch_add(&s->late_sum_ns, late);
     int key = g == 0 || (s->key_interval > 0 && g % s->key_interval == 0);
-    int k = s->packets_per_frame > BATCH ? BATCH : s->packets_per_frame;
-    for (int i = 0; i < k; i++) {
-      // Latency is measured from the scheduled time: a sender that falls behind shows as delay.
-      int len = build_rtp(bufs[i], &s->rtp, rtp_seq++, (uint32_t)(g * ts_step), i == k - 1, seq++, sched, key && i == 0);
-      if (s->srtp && srtp_protect(s->srtp, bufs[i], &len) != srtp_err_status_ok) atomic_fetch_add(&s->send_errors, 1);
-      iov[i].iov_base = bufs[i];
-      iov[i].iov_len = (size_t)len;
-      memset(&msgs[i], 0, sizeof msgs[i]);
-      msgs[i].msg_hdr.msg_iov = &iov[i];
-      msgs[i].msg_hdr.msg_iovlen = 1;
-      msgs[i].msg_hdr.msg_name = &s->dest;
-      msgs[i].msg_hdr.msg_namelen = s->dest_len;
-    }
-    int done = 0;
-    while (done < k) {
-      int r = sendmmsg(s->fd, msgs + done, (unsigned)(k - done), 0);
-      if (r < 0) {
-        if (errno == EAGAIN || errno == ENOBUFS) {
-          struct pollfd pfd = {.fd = s->fd, .events = POLLOUT};
-          poll(&pfd, 1, 10);
-          continue;
-        }
-        atomic_fetch_add(&s->send_errors, k - done);
-        break;
+    // A frame larger than one batch goes out in several sendmmsg calls, back to back.
+    for (int b = 0; b < s->packets_per_frame; b += BATCH) {
+      int k = s->packets_per_frame - b > BATCH ? BATCH : s->packets_per_frame - b;
+      for (int i = 0; i < k; i++) {
+        // Latency is measured from the scheduled time: a sender that falls behind shows as delay.
+        int last = b + i == s->packets_per_frame - 1;
+        int len = build_rtp(bufs[i], &s->rtp, rtp_seq++, (uint32_t)(g * ts_step), last, seq++, sched, key && b + i == 0);
+        if (s->srtp && srtp_protect(s->srtp, bufs[i], &len) != srtp_err_status_ok) atomic_fetch_add(&s->send_errors, 1);
+        iov[i].iov_base = bufs[i];
+        iov[i].iov_len = (size_t)len;
+        memset(&msgs[i], 0, sizeof msgs[i]);
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_name = &s->dest;
+        msgs[i].msg_hdr.msg_namelen = s->dest_len;
       }
-      done += r;
+      int done = 0;
+      while (done < k) {
+        int r = sendmmsg(s->fd, msgs + done, (unsigned)(k - done), 0);
+        if (r < 0) {
+          if (errno == EAGAIN || errno == ENOBUFS) {
+            struct pollfd pfd = {.fd = s->fd, .events = POLLOUT};
+            poll(&pfd, 1, 10);
+            continue;
+          }
+          atomic_fetch_add(&s->send_errors, k - done);
+          break;
+        }
+        done += r;
+      }
+      atomic_fetch_add(&s->sent, done);
     }
-    atomic_fetch_add(&s->sent, done);
   }
   s->cpu_ns = thread_cpu_ns() - cpu0;
   atomic_store(&s->done, 1);
