@@ -38,7 +38,7 @@ export function cdfChart(title: string, series: CdfSeries[], width = 760, height
       out.push(`<line x1="${gx}" y1="${m.top}" x2="${gx}" y2="${m.top + plotH}" stroke="${mult === 1 ? '#bbb' : '#eee'}"/>`);
       if (mult === 1) {
         const label = v >= 1000 ? `${v / 1000} ms` : `${v} µs`;
-        out.push(`<text x="${gx}" y="${m.top + plotH + 16}" text-anchor="middle">${label}</text>`);
+        out.push(`<text x="${gx}" y="${m.top + plotH + 16}" text-anchor="${d === decades ? "end" : "middle"}">${label}</text>`);
       }
     }
   }
