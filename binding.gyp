@@ -4,10 +4,10 @@
   "targets": [
     {
       "target_name": "c4v_native",
-      "sources": ["native/src/engine.c"],
+      "sources": ["native/src/engine.c", "native/src/fastsrtp.c"],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
-      "libraries": ["-lsrtp2", "-lpthread"]
+      "libraries": ["-lsrtp2", "-lcrypto", "-lpthread"]
     }
   ]
 }

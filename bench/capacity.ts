@@ -11,10 +11,13 @@ export interface CapacityTrial {
   cpuPercent: number;
   deliveredPps: number;
   senderMaxLateUs: number;
+  receiverCpuPercent: number;
 }
 
 export interface CapacityResult {
   path: string;
+  /** Set when the search stopped early because the run's time budget was spent. */
+  stoppedEarly?: string;
   /** The largest fan-out that passed (0 when even the first trial failed). */
   capacity: number;
   /** The smallest fan-out that failed; undefined when the search hit its upper bound. */
@@ -37,6 +40,8 @@ export interface SearchOptions {
   maxP99Us?: number;
   /** Trials at most (bounds the run time). */
   maxTrials: number;
+  /** No new trial starts after this time (Date.now() ms): the whole run stays under its budget. */
+  deadline?: number;
   trial: (fanout: number, seconds: number) => Promise<ScenarioResult>;
   log?: (line: string) => void;
 }
@@ -46,14 +51,15 @@ export async function searchCapacity(o: SearchOptions): Promise<CapacityResult> 
   const run = async (n: number): Promise<boolean> => {
     const r = await o.trial(n, o.trialSeconds);
     const pass = r.loss === 0 && r.received > 0 && (o.maxP99Us === undefined || r.last.p99 <= o.maxP99Us);
-    trials.push({ fanout: n, pass, loss: r.loss, lastP99Us: r.last.p99, cpuPercent: r.cpuPercent, deliveredPps: r.deliveredPps, senderMaxLateUs: r.senderMaxLateUs });
+    trials.push({ fanout: n, pass, loss: r.loss, lastP99Us: r.last.p99, cpuPercent: r.cpuPercent, deliveredPps: r.deliveredPps, senderMaxLateUs: r.senderMaxLateUs, receiverCpuPercent: r.receiverCpuPercent });
     o.log?.(`  capacity ${o.path}: ${n} consumers -> ${pass ? 'pass' : 'FAIL'} (loss ${(r.loss * 100).toFixed(3)}%, last-copy p99 ${(r.last.p99 / 1000).toFixed(2)} ms, CPU ${r.cpuPercent.toFixed(0)}%)`);
     return pass;
   };
   let lo = 0;
   let hi: number | undefined;
   let n = o.start;
-  while (trials.length < o.maxTrials) {
+  const timeLeft = (): boolean => o.deadline === undefined || Date.now() < o.deadline;
+  while (trials.length < o.maxTrials && timeLeft()) {
     if (await run(n)) {
       lo = n;
       if (n >= o.max) break;
@@ -63,7 +69,7 @@ export async function searchCapacity(o: SearchOptions): Promise<CapacityResult> 
       break;
     }
   }
-  while (hi !== undefined && trials.length < o.maxTrials && hi - lo > Math.max(10, lo * o.resolution)) {
+  while (hi !== undefined && trials.length < o.maxTrials && timeLeft() && hi - lo > Math.max(10, lo * o.resolution)) {
     const mid = Math.round((lo + hi) / 2 / 10) * 10 || Math.round((lo + hi) / 2);
     if (mid <= lo || mid >= hi) break;
     if (await run(mid)) lo = mid;
@@ -71,6 +77,7 @@ export async function searchCapacity(o: SearchOptions): Promise<CapacityResult> 
   }
   return {
     path: o.path,
+    ...(timeLeft() ? {} : { stoppedEarly: 'time budget of the run spent' }),
     capacity: lo,
     ...(hi !== undefined ? { firstFailure: hi } : {}),
     atLeast: hi === undefined,

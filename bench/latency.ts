@@ -20,6 +20,8 @@ export interface ScenarioResult extends Omit<DelaySummary, 'cdf'> {
   cpuPercent: number;
   /** How far behind schedule the generator was at worst (us). */
   senderMaxLateUs: number;
+  /** CPU of the receiver thread over the scenario (native engine), in % of one core. */
+  receiverCpuPercent: number;
   srtpFailures: number;
   cdf: DelaySummary['cdf'];
 }
@@ -62,6 +64,7 @@ export class Scenario {
   #maxLateNs = 0;
   #cpuMs = 0;
   #cpuWindowMs = 0;
+  #openedAt = 0;
 
   private constructor(o: ScenarioOptions) {
     this.#o = o;
@@ -71,6 +74,7 @@ export class Scenario {
   /** Builds the path, starts the receiver and warms up (consumers sync, caches fill). */
   static async open(o: ScenarioOptions, maxMeasuredFrames: number): Promise<Scenario> {
     const s = new Scenario(o);
+    s.#openedAt = Date.now();
     try {
       await s.#open(maxMeasuredFrames);
     } catch (error) {
@@ -168,6 +172,7 @@ export class Scenario {
       deliveredPps: s.received / (measuredMs / 1000),
       cpuPercent,
       senderMaxLateUs: this.#maxLateNs / 1000,
+      receiverCpuPercent: (result.cpuNs / 1e6 / Math.max(1, Date.now() - this.#openedAt)) * 100,
       srtpFailures: result.srtpFailures,
     };
   }

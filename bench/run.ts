@@ -29,6 +29,8 @@ import { cdfChart } from './svg.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SECTIONS = ['latency', 'generator', 'capacity', 'machine', 'micro', 'memory'] as const;
+/** Per-worker capacity: the last copy's p99 must stay under this (a real-time bound). */
+const REALTIME_P99_US = 200_000;
 type Section = (typeof SECTIONS)[number];
 
 export interface BenchOptions {
@@ -121,7 +123,7 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
       const fanouts = o.quick ? [1, 10] : [1, 10, 50, 100];
       // Paths take turns in rounds (rotating the order), so that whatever else loads the machine
       // lands on all of them alike.
-      const rounds = o.quick ? 2 : 5;
+      const rounds = o.quick ? 2 : 4;
       const roundSeconds = o.quick ? 0.5 : 1;
       for (const w of [AUDIO, VIDEO]) {
         for (const n of fanouts) {
@@ -151,13 +153,41 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
       results.ratios = ratios(latency);
     }
 
+    // ---- generator headroom --------------------------------------------------------------------
+    if (has('generator')) {
+      const used = Math.max(
+        0,
+        ...latency.map((r) => r.deliveredPps),
+      );
+      results.generator = await generatorCheck(engine, Math.max(used, 1000), o.quick ? 1 : 3);
+      const g = results.generator as GeneratorResult;
+      g.srtp = await generatorSrtpCost(engine, o.quick ? 25 : 250);
+      o.log(`generator SRTP: p50 ${fmtUs(g.srtp.plainP50Us)} plain vs ${fmtUs(g.srtp.srtpP50Us)} with SRTP on both ends (sender -> receiver, no forwarder); protect ${(g.srtp.protectNsPerPacket / 1000).toFixed(1)} us per packet`);
+      o.log(`generator: ${g.achievedPps.toFixed(0)} packets/s sent and received with ${(g.loss * 100).toFixed(3)}% loss = ${g.headroom.toFixed(1)}x the highest rate used (${g.highestRateUsed.toFixed(0)}/s)`);
+    }
+
+    // ---- micro-benchmarks ----------------------------------------------------------------------
+    if (has('micro')) {
+      const micro: MicroResult = await runMicro(o.quick);
+      results.micro = micro;
+      for (const s of micro.skipped) o.log(`micro: skipped ${s}`);
+    }
+
+    // ---- memory --------------------------------------------------------------------------------
+    if (has('memory')) {
+      results.memory = await memoryPerParticipant(core, o.quick ? 10 : 100);
+    }
     // ---- capacity per path (one worker) --------------------------------------------------------
     const capacity: CapacityResult[] = [];
+    // The full run stays under 10 minutes: capacity searches share what the latency part left.
+    const deadline = started + (o.quick ? 50 : 520) * 1000;
     if (has('capacity')) {
       const trialSeconds = o.quick ? 1 : 10;
+      // [path, first trial, upper bound]: first trials near the expected capacity keep the
+      // search to a few 10-second trials.
       const paths: Array<[PathName, number, number]> = o.quick
         ? [['native', 50, 100], ['mediasoup', 50, 100]]
-        : [['native', 500, 4000], ['mediasoup', 250, 4000], ['mediasoup-srtp', 250, 4000], ['library', 250, 4000]];
+        : [['native', 1000, 4000], ['mediasoup', 1000, 4000], ['mediasoup-srtp', 400, 4000], ['library', 400, 4000]];
       for (const [name, start, max] of paths) {
         capacity.push(
           await searchCapacity({
@@ -165,8 +195,12 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
             start,
             max,
             trialSeconds,
-            resolution: 0.08,
-            maxTrials: o.quick ? 2 : 6,
+            resolution: 0.1,
+            maxTrials: o.quick ? 2 : 4,
+            // A copy that comes seconds late is as good as lost for a call: the forwarder only
+            // passes while it keeps up in real time.
+            maxP99Us: REALTIME_P99_US,
+            deadline: deadline - (o.quick ? 0 : 100_000),
             trial: (n, seconds) => runScenario({ engine, makePath: makers(AUDIO, n).find(([p]) => p === name)![1], workload: AUDIO, fanout: n, seconds, warmupFrames: 25 }),
             log: o.log,
           }),
@@ -185,49 +219,27 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
       const routers = await Promise.all(mpool.workers.map((w) => mpool.createRouter(w, { mediaCodecs: MEDIA_CODECS })));
       const allWorkers = mpool.workers.map((w) => w.worker);
       const machine: CapacityResult[] = [];
-      const search = (name: string, make: (n: number, port: number) => Promise<ForwardPath>, start: number): Promise<CapacityResult> =>
+      const search = (name: string, make: (n: number, port: number) => Promise<ForwardPath>, start: number, share: number): Promise<CapacityResult> =>
         searchCapacity({
           path: name,
           start,
           max: o.quick ? start * 2 : 6000,
           trialSeconds,
-          resolution: 0.08,
-          maxTrials: o.quick ? 1 : 6,
+          resolution: 0.1,
+          maxTrials: o.quick ? 1 : 4,
           maxP99Us: 20_000,
+          deadline: deadline - share,
           trial: (n, seconds) => runScenario({ engine, makePath: (p) => make(n, p), workload: AUDIO, fanout: n, seconds, warmupFrames: 25 }),
           log: o.log,
         });
-      machine.push(await search('mediasoup-srtp, all workers (pipes)', (n, p) => mediasoupPath(routers[0]!, allWorkers, AUDIO, n, p, true, routers), o.quick ? 100 : 1000));
-      machine.push(await search('library, all workers (pipes)', (n, p) => libraryPath(machineCore!, AUDIO, n, p, 'library-machine'), o.quick ? 100 : 1000));
+      machine.push(await search('library, all workers (pipes)', (n, p) => libraryPath(machineCore!, AUDIO, n, p, 'library-machine'), o.quick ? 100 : 900, o.quick ? 0 : 50_000));
+      machine.push(await search('mediasoup-srtp, all workers (pipes)', (n, p) => mediasoupPath(routers[0]!, allWorkers, AUDIO, n, p, true, routers), o.quick ? 100 : 900, 0));
       for (const r of routers) r.close();
       machineCore.close();
       machineCore = undefined;
       results.machine = machine;
     }
 
-    // ---- generator headroom --------------------------------------------------------------------
-    if (has('generator')) {
-      const used = Math.max(
-        0,
-        ...latency.map((r) => r.deliveredPps),
-        ...capacity.flatMap((c) => c.trials.filter((t) => t.pass).map((t) => t.deliveredPps)),
-      );
-      results.generator = await generatorCheck(engine, Math.max(used, 1000), o.quick ? 1 : 3);
-      const g = results.generator as GeneratorResult;
-      o.log(`generator: ${g.achievedPps.toFixed(0)} packets/s sent and received with ${(g.loss * 100).toFixed(3)}% loss = ${g.headroom.toFixed(1)}x the highest rate used (${g.highestRateUsed.toFixed(0)}/s)`);
-    }
-
-    // ---- micro-benchmarks ----------------------------------------------------------------------
-    if (has('micro')) {
-      const micro: MicroResult = await runMicro(o.quick);
-      results.micro = micro;
-      for (const s of micro.skipped) o.log(`micro: skipped ${s}`);
-    }
-
-    // ---- memory --------------------------------------------------------------------------------
-    if (has('memory')) {
-      results.memory = await memoryPerParticipant(core, o.quick ? 10 : 100);
-    }
   } finally {
     machineCore?.close();
     core.close();
@@ -248,6 +260,49 @@ interface GeneratorResult {
   p99Us: number;
   highestRateUsed: number;
   headroom: number;
+  /** The generator's own SRTP cost: what an SRTP path's delay includes before any forwarder. */
+  srtp?: { plainP50Us: number; srtpP50Us: number; protectNsPerPacket: number; packets: number };
+}
+
+/**
+ * Sender -> receiver at the audio rate, plain and with SRTP on both ends, alternating: the delay
+ * the generator's SRTP adds by itself (part of every SRTP path's figure).
+ */
+async function generatorSrtpCost(engine: PacketEngine, packets: number): Promise<NonNullable<GeneratorResult['srtp']>> {
+  const delays: Record<'plain' | 'srtp', number[]> = { plain: [], srtp: [] };
+  let protectNs = 0;
+  let protected_ = 0;
+  const rounds = 4;
+  for (let r = 0; r < rounds; r++) {
+    for (const mode of ['plain', 'srtp'] as const) {
+      const key = mode === 'srtp' ? { suite: 'AES_CM_128_HMAC_SHA1_80' as const, key: Buffer.from(Array.from({ length: 30 }, (_, i) => (i * 7 + r) & 0xff)) } : undefined;
+      const tx = await engine.openSocket('127.0.0.1');
+      const rx = await engine.openSocket('127.0.0.1');
+      try {
+        const receiver = engine.startReceiver({ socket: rx, maxRecords: packets + 10, copies: [{ ssrc: 9, ...(key ? { srtp: key } : {}) }] });
+        const n = Math.ceil(packets / rounds);
+        const s = await engine
+          .startSender({ socket: tx, host: '127.0.0.1', port: rx.port, rtp: { payloadType: 100, ssrc: 9, clockRate: 48000, size: 120 }, frameRate: 50, packetsPerFrame: 1, frames: n, ...(key ? { srtp: key } : {}) })
+          .finished();
+        for (let i = 0; i < 20 && receiver.status().received < s.sent; i++) await new Promise((res) => setTimeout(res, 10));
+        // The first packet of a fresh SRTP session pays for key derivation: leave it out.
+        delays[mode].push(...[...readRecords(receiver.stop().records).delayNs].slice(1).map((d) => d / 1000));
+        if (key) {
+          protectNs += s.protectNs;
+          protected_ += s.sent;
+        }
+      } finally {
+        tx.close();
+        rx.close();
+      }
+    }
+  }
+  return {
+    plainP50Us: percentiles(Float64Array.from(delays.plain)).p50,
+    srtpP50Us: percentiles(Float64Array.from(delays.srtp)).p50,
+    protectNsPerPacket: protected_ ? protectNs / protected_ : 0,
+    packets: delays.srtp.length,
+  };
 }
 
 /**
@@ -350,10 +405,11 @@ export function report(results: Record<string, unknown>): string {
           const best = c.trials.filter((t) => t.pass).at(-1);
           return {
             path: c.path,
-            capacity: `${c.atLeast ? '>= ' : ''}${c.capacity}`,
+            capacity: `${c.atLeast ? '>= ' : ''}${c.capacity}${c.stoppedEarly ? ' (search cut short)' : ''}`,
             'first failure': c.firstFailure ?? '-',
             'last p99 at capacity': best ? fmtUs(best.lastP99Us) : '-',
-            'CPU at capacity': best ? `${best.cpuPercent.toFixed(0)}%` : '-',
+            'worker CPU': best ? `${best.cpuPercent.toFixed(0)}%` : '-',
+            'receiver CPU': best ? `${best.receiverCpuPercent.toFixed(0)}%` : '-',
             criterion: c.criterion,
           };
         }),
@@ -362,6 +418,7 @@ export function report(results: Record<string, unknown>): string {
   }
   const g = results.generator as GeneratorResult | undefined;
   if (g) parts.push(`\nGenerator alone: ${g.achievedPps.toFixed(0)} packets/s, loss ${(g.loss * 100).toFixed(3)}%, p99 ${fmtUs(g.p99Us)}: ${g.headroom.toFixed(1)}x the highest rate used (${g.highestRateUsed.toFixed(0)}/s)`);
+  if (g?.srtp) parts.push(`Generator SRTP (sender -> receiver, no forwarder): p50 ${fmtUs(g.srtp.plainP50Us)} plain, ${fmtUs(g.srtp.srtpP50Us)} with SRTP; protect ${(g.srtp.protectNsPerPacket / 1000).toFixed(1)} us/packet`);
   const micro = results.micro as MicroResult | undefined;
   if (micro?.tasks.length) {
     parts.push('\nControl plane (tinybench)\n');

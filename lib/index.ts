@@ -31,3 +31,11 @@ export { hashPassword, verifyPassword, AttemptLimiter } from './model/password.j
 export { DEFAULT_MEDIA_CODECS } from './media/MeetingMedia.js';
 export type { MeetingMediaOptions } from './media/MeetingMedia.js';
 export type * from './model/types.js';
+
+// Gateways (SIP dial-in and other server-side media peers): SRTP-only transports for admitted
+// participants; and the native packet engine the benchmark uses (lib/native, C4V_NO_NATIVE=1
+// forces its TypeScript fallback).
+export { createGatewayTransport, GatewayTransport } from './media/GatewayTransport.js';
+export type { GatewayTransportInfo, GatewayTransportOptions, GatewaySrtpParameters } from './media/GatewayTransport.js';
+export { packetEngine, packetEngineInfo, resolveNativeBinding, MAX_PACKET_SIZE } from './native/index.js';
+export type { PacketEngine, PacketEngineInfo, SrtpKey, SrtpSuite } from './native/index.js';

@@ -137,6 +137,30 @@ for (const [name, make] of engines) {
     }
   });
 
+  test(`${name}: a receiver decrypts SRTP copies per SSRC and counts a copy under the wrong key as an SRTP failure`, async () => {
+    const e = make();
+    const tx1 = await e.openSocket('127.0.0.1');
+    const tx2 = await e.openSocket('127.0.0.1');
+    const rx = await e.openSocket('127.0.0.1');
+    try {
+      const good = { suite: 'AES_CM_128_HMAC_SHA1_80' as const, key: randomBytes(30) };
+      const other = { suite: 'AES_CM_128_HMAC_SHA1_80' as const, key: randomBytes(30) };
+      const receiver = e.startReceiver({ socket: rx, maxRecords: 100, copies: [{ ssrc: 11, srtp: good }, { ssrc: 22, srtp: good }] });
+      const send = (socket: typeof tx1, ssrc: number, srtp: typeof good) =>
+        e.startSender({ socket, host: '127.0.0.1', port: rx.port, rtp: { payloadType: 100, ssrc, clockRate: 48000, size: 160 }, frameRate: 500, packetsPerFrame: 1, frames: 8, srtp }).finished();
+      await Promise.all([send(tx1, 11, good), send(tx2, 22, other)]);
+      await waitUntil(() => receiver.status().received >= 8 && receiver.status().srtpFailures >= 8, '8 good copies and 8 refused ones');
+      const r = receiver.stop();
+      const rec = readRecords(r.records);
+      assert.is(r.received, 8);
+      assert.is(r.srtpFailures, 8);
+      assert.ok(rec.copy.every((c) => c === 0), 'only the copy under the right key is recorded');
+      assert.equal([...rec.seq].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7]);
+    } finally {
+      for (const s of [tx1, tx2, rx]) s.close();
+    }
+  });
+
   test(`${name}: the forwarder copies each packet to every destination with that destination's SSRC`, async () => {
     const e = make();
     const src = await e.openSocket('127.0.0.1');

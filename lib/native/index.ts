@@ -67,6 +67,8 @@ export interface SenderStatus {
   /** How far behind its schedule the sender was at worst (ns): shows a stalled generator. */
   maxLateNs: number;
   lateSumNs: number;
+  /** Time the sender spent in SRTP protect (native; 0 without SRTP or on the fallback). */
+  protectNs: number;
   startNs: number;
   /** CPU time of the sender thread (native) or 0. */
   cpuNs: number;
@@ -471,7 +473,7 @@ function tsEngine(): PacketEngine {
       const sock = tsSocket(o.socket);
       const period = 1e9 / o.frameRate;
       const start = o.startNs ?? nowNsTs() + 1e6;
-      const st: SenderStatus = { sent: 0, sendErrors: 0, maxLateNs: 0, lateSumNs: 0, startNs: start, cpuNs: 0, done: false };
+      const st: SenderStatus = { sent: 0, sendErrors: 0, maxLateNs: 0, lateSumNs: 0, protectNs: 0, startNs: start, cpuNs: 0, done: false };
       const first = o.firstFrame ?? 0;
       let frame = 0;
       let seq = first * o.packetsPerFrame;

@@ -29,6 +29,8 @@
 
 #include <srtp2/srtp.h>
 
+#include "fastsrtp.h"
+
 #define MAX_PACKET 1500            // the largest RTP packet we build or accept (before SRTP)
 #define SRTP_TRAILER 16            // room for the SRTP auth tag / GCM tag
 #define BATCH 64                   // datagrams per recvmmsg / sendmmsg call
@@ -562,6 +564,7 @@ typedef struct {
   _Atomic int64_t send_errors;
   _Atomic int64_t max_late_ns;
   _Atomic int64_t late_sum_ns;
+  _Atomic int64_t protect_ns;  // time spent in srtp_protect (the generator's own SRTP cost)
   int64_t cpu_ns;
   int joined;
 } sender_t;
@@ -618,7 +621,11 @@ static void *sender_main(void *arg) {
         // Latency is measured from the scheduled time: a sender that falls behind shows as delay.
         int last = b + i == s->packets_per_frame - 1;
         int len = build_rtp(bufs[i], &s->rtp, rtp_seq++, (uint32_t)(g * ts_step), last, seq++, sched, key && b + i == 0);
-        if (s->srtp && srtp_protect(s->srtp, bufs[i], &len) != srtp_err_status_ok) atomic_fetch_add(&s->send_errors, 1);
+        if (s->srtp) {
+          int64_t p0 = now_ns();
+          if (srtp_protect(s->srtp, bufs[i], &len) != srtp_err_status_ok) atomic_fetch_add(&s->send_errors, 1);
+          atomic_fetch_add(&s->protect_ns, now_ns() - p0);
+        }
         iov[i].iov_base = bufs[i];
         iov[i].iov_len = (size_t)len;
         memset(&msgs[i], 0, sizeof msgs[i]);
@@ -720,6 +727,7 @@ static napi_value sender_status(napi_env env, sender_t *s) {
   set_num(env, out, "sendErrors", (double)atomic_load(&s->send_errors));
   set_num(env, out, "maxLateNs", (double)atomic_load(&s->max_late_ns));
   set_num(env, out, "lateSumNs", (double)atomic_load(&s->late_sum_ns));
+  set_num(env, out, "protectNs", (double)atomic_load(&s->protect_ns));
   set_num(env, out, "startNs", (double)s->start_ns);
   set_num(env, out, "cpuNs", (double)s->cpu_ns);
   napi_value d;
@@ -769,7 +777,10 @@ typedef struct {
 typedef struct {
   pthread_t thread;
   int fd;
-  srtp_t srtp;
+  // One libsrtp session per copy (NULL: plain), found through the SSRC table: a single session
+  // with thousands of streams would walk libsrtp's stream list on every packet.
+  srtp_t *srtp;
+  fast_srtp **fast;         // per copy, for the AES_CM_128 suites (NULL: use srtp[copy])
   ssrc_slot *table;         // open-addressing map ssrc -> copy index
   uint32_t table_mask;
   uint32_t copies;
@@ -826,7 +837,8 @@ static void *receiver_main(void *arg) {
           atomic_fetch_add(&r->unknown_ssrc, 1);
           continue;
         }
-        if (r->srtp && srtp_unprotect(r->srtp, p, &len) != srtp_err_status_ok) {
+        if (r->fast && r->fast[copy] ? fast_srtp_unprotect(r->fast[copy], p, &len) != 0
+                                     : r->srtp && r->srtp[copy] && srtp_unprotect(r->srtp[copy], p, &len) != srtp_err_status_ok) {
           atomic_fetch_add(&r->srtp_failures, 1);
           continue;
         }
@@ -854,7 +866,15 @@ static void *receiver_main(void *arg) {
 }
 
 static void receiver_free(receiver_t *r) {
-  if (r->srtp) srtp_dealloc(r->srtp);
+  if (r->srtp) {
+    for (uint32_t i = 0; i < r->copies; i++)
+      if (r->srtp[i]) srtp_dealloc(r->srtp[i]);
+    free(r->srtp);
+  }
+  if (r->fast) {
+    for (uint32_t i = 0; i < r->copies; i++) fast_srtp_free(r->fast[i]);
+    free(r->fast);
+  }
   free(r->table);
   free(r->records);
   free(r);
@@ -894,8 +914,9 @@ static napi_value js_receiver_start(napi_env env, napi_callback_info info) {
     r->table = malloc(size * sizeof(ssrc_slot));
     r->table_mask = size - 1;
     for (uint32_t i = 0; i < size; i++) r->table[i].copy = UINT32_MAX;
-    key_spec *specs = calloc(n ? n : 1, sizeof(key_spec));
-    uint32_t nkeys = 0;
+    r->copies = n;
+    r->srtp = calloc(n ? n : 1, sizeof(srtp_t));
+    r->fast = calloc(n ? n : 1, sizeof(fast_srtp *));
     for (uint32_t c = 0; c < n; c++) {
       napi_value el;
       napi_get_element(env, copies, c, &el);
@@ -906,27 +927,26 @@ static napi_value js_receiver_start(napi_env env, napi_callback_info info) {
       r->table[j].copy = c;
       napi_value key = prop(env, el, "srtp");
       if (key) {
-        if (!read_key_spec(env, key, &specs[nkeys])) {
-          free(specs);
+        key_spec spec;
+        if (!read_key_spec(env, key, &spec)) {
           receiver_free(r);
           return NULL;
         }
-        specs[nkeys].any = 0;
-        specs[nkeys].ssrc = ssrc;
-        nkeys++;
+        spec.any = 0;
+        spec.ssrc = ssrc;
+        int tag = strcmp(spec.suite, "AES_CM_128_HMAC_SHA1_80") == 0 ? 10 : strcmp(spec.suite, "AES_CM_128_HMAC_SHA1_32") == 0 ? 4 : 0;
+        if (tag && !getenv("C4V_RECEIVER_LIBSRTP")) {
+          r->fast[c] = fast_srtp_new(spec.key, tag);
+          if (r->fast[c]) continue;
+        }
+        const char *err;
+        r->srtp[c] = make_session(&spec, 1, 0, &err);
+        if (!r->srtp[c]) {
+          receiver_free(r);
+          return throw_coded(env, "NATIVE_BAD_SRTP_KEY", err);
+        }
       }
     }
-    r->copies = n;
-    if (nkeys > 0) {
-      const char *err;
-      r->srtp = make_session(specs, nkeys, 0, &err);
-      if (!r->srtp) {
-        free(specs);
-        receiver_free(r);
-        return throw_coded(env, "NATIVE_BAD_SRTP_KEY", err);
-      }
-    }
-    free(specs);
   }
   if (pthread_create(&r->thread, NULL, receiver_main, r) != 0) {
     receiver_free(r);

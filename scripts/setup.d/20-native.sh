@@ -14,7 +14,7 @@ stamp=build/.c4v-native.sha256
 if [ -f build/Release/c4v_native.node ] && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then exit 0; fi
 
 # Debian packages the build needs (the worker build step installs them too).
-PKGS=(build-essential python3 libsrtp2-dev)
+PKGS=(build-essential python3 libsrtp2-dev libssl-dev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
