@@ -208,6 +208,32 @@ if (nativeBuilt) {
   });
 }
 
+if (nativeBuilt) {
+  test("the native sender's SRTP (libcrypto) is what the TypeScript receiver decrypts, across a sequence wrap", async () => {
+    const n = packetEngine('native');
+    const t = packetEngine('typescript');
+    const tx = await n.openSocket('127.0.0.1');
+    const rx = await t.openSocket('127.0.0.1');
+    try {
+      // ssrc * 7 + seq is the first RTP sequence number: start 3 below the 16-bit wrap.
+      const ssrc = 9362;
+      const startSeq = (ssrc * 7) & 0xffff;
+      const first = (65533 - startSeq + 65536) % 65536;
+      const receiver = t.startReceiver({ socket: rx, maxRecords: 100, copies: [{ ssrc, srtp: KEY }] });
+      await n
+        .startSender({ socket: tx, host: '127.0.0.1', port: rx.port, rtp: { payloadType: 100, ssrc, clockRate: 48000, size: 300 }, frameRate: 500, packetsPerFrame: 1, frames: 8, firstFrame: first, srtp: KEY })
+        .finished();
+      await waitUntil(() => receiver.status().received + receiver.status().srtpFailures >= 8, '8 SRTP packets');
+      const r = receiver.stop();
+      assert.is(r.srtpFailures, 0);
+      assert.equal([...readRecords(r.records).seq].sort((a, b) => a - b), Array.from({ length: 8 }, (_, i) => first + i));
+    } finally {
+      tx.close();
+      rx.close();
+    }
+  });
+}
+
 const received: Buffer[] = [];
 function peek(s: { receive(max?: number): Buffer[] }): Buffer[] {
   received.push(...s.receive());
