@@ -77,6 +77,8 @@ test('waiting participants see only their own status: no participant list, no ro
   m.lock(host);
   assert.equal(heard, []);
   assert.is(await codeOf(() => waiting.availableProducers()), 'NOT_ADMITTED');
+  assert.is(await codeOf(() => waiting.participants()), 'NOT_ADMITTED');
+  assert.equal(new Set(other.participants()), new Set([host, other]));
   assert.is(await codeOf(() => waiting.produceChat({ transportId: 'x', sctpStreamParameters: { streamId: 1 } })), 'NOT_ADMITTED');
   assert.ok(lists.length >= 2, 'the host hears the waiting list change');
   assert.equal(lists.at(-1), [waiting]);
@@ -132,11 +134,17 @@ test('every host action from a non-host is refused with NOT_PERMITTED', async ()
     ['updateSettings', () => m.updateSettings(p, { allowChat: false })],
   ];
   for (const [name, act] of actions) assert.is(await codeOf(act), 'NOT_PERMITTED', name);
+  // Nor may the host of another meeting act here.
+  const other = await meeting('offen');
+  const otherHost = await other.join(hostOf(hostId(other)));
+  assert.is(await codeOf(() => m.lock(otherHost)), 'NOT_PERMITTED');
+  m.lock(host);
+  m.unlock(host);
   // Nothing changed and nothing was audited for the refused calls.
   assert.not.ok(m.locked);
   assert.not.ok(m.ended);
   assert.equal(m.participants.map((x) => x.role), ['host', 'participant', 'participant']);
-  assert.equal(m.auditLog.map((e) => e.action), ['poll-created']);
+  assert.equal(m.auditLog.map((e) => e.action), ['poll-created', 'lock', 'unlock']);
   // A co-host may do the moderator actions but not the host-only ones.
   m.makeCoHost(host, p.id);
   m.lock(p);
@@ -379,14 +387,19 @@ test('bad input is refused with a coded error and changes nothing', async () => 
   assert.is(m.participants.length, 1);
 });
 
-test('a second session of the same identity replaces the first', async () => {
-  const m = await meeting('offen');
+test('a second session of the same identity replaces the first; an admitted one does not wait again', async () => {
+  const m = await meeting('schule');
   const host = await m.join(hostOf(hostId(m)));
   const first = await m.join(user('dup@x.de'));
+  m.admit(host, first.id);
   const reason = new Promise((r) => first.once('close', r));
   const second = await m.join(user('dup@x.de'));
   assert.is(await reason, 'replaced');
   assert.equal(m.participants, [host, second]);
+  assert.is(second.state, 'admitted', 'a reconnect does not go through the waiting room again');
+  const third = await m.join(user('waits@x.de'));
+  assert.is(third.state, 'waiting-room');
+  assert.is((await m.join(user('waits@x.de'))).state, 'waiting-room', 'a waiting identity keeps waiting');
   // A host reconnecting keeps the meeting running and keeps the host role.
   const host2 = await m.join(hostOf(hostId(m)));
   assert.is(host.closeReason, 'replaced');

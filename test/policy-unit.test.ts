@@ -97,6 +97,13 @@ test('admission sends co-hosts past the waiting room and refuses guests when gue
   assert.is((decideAdmission(noGuests) as { code: string }).code, 'GUESTS_NOT_ALLOWED');
 });
 
+test('a returning admitted identity does not wait again but still meets every refusal check', () => {
+  const wr = { ...passing(), settings: { ...passing().settings, waitingRoom: true }, awaitingHost: true };
+  assert.equal(decideAdmission({ ...wr, returning: true }), { outcome: 'admitted' });
+  assert.is((decideAdmission({ ...wr, returning: true, locked: true }) as { code: string }).code, 'MEETING_LOCKED');
+  assert.is((decideAdmission({ ...wr, returning: true, password: 'wrong' }) as { code: string }).code, 'WRONG_PASSWORD');
+});
+
 test('effective settings: account defaults, meeting overrides, and SETTING_LOCKED on a locked one', () => {
   const account = new Account({ id: 'klinik', defaults: { e2ee: 'required', waitingRoom: true, maxParticipants: 20 }, locked: ['e2ee'] });
   const s = account.effectiveSettings({ maxParticipants: 5 });

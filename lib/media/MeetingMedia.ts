@@ -152,6 +152,8 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
   readonly #dataProducers = new Map<string, DataProducerRecord>();
   /** Producers (and data producers) already piped to a router: key `<id>:<routerId>`. */
   readonly #pipes = new Map<string, Promise<void>>();
+  /** The tail of the placement queue (see #shardFor). */
+  #placing: Promise<unknown> = Promise.resolve();
   /** Set while a dead shard is being replaced; media calls wait on it. */
   #recovering: Promise<void> | undefined;
   #closed = false;
@@ -282,6 +284,14 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
 
   /** The shard a participant's media goes to: its own, or one with room, or a new one on a free worker. */
   async #shardFor(participantId: string): Promise<Shard> {
+    // One placement at a time: two concurrent first transports must not open two routers of this
+    // meeting on one worker (piping between them keeps producer ids, which needs distinct workers).
+    const run = this.#placing.then(() => this.#placeParticipant(participantId));
+    this.#placing = run.catch(() => undefined);
+    return run;
+  }
+
+  async #placeParticipant(participantId: string): Promise<Shard> {
     while (this.#recovering) await this.#recovering;
     this.#assertOpen();
     const peer = this.#peer(participantId);
@@ -323,7 +333,7 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
       affected.push(pid);
     }
     shard.participants.clear();
-    for (const key of [...this.#pipes.keys()]) if (key.endsWith(`:${shard.router.id}`)) this.#pipes.delete(key);
+    this.#forgetPipesTo(shard);
     // The meeting always keeps one router (its capabilities, a place for the next transport).
     const needNew = ![...this.#shards].some((s) => !s.dead);
     const recovery = (needNew ? this.#replaceShard(shard.worker) : Promise.resolve()).then(
@@ -340,6 +350,10 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
       if (this.#recovering === tracked) this.#recovering = undefined;
     });
     this.#recovering = tracked;
+  }
+
+  #forgetPipesTo(shard: Shard): void {
+    for (const key of [...this.#pipes.keys()]) if (key.endsWith(`:${shard.router.id}`)) this.#pipes.delete(key);
   }
 
   /** A new router on a live worker in an allowed region; waits for a replacement worker if none is up. */
@@ -515,6 +529,11 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     return { ...r.info };
   }
 
+  /** mediasoup's receive statistics of a producer (packet counts per encoding). */
+  async producerStats(producerId: string): Promise<ms.ProducerStat[]> {
+    return this.#producerRecord(producerId).producer.getStats();
+  }
+
   closeProducer(producerId: string): void {
     this.#producerRecord(producerId).producer.close();
   }
@@ -657,7 +676,7 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     for (const r of [...this.#dataProducers.values()]) r.dataProducer.close();
   }
 
-  /** Closes a participant's chat DataConsumers (it was moved out of the meeting's audience). */
+  /** Closes one chat DataProducer. */
   closeDataProducer(id: string): void {
     this.#dataProducers.get(id)?.dataProducer.close();
   }
@@ -679,6 +698,7 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
       this.#shards.delete(shard);
       shard.dead = true;
       this.#endPlacement(shard, 'released');
+      this.#forgetPipesTo(shard);
       shard.router.close();
     }
   }

@@ -272,6 +272,7 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
       isHost,
       isCoHost: this.#cohostIdentities.has(req.identity),
       awaitingHost: !isHost && this.#awaitingHost(),
+      returning: existing?.state === 'admitted',
     });
     if (decision.outcome === 'refused') {
       if (decision.code === 'WRONG_PASSWORD') {
@@ -281,7 +282,8 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
       this.#logger.info({ code: decision.code }, 'join refused');
       throw new PolicyError(decision.code, decision.reason);
     }
-    if (existing) this._closeParticipant(existing, 'replaced', { replacedBy: isHost });
+    const replacedHost = existing?.role === 'host' && existing.state === 'admitted';
+    if (existing) this._closeParticipant(existing, 'replaced', { replaced: true });
     const role: Role = isHost ? 'host' : this.#cohostIdentities.has(req.identity) ? 'cohost' : 'participant';
     const p = new Participant(this, {
       id: randomUUID(),
@@ -308,6 +310,9 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
       this.safeEmit('participantwaiting', p);
       this.#sendWaitingList();
     }
+    // The host's identity came back without asking for the host role: the role moves on as if
+    // the host had left.
+    if (replacedHost && !isHost) this.#onHostLeft();
     return p;
   }
 
@@ -776,7 +781,7 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
   // ---------------------------------------------------------------------------------------------
 
   /** @internal The one path by which a participant's session ends. */
-  _closeParticipant(p: Participant, reason: CloseReason, options: { replacedBy?: boolean } = {}): void {
+  _closeParticipant(p: Participant, reason: CloseReason, options: { replaced?: boolean } = {}): void {
     const before: ParticipantState = p.state;
     const wasHost = p.role === 'host';
     if (!p._markClosed(reason)) return;
@@ -791,7 +796,7 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
       this.#sendWaitingList();
     }
     this.safeEmit('participantleft', p, reason);
-    if (wasHost && before === 'admitted' && !this.#ended && !options.replacedBy) this.#onHostLeft();
+    if (wasHost && before === 'admitted' && !this.#ended && !options.replaced) this.#onHostLeft();
   }
 
   #onHostLeft(): void {

@@ -215,6 +215,12 @@ export class Participant extends TypedEmitter<ParticipantEvents> {
     this.meeting._closeOwnProducer(this, producerId);
   }
 
+  /** The admitted participants (the roster); waiting participants do not get it. */
+  participants(): Participant[] {
+    this.#assertAdmitted();
+    return this.meeting.participants;
+  }
+
   /** Others' producers this participant can consume now. */
   availableProducers(): ProducerInfo[] {
     this.#assertAdmitted();

@@ -32,6 +32,11 @@ export interface AdmissionInput {
   isCoHost: boolean;
   /** Nobody may enter yet: host-required start before the host came, or the host left (wait-for-host). */
   awaitingHost: boolean;
+  /**
+   * The identity is admitted right now and this join replaces that session (a reconnect): it
+   * goes back in without waiting again. Every refusal check still applies.
+   */
+  returning?: boolean;
 }
 
 /** What admission decided, with the named reason of a refusal. */
@@ -44,7 +49,8 @@ export type AdmissionDecision =
  * password (TOO_MANY_ATTEMPTS past the limit) -> locked -> capacity -> E2EE capability ->
  * host not present (wait) -> waiting room (wait) -> admitted.
  * The host skips the password, the lock and the waiting room (it is the one who admits), but not
- * an ended meeting, a ban, the capacity or E2EE.
+ * an ended meeting, a ban, the capacity or E2EE. A returning (reconnecting) admitted identity
+ * passes every check like a newcomer but does not wait again.
  */
 export function decideAdmission(input: AdmissionInput): AdmissionDecision {
   const refuse = (code: ErrorCode, reason: string): AdmissionDecision => ({ outcome: 'refused', code, reason });
@@ -70,7 +76,7 @@ export function decideAdmission(input: AdmissionInput): AdmissionDecision {
   if (input.settings.e2ee === 'required' && !input.e2eeCapable) {
     return refuse('E2EE_REQUIRED', 'this meeting is end-to-end encrypted and your client does not support it');
   }
-  if (input.isHost) return { outcome: 'admitted' };
+  if (input.isHost || input.returning) return { outcome: 'admitted' };
   if (input.awaitingHost) return { outcome: 'waiting-for-host' };
   if (input.settings.waitingRoom && !input.isCoHost) return { outcome: 'waiting-room' };
   return { outcome: 'admitted' };
