@@ -605,59 +605,68 @@ static void *sender_main(void *arg) {
   uint32_t seq = (uint32_t)(s->first * s->packets_per_frame);
   uint16_t rtp_seq = (uint16_t)(s->rtp.ssrc * 7 + seq);
   uint32_t ts_step = (uint32_t)(s->rtp.clock_rate / s->frame_rate);
-  uint8_t bufs[BATCH][MAX_PACKET + SRTP_TRAILER];
-  struct mmsghdr msgs[BATCH];
-  struct iovec iov[BATCH];
+  int ppf = s->packets_per_frame;
+  // A whole frame is built (and SRTP-protected) before its scheduled time and only sent at it:
+  // the content is known in advance, so the generator's own work never counts as delay.
+  typedef uint8_t packet_buf[MAX_PACKET + SRTP_TRAILER];
+  packet_buf *bufs = malloc((size_t)ppf * sizeof(packet_buf));
+  struct mmsghdr *msgs = calloc((size_t)ppf, sizeof(struct mmsghdr));
+  struct iovec *iov = calloc((size_t)ppf, sizeof(struct iovec));
+  if (!bufs || !msgs || !iov) {
+    atomic_fetch_add(&s->send_errors, 1);
+    goto out;
+  }
   int64_t cpu0 = thread_cpu_ns();
   for (int64_t f = 0; f < s->count && !atomic_load(&s->stop); f++) {
     int64_t sched = s->start_ns + f * period;
     int64_t g = s->first + f;  // the frame's index in the stream
+    int key = g == 0 || (s->key_interval > 0 && g % s->key_interval == 0);
+    for (int i = 0; i < ppf; i++) {
+      int len = build_rtp(bufs[i], &s->rtp, rtp_seq++, (uint32_t)(g * ts_step), i == ppf - 1, seq++, sched, key && i == 0);
+      if (s->fast || s->srtp) {
+        int64_t p0 = now_ns();
+        int bad = s->fast ? fast_srtp_protect(s->fast, bufs[i], &len) != 0 : srtp_protect(s->srtp, bufs[i], &len) != srtp_err_status_ok;
+        if (bad) atomic_fetch_add(&s->send_errors, 1);
+        atomic_fetch_add(&s->protect_ns, now_ns() - p0);
+      }
+      iov[i].iov_base = bufs[i];
+      iov[i].iov_len = (size_t)len;
+      memset(&msgs[i], 0, sizeof msgs[i]);
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_name = &s->dest;
+      msgs[i].msg_hdr.msg_namelen = s->dest_len;
+    }
     struct timespec ts = {.tv_sec = sched / 1000000000LL, .tv_nsec = sched % 1000000000LL};
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
     }
+    // Latency is measured from the scheduled time: a sender that wakes late shows as delay.
     int64_t late = now_ns() - sched;
     if (late > atomic_load(&s->max_late_ns)) atomic_store(&s->max_late_ns, late);
     atomic_fetch_add(&s->late_sum_ns, late);
-    int key = g == 0 || (s->key_interval > 0 && g % s->key_interval == 0);
     // A frame larger than one batch goes out in several sendmmsg calls, back to back.
-    for (int b = 0; b < s->packets_per_frame; b += BATCH) {
-      int k = s->packets_per_frame - b > BATCH ? BATCH : s->packets_per_frame - b;
-      for (int i = 0; i < k; i++) {
-        // Latency is measured from the scheduled time: a sender that falls behind shows as delay.
-        int last = b + i == s->packets_per_frame - 1;
-        int len = build_rtp(bufs[i], &s->rtp, rtp_seq++, (uint32_t)(g * ts_step), last, seq++, sched, key && b + i == 0);
-        if (s->fast || s->srtp) {
-          int64_t p0 = now_ns();
-          int bad = s->fast ? fast_srtp_protect(s->fast, bufs[i], &len) != 0 : srtp_protect(s->srtp, bufs[i], &len) != srtp_err_status_ok;
-          if (bad) atomic_fetch_add(&s->send_errors, 1);
-          atomic_fetch_add(&s->protect_ns, now_ns() - p0);
+    int done = 0;
+    while (done < ppf) {
+      int n = ppf - done > BATCH ? BATCH : ppf - done;
+      int r = sendmmsg(s->fd, msgs + done, (unsigned)n, 0);
+      if (r < 0) {
+        if (errno == EAGAIN || errno == ENOBUFS) {
+          struct pollfd pfd = {.fd = s->fd, .events = POLLOUT};
+          poll(&pfd, 1, 10);
+          continue;
         }
-        iov[i].iov_base = bufs[i];
-        iov[i].iov_len = (size_t)len;
-        memset(&msgs[i], 0, sizeof msgs[i]);
-        msgs[i].msg_hdr.msg_iov = &iov[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-        msgs[i].msg_hdr.msg_name = &s->dest;
-        msgs[i].msg_hdr.msg_namelen = s->dest_len;
+        atomic_fetch_add(&s->send_errors, ppf - done);
+        break;
       }
-      int done = 0;
-      while (done < k) {
-        int r = sendmmsg(s->fd, msgs + done, (unsigned)(k - done), 0);
-        if (r < 0) {
-          if (errno == EAGAIN || errno == ENOBUFS) {
-            struct pollfd pfd = {.fd = s->fd, .events = POLLOUT};
-            poll(&pfd, 1, 10);
-            continue;
-          }
-          atomic_fetch_add(&s->send_errors, k - done);
-          break;
-        }
-        done += r;
-      }
-      atomic_fetch_add(&s->sent, done);
+      done += r;
     }
+    atomic_fetch_add(&s->sent, done);
   }
   s->cpu_ns = thread_cpu_ns() - cpu0;
+out:
+  free(bufs);
+  free(msgs);
+  free(iov);
   atomic_store(&s->done, 1);
   return NULL;
 }
