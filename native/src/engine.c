@@ -720,8 +720,8 @@ static napi_value js_sender_start(napi_env env, napi_callback_info info) {
     }
     ks.any = 1;
     int tag = strcmp(ks.suite, "AES_CM_128_HMAC_SHA1_80") == 0 ? 10 : strcmp(ks.suite, "AES_CM_128_HMAC_SHA1_32") == 0 ? 4 : 0;
-    // At 50 packets/s the caches are cold for every packet: libsrtp2 (7 us) then beats OpenSSL 3
-    // (about 40 us through its provider layers), so the sender keeps libsrtp2 unless asked.
+    // The sender protects each frame before its scheduled time (sender_main), so its SRTP speed
+    // is outside the measurement: libsrtp2 by default, libcrypto on request.
     if (tag && getenv("C4V_SENDER_OPENSSL")) s->fast = fast_srtp_new(ks.key, tag);
     const char *err;
     // A libsrtp session as well: it validates the key the same way for both implementations.
