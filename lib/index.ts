@@ -47,3 +47,11 @@ export { assertAllowListed, renderEvent, MESSAGE_KINDS } from './controlplane/al
 export type { ControlPlaneMessage, MessageKind, RenderedEvent } from './controlplane/allowList.js';
 export type { MeetingView, ParticipantView } from './controlplane/mapping.js';
 export type { PurgeResult, StoredAuditEntry } from './controlplane/store.js';
+
+// Gateways (SIP dial-in and other server-side media peers): SRTP-only transports for admitted
+// participants; and the native packet engine the benchmark uses (lib/native, C4V_NO_NATIVE=1
+// forces its TypeScript fallback).
+export { createGatewayTransport, GatewayTransport } from './media/GatewayTransport.js';
+export type { GatewayTransportInfo, GatewayTransportOptions, GatewaySrtpParameters } from './media/GatewayTransport.js';
+export { packetEngine, packetEngineInfo, resolveNativeBinding, MAX_PACKET_SIZE } from './native/index.js';
+export type { PacketEngine, PacketEngineInfo, SrtpKey, SrtpSuite } from './native/index.js';

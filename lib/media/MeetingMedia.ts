@@ -444,6 +444,31 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     return { ...(await this.#transport(participantId, transportId).restartIce()) };
   }
 
+  // Gateway hooks (issue 6): a server-side SRTP-only PlainTransport for a gateway participant
+  // (dial-in, the benchmark generator) is created on the participant's router and then used like
+  // its WebRtcTransports for produce/consume. See lib/media/GatewayTransport.ts.
+
+  /** @internal The router serving a participant (placing it on a shard first). */
+  async _routerFor(participantId: string): Promise<ms.Router> {
+    return (await this.#shardFor(participantId)).router;
+  }
+
+  /**
+   * @internal Registers a transport created on _routerFor()'s router as the participant's, so
+   * that produce() and consume() accept its id. Only produce/consume/close apply to it; the
+   * WebRTC calls (connect with DTLS, ICE restart) are not for gateway transports.
+   */
+  _adoptTransport(participantId: string, transport: ms.Transport, direction: 'send' | 'recv'): void {
+    const peer = this.#peers.get(participantId);
+    if (!peer || !peer.shard || this.#closed) {
+      transport.close();
+      throw new MediaError('CLOSED', 'participant media released while creating a transport');
+    }
+    // produce/consume only use the Transport base class, which a PlainTransport shares.
+    peer.transports.set(transport.id, { transport: transport as ms.WebRtcTransport, direction });
+    transport.observer.once('close', () => peer.transports.delete(transport.id));
+  }
+
   /** DTLS state of a participant's transport. */
   transportState(participantId: string, transportId: string): ms.DtlsState {
     return this.#transport(participantId, transportId).dtlsState;

@@ -1,0 +1,201 @@
+// One forwarding scenario: a generator sends a workload to a path at a fixed rate (open loop), a
+// receiver on the same engine records every copy's one-way delay, and the path's CPU is sampled.
+// A scenario runs in rounds, so that several paths can take turns (A B C, B C A, ...) and share
+// whatever else the machine is doing evenly: ratios between paths stay fair on a busy machine.
+import type { PacketEngine, Receiver, SenderOptions, UdpSocket } from '../lib/native/index.js';
+import { GENERATOR_SSRC, type ForwardPath, type Workload } from './paths.js';
+import { summarise, type DelaySummary } from './stats.js';
+
+export interface ScenarioResult extends Omit<DelaySummary, 'cdf'> {
+  path: string;
+  workload: string;
+  fanout: number;
+  /** Seconds of measured sending (all rounds). */
+  seconds: number;
+  rounds: number;
+  packetsSent: number;
+  /** Copies delivered per second over the measured window. */
+  deliveredPps: number;
+  /** CPU of the forwarding process(es) over the measured rounds, in % of one core. */
+  cpuPercent: number;
+  /** How far behind schedule the generator was at worst (us). */
+  senderMaxLateUs: number;
+  /** CPU of the receiver thread over the scenario (native engine), in % of one core. */
+  receiverCpuPercent: number;
+  srtpFailures: number;
+  cdf: DelaySummary['cdf'];
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `cond` every 10 ms for at most `ms`; true when it held. Bench-only (tests use events). */
+async function until(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) return false;
+    await sleep(10);
+  }
+  return true;
+}
+
+export interface ScenarioOptions {
+  engine: PacketEngine;
+  /** Builds the path with the receiver's port. */
+  makePath: (receiverPort: number) => Promise<ForwardPath>;
+  workload: Workload;
+  fanout: number;
+  warmupFrames?: number;
+}
+
+/** A path with its generator and receiver, measured in one or more rounds. */
+export class Scenario {
+  readonly #o: ScenarioOptions;
+  readonly #warm: number;
+  #rx: UdpSocket | undefined;
+  #tx: UdpSocket | undefined;
+  #path: ForwardPath | undefined;
+  #pathName = '';
+  #receiver: Receiver | undefined;
+  #base: Omit<SenderOptions, 'frames'> | undefined;
+  #nextFrame = 0;
+  #measuredFrames = 0;
+  #rounds = 0;
+  #sent = 0;
+  #maxLateNs = 0;
+  #cpuMs = 0;
+  #cpuWindowMs = 0;
+  #openedAt = 0;
+
+  private constructor(o: ScenarioOptions) {
+    this.#o = o;
+    this.#warm = o.warmupFrames ?? Math.max(5, Math.round(o.workload.frameRate * 0.4));
+  }
+
+  /** Builds the path, starts the receiver and warms up (consumers sync, caches fill). */
+  static async open(o: ScenarioOptions, maxMeasuredFrames: number): Promise<Scenario> {
+    const s = new Scenario(o);
+    s.#openedAt = Date.now();
+    try {
+      await s.#open(maxMeasuredFrames);
+    } catch (error) {
+      await s.close();
+      throw error;
+    }
+    return s;
+  }
+
+  async #open(maxMeasuredFrames: number): Promise<void> {
+    const { engine, workload: w } = this.#o;
+    this.#rx = await engine.openSocket('127.0.0.1');
+    this.#tx = await engine.openSocket('127.0.0.1');
+    const path = await this.#o.makePath(this.#rx.port);
+    this.#path = path;
+    this.#pathName = path.name;
+    const copies = path.copies.length;
+    this.#receiver = engine.startReceiver({
+      socket: this.#rx,
+      maxRecords: Math.ceil((this.#warm + maxMeasuredFrames) * w.packetsPerFrame * copies * 1.05) + 1000,
+      copies: path.copies,
+    });
+    this.#base = {
+      socket: this.#tx,
+      host: path.ingress.host,
+      port: path.ingress.port,
+      rtp: {
+        payloadType: w.payloadType,
+        ssrc: GENERATOR_SSRC,
+        clockRate: w.clockRate,
+        size: w.size,
+        streamId: 1,
+        ...(w.prefix ? { prefix: w.prefix } : {}),
+        ...(w.keyPrefix ? { keyPrefix: w.keyPrefix } : {}),
+      },
+      frameRate: w.frameRate,
+      packetsPerFrame: w.packetsPerFrame,
+      ...(path.ingress.srtp ? { srtp: path.ingress.srtp } : {}),
+    };
+    await engine.startSender({ ...this.#base, frames: this.#warm, firstFrame: 0 }).finished();
+    this.#nextFrame = this.#warm;
+    const receiver = this.#receiver;
+    await until(() => receiver.status().received >= this.#warm * w.packetsPerFrame * copies, 2000);
+  }
+
+  /** Sends `frames` frames at the workload's rate and waits for the copies to drain. */
+  async round(frames: number): Promise<void> {
+    const { engine, workload: w } = this.#o;
+    const path = this.#path!;
+    const receiver = this.#receiver!;
+    const cpu0 = await path.cpuMs();
+    const t0 = Date.now();
+    const sender = engine.startSender({ ...this.#base!, frames, firstFrame: this.#nextFrame, startNs: engine.nowNs() + 5e6 });
+    const sent = await sender.finished();
+    this.#nextFrame += frames;
+    this.#measuredFrames += frames;
+    this.#rounds++;
+    this.#sent += sent.sent;
+    this.#maxLateNs = Math.max(this.#maxLateNs, sent.maxLateNs);
+    // Drain: until every copy so far arrived, or nothing new came for 100 ms (at most 3 s).
+    const expected = this.#nextFrame * w.packetsPerFrame * path.copies.length;
+    let last = -1;
+    for (let i = 0; i < 30 && receiver.status().received < expected; i++) {
+      const now = receiver.status().received;
+      if (now === last) break;
+      last = now;
+      await sleep(100);
+    }
+    this.#cpuMs += (await path.cpuMs()) - cpu0;
+    this.#cpuWindowMs += Date.now() - t0;
+  }
+
+  /** Stops everything and returns the figures over all rounds. */
+  async finish(): Promise<ScenarioResult> {
+    const { workload: w, fanout } = this.#o;
+    const copies = this.#path!.copies.length;
+    const closedCpu = await this.#path!.close();
+    const result = this.#receiver!.stop();
+    await this.close();
+    const s = summarise(result.records, copies, this.#warm * w.packetsPerFrame, this.#measuredFrames * w.packetsPerFrame);
+    const measuredMs = (this.#measuredFrames / w.frameRate) * 1000;
+    // The native forwarder reports its thread's CPU once, over its whole life (warm-up included).
+    const cpuPercent =
+      closedCpu !== undefined
+        ? (closedCpu / (measuredMs + (this.#warm / w.frameRate) * 1000)) * 100
+        : (this.#cpuMs / Math.max(1, this.#cpuWindowMs)) * 100;
+    return {
+      path: this.#pathName,
+      workload: w.name,
+      fanout,
+      seconds: measuredMs / 1000,
+      rounds: this.#rounds,
+      packetsSent: this.#sent,
+      ...s,
+      deliveredPps: s.received / (measuredMs / 1000),
+      cpuPercent,
+      senderMaxLateUs: this.#maxLateNs / 1000,
+      receiverCpuPercent: (result.cpuNs / 1e6 / Math.max(1, Date.now() - this.#openedAt)) * 100,
+      srtpFailures: result.srtpFailures,
+    };
+  }
+
+  /** Releases everything (idempotent; finish() calls it). */
+  async close(): Promise<void> {
+    const path = this.#path;
+    this.#path = undefined;
+    if (path) await path.close();
+    this.#receiver?.stop();
+    this.#tx?.close();
+    this.#rx?.close();
+  }
+}
+
+/** One path, one round of `seconds`: the capacity trials. */
+export async function runScenario(o: ScenarioOptions & { seconds: number }): Promise<ScenarioResult> {
+  const frames = Math.max(1, Math.round(o.seconds * o.workload.frameRate));
+  const s = await Scenario.open(o, frames);
+  try {
+    await s.round(frames);
+    return await s.finish();
+  } finally {
+    await s.close();
+  }
+}

@@ -1,0 +1,86 @@
+// `npm run bench -- --quick` end to end, as a child process like the npm script runs it: the
+// results file, the tables and the charts are produced and well-formed. Never timings.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+
+const RUN = fileURLToPath(new URL('../bench/run.js', import.meta.url));
+
+interface Pct {
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+  samples: number;
+}
+
+function assertPercentiles(p: Pct, what: string): void {
+  for (const k of ['p50', 'p90', 'p99', 'p999', 'max'] as const) assert.ok(Number.isFinite(p[k]) && p[k] > 0, `${what}.${k} is a positive number`);
+  assert.ok(p.p50 <= p.p90 && p.p90 <= p.p99 && p.p99 <= p.p999 && p.p999 <= p.max, `${what} percentiles are ordered`);
+  assert.ok(p.samples > 0);
+}
+
+test('bench --quick writes results.json with every path, workload and fan-out, and one SVG CDF chart per scenario', async () => {
+  const out = mkdtempSync(join(tmpdir(), 'c4v-bench-'));
+  try {
+    const child = spawn(process.execPath, [RUN, '--quick', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d));
+    child.stderr.on('data', (d: Buffer) => (stdout += d));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    assert.is(code, 0, stdout.slice(-2000));
+    assert.match(stdout, /Forwarding latency/);
+    assert.match(stdout, /\| workload \| N +\| path/);
+
+    const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
+    assert.is(results.meta.quick, true);
+    assert.ok(results.meta.machine.cores >= 1);
+    assert.ok(['native', 'typescript'].includes(results.meta.engine.kind));
+
+    const paths = ['native', 'mediasoup', 'mediasoup-srtp', 'library'];
+    for (const workload of ['audio', 'video']) {
+      for (const fanout of [1, 10]) {
+        for (const path of paths) {
+          const row = results.latency.find((r: { workload: string; fanout: number; path: string }) => r.workload === workload && r.fanout === fanout && r.path === path);
+          assert.ok(row, `a latency row for ${workload} N=${fanout} ${path}`);
+          assertPercentiles(row.first, `${path} ${workload} N=${fanout} first`);
+          assertPercentiles(row.last, `${path} ${workload} N=${fanout} last`);
+          assert.ok(row.last.p50 >= row.first.p50, 'the last copy is never earlier than the first');
+          assert.is(row.expected, row.packetsSent * fanout);
+          assert.ok(row.loss >= 0 && row.loss <= 1);
+          assert.ok(row.received > 0 && row.deliveredPps > 0);
+          assert.is(row.srtpFailures, 0);
+        }
+        const svg = readFileSync(join(out, `cdf-${workload}-n${fanout}.svg`), 'utf8');
+        assert.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+        assert.ok(svg.trimEnd().endsWith('</svg>'));
+        for (const path of paths) assert.match(svg, new RegExp(`${path}: first copy`));
+        assert.ok((svg.match(/<polyline /g) ?? []).length >= paths.length);
+      }
+    }
+    assert.ok(results.ratios.some((r: { of: string; to: string }) => r.of === 'library' && r.to === 'mediasoup-srtp'));
+    assert.ok(results.ratios.some((r: { of: string; to: string }) => r.of === 'mediasoup' && r.to === 'native'));
+
+    for (const c of [...results.capacity, ...results.machine]) {
+      assert.type(c.capacity, 'number');
+      assert.ok(c.trials.length >= 1);
+      assert.match(c.criterion, /0% loss/);
+    }
+    assert.ok(results.machine.some((c: { path: string }) => c.path.startsWith('library')));
+    assert.ok(results.generator.achievedPps > 0);
+    assert.ok(results.generator.highestRateUsed > 0);
+    assert.ok(results.micro.tasks.some((t: { name: string; opsPerSecond: number }) => t.name === 'admission decision' && t.opsPerSecond > 0));
+    assert.is(results.memory.participants, 10);
+    assert.ok(results.memory.heapBytesTotal !== undefined && results.memory.workerRssBytesTotal !== undefined);
+    assert.ok(readdirSync(out).filter((f) => f.endsWith('.svg')).length >= 4);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test.run();
