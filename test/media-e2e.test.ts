@@ -1,8 +1,9 @@
 // Real media end to end through one mediasoup worker: werift peer A publishes Opus and VP8 over
 // ICE + DTLS-SRTP and a chat message over SCTP; werift peer B consumes all three.
+import type { types as ms } from 'mediasoup';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { WorkerPool } from '../lib/index.js';
+import { WorkerPool, type PoolWorker } from '../lib/index.js';
 import { dtlsConnected, transportInfo } from './helpers/transports.js';
 import { silentLogger } from './helpers/util.js';
 import { TEST_MEDIA_CODECS, WeriftPublisher, WeriftSubscriber, vp8Payload } from './helpers/weriftPeer.js';
@@ -79,6 +80,46 @@ test('Opus + VP8 over DTLS-SRTP and chat over SCTP go A -> worker -> B with payl
   } finally {
     await pub.close();
     await sub.close();
+    pool.close();
+  }
+});
+
+test('the worker protects and unprotects every SRTP suite it offers (the libsrtp it was built with)', async () => {
+  // Two workers, one SRTP PlainTransport pair per suite: worker 1 encrypts what it forwards,
+  // worker 2 must authenticate and decrypt it, or its producer counts nothing.
+  const pool = await WorkerPool.create({ workers: 2, logger: silentLogger() });
+  const pub = await WeriftPublisher.create([{ name: 'mic', kind: 'audio' }]);
+  try {
+    const [w1, w2] = pool.workers as [PoolWorker, PoolWorker];
+    const r1 = await pool.createRouter(w1, { mediaCodecs: TEST_MEDIA_CODECS });
+    const r2 = await pool.createRouter(w2, { mediaCodecs: TEST_MEDIA_CODECS });
+    const sendT = await r1.createWebRtcTransport({ listenInfos: [{ protocol: 'udp', ip: '127.0.0.1' }] });
+    await sendT.connect({ dtlsParameters: pub.dtlsParameters });
+    const mic = await sendT.produce(pub.produceParameters('mic'));
+    await pub.connect(transportInfo(sendT));
+    await dtlsConnected(sendT);
+    const suites = ['AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32', 'AEAD_AES_128_GCM', 'AEAD_AES_256_GCM'] as const;
+    const legs: Array<{ suite: string; p: ms.Producer }> = [];
+    for (const suite of suites) {
+      const opts = { listenInfo: { protocol: 'udp' as const, ip: '127.0.0.1' }, rtcpMux: true, comedia: false, enableSrtp: true, srtpCryptoSuite: suite };
+      const a = await r1.createPlainTransport(opts);
+      const b = await r2.createPlainTransport(opts);
+      await a.connect({ ip: '127.0.0.1', port: b.tuple.localPort, srtpParameters: b.srtpParameters! });
+      await b.connect({ ip: '127.0.0.1', port: a.tuple.localPort, srtpParameters: a.srtpParameters! });
+      const c = await a.consume({ producerId: mic.id, rtpCapabilities: r1.rtpCapabilities });
+      const p = await b.produce({ kind: 'audio', rtpParameters: c.rtpParameters });
+      legs.push({ suite, p });
+    }
+    const received = async (): Promise<number[]> => Promise.all(legs.map(async (l) => (await l.p.getStats())[0]?.packetCount ?? 0));
+    // Send until every leg has counted packets (each send is one 20 ms Opus frame's worth).
+    for (let i = 0; i < 500 && (await received()).some((n) => n < 10); i++) {
+      pub.send('mic', Buffer.from(`srtp-suite-check-${i}`.padEnd(100, '.')));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const counts = await received();
+    legs.forEach((l, i) => assert.ok(counts[i]! >= 10, `${l.suite}: worker 2 decrypted ${counts[i]} packets`));
+  } finally {
+    await pub.close();
     pool.close();
   }
 });

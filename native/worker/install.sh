@@ -13,7 +13,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 MS_DIR="$ROOT/node_modules/mediasoup"
-PKGS=(build-essential pkg-config python3-venv libssl-dev libuv1-dev libsrtp2-dev libabsl-dev
+PKGS=(build-essential dpkg-dev pkg-config python3-venv libssl-dev libuv1-dev libsrtp2-dev libabsl-dev
   libflatbuffers-dev flatbuffers-compiler)
 
 die() { echo "c4v worker install: $*" >&2; exit 1; }
@@ -72,7 +72,37 @@ if [ ! -x "$VENV/bin/meson" ] || [ ! -x "$VENV/bin/ninja" ]; then
 fi
 export PATH="$VENV/bin:$PATH"
 
-# 3. Build from a copy of the installed package's worker sources (never the network).
+# 3. Debian's libsrtp2 source package (the version pinned in recipe/), unpacked with Debian's
+#    patches: recipe/build.sh builds it with the OpenSSL backend (see there for why). apt runs with
+#    a private source list and lists folder in the cache, so the system's apt configuration is
+#    left as it is; the mirror is the one the system uses for its binary packages.
+SRTP_VERSION="$(tr -d '[:space:]' < "$HERE/recipe/libsrtp2-debian-version")"
+SRTP_SRC="$CACHE/src/libsrtp2_$SRTP_VERSION/source"
+if [ ! -f "$SRTP_SRC/.c4v-complete" ]; then
+  log "fetching Debian's libsrtp2 $SRTP_VERSION source package"
+  APTDIR="$CACHE/apt"
+  mkdir -p "$APTDIR/lists/partial" "$APTDIR/parts"
+  mirror="$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)"
+  [ -n "$mirror" ] || mirror="$(awk '$1 == "deb" && $2 ~ /^http/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)"
+  [ -n "$mirror" ] || mirror="http://deb.debian.org/debian"
+  suite="$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")"
+  echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main" > "$APTDIR/sources.list"
+  apt_opts=(-o "Dir::Etc::SourceList=$APTDIR/sources.list" -o "Dir::Etc::SourceParts=$APTDIR/parts"
+    -o "Dir::State::Lists=$APTDIR/lists" -o "APT::Sandbox::User=root" -q)
+  apt-get "${apt_opts[@]}" update >/dev/null || die "apt-get update of the deb-src list ($mirror $suite) failed"
+  rm -rf "$CACHE/src/libsrtp2_$SRTP_VERSION"
+  mkdir -p "$CACHE/src/libsrtp2_$SRTP_VERSION"
+  (cd "$CACHE/src/libsrtp2_$SRTP_VERSION" && apt-get "${apt_opts[@]}" source --download-only "libsrtp2=$SRTP_VERSION" >/dev/null) ||
+    die "could not download Debian's libsrtp2=$SRTP_VERSION source package from $mirror; if the archive has a newer one, update native/worker/recipe/libsrtp2-debian-version"
+  # dpkg-source checks the files against the .dsc (whose hashes apt checked against the signed
+  # Sources index) and applies Debian's patches.
+  (cd "$CACHE/src/libsrtp2_$SRTP_VERSION" && dpkg-source -x libsrtp2_*.dsc source >/dev/null) ||
+    die "dpkg-source could not unpack libsrtp2 $SRTP_VERSION"
+  touch "$SRTP_SRC/.c4v-complete"
+fi
+export C4V_LIBSRTP_SRC="$SRTP_SRC"
+
+# 4. Build from a copy of the installed package's worker sources (never the network).
 WORK="$(mktemp -d "$CACHE/mediasoup-worker/.build-$KEY.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 cp -a "$MS_DIR/worker" "$WORK/worker"
@@ -86,7 +116,7 @@ if ! bash "$HERE/recipe/build.sh" "$WORK/worker" > "$WORK/build.log" 2>&1; then
 fi
 t1=$(date +%s)
 
-# 4. Publish atomically: a half-copied binary must never be visible under the final name.
+# 5. Publish atomically: a half-copied binary must never be visible under the final name.
 mkdir -p "$DEST"
 install -m 0755 "$WORK/worker/out/Release/mediasoup-worker" "$DEST/.mediasoup-worker.tmp"
 mv -f "$DEST/.mediasoup-worker.tmp" "$BIN"

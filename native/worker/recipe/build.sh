@@ -59,17 +59,33 @@ options libuv "option('build_tests', type: 'boolean', value: false)" \
   "option('build_benchmarks', type: 'boolean', value: false)"
 
 # libsrtp3: mediasoup >= 3.16 uses the versatica libsrtp 3.0 API, which Debian does not ship. The
-# shim header implements the parts mediasoup uses on top of Debian's libsrtp 2.5.0.
-mkdir -p subprojects/libsrtp3/shim
+# shim header implements the parts mediasoup uses on top of the libsrtp 2.5 API.
+#
+# The libsrtp 2.5 underneath is Debian's own source package (C4V_LIBSRTP_SRC, fetched and unpacked
+# with Debian's patches by install.sh), built here as a static library with the OpenSSL crypto
+# backend. Debian's binary libsrtp2 is built with NSS, which re-creates a PK11 context for every
+# packet: it made SRTP the dominant cost of forwarding (about 3x the worker CPU per consumer of
+# plain RTP). OpenSSL's AES-NI code is what upstream mediasoup uses too.
+: "${C4V_LIBSRTP_SRC:?C4V_LIBSRTP_SRC must point at the unpacked Debian libsrtp2 source (install.sh sets it)}"
+rm -rf subprojects/libsrtp2-debian
+cp -a "$C4V_LIBSRTP_SRC" subprojects/libsrtp2-debian
+mkdir -p subprojects/libsrtp3/shim subprojects/libsrtp3/c4v-include/srtp2
 cp "$HERE/shims/srtp3-over-srtp2.h" subprojects/libsrtp3/shim/srtp.h
+# Only <srtp2/srtp.h> is exposed: the library's own include/ also has a srtp.h, which must not
+# shadow the shim that mediasoup includes as <srtp.h>.
+cp subprojects/libsrtp2-debian/include/srtp.h subprojects/libsrtp3/c4v-include/srtp2/srtp.h
 srtp3_args=""
 if grep -q srtp_policy_create src/RTC/SrtpSession.cpp; then srtp3_args="'-DMS_SRTP3_OPAQUE_POLICY'"; fi
 stub libsrtp3 <<EOF
 project('libsrtp3', 'c')
+srtp2_proj = subproject('libsrtp2-debian', default_options: [
+  'crypto-library=openssl', 'crypto-library-kdf=disabled', 'tests=disabled',
+  'pcap-tests=disabled', 'doc=disabled', 'fuzzer=disabled', 'default_library=static'])
 libsrtp3_dep = declare_dependency(
-  include_directories: include_directories('shim'),
+  include_directories: include_directories('shim', 'c4v-include'),
   compile_args: [$srtp3_args],
-  dependencies: dependency('libsrtp2'))
+  link_with: srtp2_proj.get_variable('libsrtp2'),
+  dependencies: dependency('libcrypto'))
 libsrtp3 = static_library('stub_srtp3', 'stub.c')
 EOF
 options libsrtp3 "option('crypto-library', type: 'string', value: 'openssl')" \
