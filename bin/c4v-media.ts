@@ -33,6 +33,8 @@ async function serve(args: string[]): Promise<void> {
       `  metrics:    ${gateway.httpUrl}/metrics`,
       `  health:     ${gateway.httpUrl}/healthz`,
       `  meeting:    ${meeting.id} (${meeting.title})`,
+      `  workers:    ${server.core.pool.workers.length} (${server.core.pool.regions.join(', ')})`,
+      `  metadata:   ${config.controlPlane.enabled ? [config.controlPlane.filePath, config.controlPlane.url].filter(Boolean).join(', ') || 'outbox only' : 'control plane off'}`,
       `  host token: ${server.hostToken()}`,
       '',
     ].join('\n'),

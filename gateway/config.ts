@@ -2,6 +2,7 @@
 // one YAML or JSON file, overridden by environment variables. Validated as a whole: a bad file is
 // a CONFIG_INVALID error naming the file and the field, never a half-started server.
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { SetupError } from '../lib/errors.js';
 import type { AccountInit, MeetingSettings } from '../lib/model/types.js';
@@ -31,6 +32,20 @@ export interface ServeConfig {
   };
   limits: Partial<GatewayLimits>;
   logging: { level: string; personalData: boolean };
+  /**
+   * The metadata-only control-plane adapter: a durable outbox, plus a JSON-lines file (what an
+   * operator or a data-protection officer reads) and/or an HTTP(S) control plane.
+   */
+  controlPlane: {
+    enabled: boolean;
+    outboxPath: string;
+    /** JSON-lines file of every exported event; empty for none. */
+    filePath: string;
+    /** Control-plane endpoint; with `secret` (HMAC, >= 32 characters). */
+    url?: string;
+    secret?: string;
+    format: 'protobuf' | 'json';
+  };
   demo: {
     account: AccountInit;
     meeting: {
@@ -47,11 +62,18 @@ export interface ServeConfig {
 /** The embedded defaults: a loopback demo with one meeting, waiting room and host-required start. */
 export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
   server: { host: '127.0.0.1', port: 8080, path: '/signalling', allowInsecurePublic: false },
-  workers: { count: 1, region: 'de-fra' },
+  // One media worker per core, as the media core's own default.
+  workers: { count: Math.max(1, availableParallelism()), region: 'de-fra' },
   media: { listenIp: '127.0.0.1' },
   tokens: { ttlSeconds: 3600 },
   limits: {},
   logging: { level: 'info', personalData: false },
+  controlPlane: {
+    enabled: true,
+    outboxPath: '.c4v-state/controlplane-outbox.db',
+    filePath: '.c4v-state/controlplane-metadata.jsonl',
+    format: 'json' as const,
+  },
   demo: {
     account: { id: 'demo', name: 'Demo GmbH', defaults: {}, locked: [] },
     meeting: {
@@ -138,6 +160,11 @@ export const ENV_VARS: Readonly<Record<string, string>> = Object.freeze({
   C4V_LOG_LEVEL: 'logging.level',
   C4V_LOG_PERSONAL_DATA: 'logging.personalData',
   C4V_MEETING_PASSWORD: 'demo.meeting.password',
+  C4V_CONTROL_PLANE: 'controlPlane.enabled',
+  C4V_CONTROL_PLANE_OUTBOX: 'controlPlane.outboxPath',
+  C4V_CONTROL_PLANE_FILE: 'controlPlane.filePath',
+  C4V_CONTROL_PLANE_URL: 'controlPlane.url',
+  C4V_CONTROL_PLANE_SECRET: 'controlPlane.secret',
 });
 
 function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
@@ -178,7 +205,7 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } =
 
 function validate(raw: unknown, source: string): ServeConfig {
   const c = new Checker(source);
-  const top = c.object(raw, '(top)', ['server', 'workers', 'media', 'tokens', 'limits', 'logging', 'demo']);
+  const top = c.object(raw, '(top)', ['server', 'workers', 'media', 'tokens', 'limits', 'logging', 'controlPlane', 'demo']);
 
   const s = c.object(top.server, 'server', ['host', 'port', 'path', 'tls', 'allowInsecurePublic']);
   let tls: ServeConfig['server']['tls'];
@@ -223,6 +250,24 @@ function validate(raw: unknown, source: string): ServeConfig {
   if (!LOG_LEVELS.includes(level)) c.fail('logging.level', `expected one of ${LOG_LEVELS.join(', ')}, got ${describe(level)}`);
   const logging = { level, personalData: c.bool(g.personalData, 'logging.personalData') };
 
+  const cp = c.object(top.controlPlane, 'controlPlane', ['enabled', 'outboxPath', 'filePath', 'url', 'secret', 'format']);
+  const format = c.string(cp.format, 'controlPlane.format');
+  if (format !== 'protobuf' && format !== 'json') c.fail('controlPlane.format', `expected protobuf or json, got ${describe(format)}`);
+  const controlPlane: ServeConfig['controlPlane'] = {
+    enabled: c.bool(cp.enabled, 'controlPlane.enabled'),
+    outboxPath: c.string(cp.outboxPath, 'controlPlane.outboxPath', { min: 1 }),
+    filePath: c.string(cp.filePath ?? '', 'controlPlane.filePath'),
+    format: format as 'protobuf' | 'json',
+  };
+  if (cp.url !== undefined && cp.url !== '') {
+    const url = c.string(cp.url, 'controlPlane.url', { min: 1 });
+    if (!/^https?:\/\//.test(url)) c.fail('controlPlane.url', `expected an http(s) URL, got ${describe(url)}`);
+    controlPlane.url = url;
+    // The secret itself is never echoed in an error.
+    if (typeof cp.secret !== 'string' || cp.secret.length < 32) c.fail('controlPlane.secret', 'a control-plane URL needs an HMAC secret of at least 32 characters');
+    controlPlane.secret = cp.secret as string;
+  }
+
   const d = c.object(top.demo, 'demo', ['account', 'meeting']);
   const a = c.object(d.account, 'demo.account', ['id', 'name', 'defaults', 'locked']);
   const account: AccountInit = {
@@ -251,7 +296,7 @@ function validate(raw: unknown, source: string): ServeConfig {
   };
   if (mt.password !== undefined && mt.password !== null) meeting.password = c.string(String(mt.password), 'demo.meeting.password', { min: 1, max: 256 });
 
-  return { server, workers, media, tokens, limits, logging, demo: { account, meeting } };
+  return { server, workers, media, tokens, limits, logging, controlPlane, demo: { account, meeting } };
 }
 
 // The setting names of the contract (types.ts MeetingSettings); their values are checked by the

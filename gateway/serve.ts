@@ -3,7 +3,20 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
-import { createLogger, createMediaCore, createMetricsRegistry, SetupError, C4vError, type MediaCore, type Meeting } from '../lib/index.js';
+import {
+  createControlPlaneAdapter,
+  createLogger,
+  createMediaCore,
+  createMetricsRegistry,
+  FileSink,
+  HttpSink,
+  SetupError,
+  C4vError,
+  type ControlPlaneAdapter,
+  type ControlPlaneSink,
+  type MediaCore,
+  type Meeting,
+} from '../lib/index.js';
 import type { ServeConfig } from './config.js';
 import { createGateway, type Gateway } from './Gateway.js';
 import { JoinTokens } from './tokens.js';
@@ -16,6 +29,8 @@ export interface DemoServer {
   gateway: Gateway;
   meeting: Meeting;
   tokens: JoinTokens;
+  /** The metadata-only control-plane adapter (undefined when switched off in the config). */
+  controlPlane: ControlPlaneAdapter | undefined;
   /** A fresh host token for the demo meeting. */
   hostToken(): string;
   /** Stops the gateway (SERVER_SHUTDOWN to every client) and the workers. */
@@ -56,7 +71,16 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger): Pro
       ],
     },
   });
+  let controlPlane: ControlPlaneAdapter | undefined;
   try {
+    // The adapter subscribes before the demo meeting exists, so its creation is exported too.
+    if (config.controlPlane.enabled) {
+      const cp = config.controlPlane;
+      const sinks: ControlPlaneSink[] = [];
+      if (cp.filePath) sinks.push(new FileSink({ path: cp.filePath }));
+      if (cp.url && cp.secret) sinks.push(new HttpSink({ url: cp.url, secret: cp.secret, format: cp.format }));
+      controlPlane = createControlPlaneAdapter({ source: core, outboxPath: cp.outboxPath, sinks, logger: log });
+    }
     const d = config.demo;
     let meeting: Meeting;
     try {
@@ -96,15 +120,18 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger): Pro
       gateway,
       meeting,
       tokens,
+      controlPlane,
       hostToken: () =>
         tokens.issue({ identity: d.meeting.hostIdentity, role: 'host', meetingId: meeting.id, displayName: d.meeting.hostName }, config.tokens.ttlSeconds),
       async close() {
         await gateway.close();
         core.close();
+        await controlPlane?.close();
       },
     };
   } catch (error) {
     core.close();
+    await controlPlane?.close();
     throw error;
   }
 }

@@ -1,7 +1,7 @@
 // The gateway's HTTP side and the demo server: /healthz, /metrics, TLS, the loopback rule, and
 // `c4v-media serve` as a real process.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -103,8 +103,10 @@ test('`c4v-media serve` starts from a config file, prints the URL and a host tok
     'server:', '  port: 0',
     'workers:', '  count: 1',
     'logging:', '  level: warn',
+    'controlPlane:', `  outboxPath: ${join(dir, 'outbox.db')}`, `  filePath: ${join(dir, 'metadata.jsonl')}`,
     'demo:', '  meeting:', '    id: sprechstunde', '    title: Sprechstunde',
   ].join('\n'));
+  const metadataFile = join(dir, 'metadata.jsonl');
   const bin = fileURLToPath(new URL('../bin/c4v-media.js', import.meta.url));
   const child = spawn(process.execPath, [bin, 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, C4V_LOG_LEVEL: 'error' } });
   let out = '';
@@ -122,6 +124,16 @@ test('`c4v-media serve` starts from a config file, prints the URL and a host tok
     const j = await host.join({ meetingId: 'sprechstunde', displayName: 'Dr. Berg', joinToken: token, e2eeCapable: true });
     assert.is(j.role, pb.Role.HOST);
     assert.is(j.state, pb.ParticipantState.ADMITTED);
+    // The demo server exports the join as metadata (JSON lines), and nothing secret with it.
+    const metadata = await within((async () => {
+      for (;;) {
+        const text = existsSync(metadataFile) ? readFileSync(metadataFile, 'utf8') : '';
+        if (text.includes('participantJoined')) return text;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })(), 10_000, 'the participantJoined metadata line');
+    assert.ok(metadata.includes('Dr. Berg'));
+    assert.not.ok(metadata.includes(token), 'the join token is never exported');
     child.kill('SIGTERM');
     const closed = await host.waitClosed();
     assert.is(closed.reason, 'SERVER_SHUTDOWN');
