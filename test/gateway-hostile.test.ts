@@ -4,20 +4,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { encodeEnvelope, pb } from '../gateway/wire.js';
 import { stream, testGateway } from './helpers/gateway.js';
-import { publish, SignallingClient, subscribe, WireError } from './helpers/signallingClient.js';
+import { publish, SignallingClient, subscribe, wireCodeOf } from './helpers/signallingClient.js';
 import { memoryLogger, within } from './helpers/util.js';
 
 const MEETING = 'elternabend';
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (error) {
-    if (error instanceof WireError) return error.code;
-    throw error;
-  }
-  return 'no error';
-}
 
 /** Waits for the next id-0 error (a frame that did not decode far enough to have an id). */
 async function frameError(c: SignallingClient, count: number): Promise<string> {
@@ -85,11 +75,11 @@ test('malformed and hostile frames get their coded error or close while the meet
     bad.sendRaw(unknownOneof);
     await within(answered, 5000, 'PROTOCOL_ERROR on id 5 for an unknown request type');
     // Wrong state: a second join, and hello again.
-    assert.is(await codeOf(bad.call({ join: { meetingId: MEETING, displayName: 'x' } })), 'INVALID_STATE');
-    assert.is(await codeOf(bad.call({ hello: { protocolVersions: [1] } })), 'INVALID_STATE');
+    assert.is(await wireCodeOf(bad.call({ join: { meetingId: MEETING, displayName: 'x' } })), 'INVALID_STATE');
+    assert.is(await wireCodeOf(bad.call({ hello: { protocolVersions: [1] } })), 'INVALID_STATE');
     // Bad arguments inside a well-formed request.
-    assert.is(await codeOf(bad.call({ createTransport: { direction: 7 as never } })), 'PROTOCOL_ERROR');
-    assert.is(await codeOf(bad.call({ consume: { transportId: 'nope', producerId: 'nope', rtpCapabilities: bad.rtpCapabilities } })), 'NOT_FOUND');
+    assert.is(await wireCodeOf(bad.call({ createTransport: { direction: 7 as never } })), 'PROTOCOL_ERROR');
+    assert.is(await wireCodeOf(bad.call({ consume: { transportId: 'nope', producerId: 'nope', rtpCapabilities: bad.rtpCapabilities } })), 'NOT_FOUND');
     assert.ok(bad.closeInfo === undefined, 'the connection survives single bad frames');
 
     // Flood: past the burst requests are refused with RATE_LIMITED, and a client that keeps
@@ -107,7 +97,7 @@ test('malformed and hostile frames get their coded error or close while the meet
 
     // Unknown protocol version: UNSUPPORTED_VERSION, then a close.
     const future = await t.client();
-    assert.is(await codeOf(future.call({ hello: { protocolVersions: [7, 8] } })), 'UNSUPPORTED_VERSION');
+    assert.is(await wireCodeOf(future.call({ hello: { protocolVersions: [7, 8] } })), 'UNSUPPORTED_VERSION');
     assert.equal(await future.waitClosed(), { code: 4000 + pb.CloseReason.VERSION_MISMATCH, reason: 'VERSION_MISMATCH' });
 
     // Oversized frame: ws refuses it above maxPayload and closes with 1009.
@@ -118,7 +108,7 @@ test('malformed and hostile frames get their coded error or close while the meet
     // A waiting participant asking for media: NOT_ADMITTED.
     const waiting = await t.client();
     await waiting.join({ meetingId: MEETING, displayName: 'Wartend', e2eeCapable: true });
-    assert.is(await codeOf(waiting.call({ produce: { transportId: 'x', source: 1, kind: 1, rtpParameters: { codecs: [{ mimeType: 'audio/opus' }] } } })), 'NOT_ADMITTED');
+    assert.is(await wireCodeOf(waiting.call({ produce: { transportId: 'x', source: 1, kind: 1, rtpParameters: { codecs: [{ mimeType: 'audio/opus' }] } } })), 'NOT_ADMITTED');
 
     // Through all of this the guest kept receiving the host's audio.
     const before = gs.sub.packetsOf(consumerId).length;
@@ -149,7 +139,7 @@ test('logs carry meeting and participant ids but no passwords, tokens, names or 
     await host.join({ meetingId: MEETING, displayName: 'Frau Schmidt', joinToken: token, e2eeCapable: true });
     const g = await t.client();
     await g.hello();
-    assert.is(await codeOf(g.joinOnly({ meetingId: MEETING, displayName: 'Herr Meier', password: 'falsch-123', e2eeCapable: true })), 'WRONG_PASSWORD');
+    assert.is(await wireCodeOf(g.joinOnly({ meetingId: MEETING, displayName: 'Herr Meier', password: 'falsch-123', e2eeCapable: true })), 'WRONG_PASSWORD');
     const j = await g.joinOnly({ meetingId: MEETING, displayName: 'Herr Meier', password: 'Geheim-2024!', e2eeCapable: true });
     await host.call({ admit: { participantId: j.participantId } });
     await g.admitted();

@@ -4,19 +4,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { pb } from '../gateway/wire.js';
 import { stream, testGateway } from './helpers/gateway.js';
-import { closeReasonName, publish, subscribe, WireError, type SignallingClient } from './helpers/signallingClient.js';
+import { closeReasonName, publish, subscribe, wireCodeOf, type SignallingClient } from './helpers/signallingClient.js';
 
 const MEETING = 'elternabend';
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (error) {
-    if (error instanceof WireError) return error.code;
-    throw error;
-  }
-  return 'no error';
-}
 
 async function metrics(url: string): Promise<string> {
   const res = await fetch(`${url}/metrics`);
@@ -52,8 +42,8 @@ test('full meeting: host token, waiting room, admit/deny, media and chat both wa
     const list = await host.waitFor('waitingList', (l) => (l.participants ?? []).length === 2);
     assert.equal(new Set(list.participants!.map((p) => p.participantId)), new Set([j1.participantId, j2.participantId]));
     // Waiting participants get nothing of the meeting.
-    assert.is(await codeOf(g1.call({ createTransport: { direction: pb.TransportDirection.SEND } })), 'NOT_ADMITTED');
-    assert.is(await codeOf(g1.call({ getParticipants: {} })), 'NOT_ADMITTED');
+    assert.is(await wireCodeOf(g1.call({ createTransport: { direction: pb.TransportDirection.SEND } })), 'NOT_ADMITTED');
+    assert.is(await wireCodeOf(g1.call({ getParticipants: {} })), 'NOT_ADMITTED');
 
     // Admit one, deny the other.
     await host.call({ admit: { participantId: j1.participantId } });
@@ -128,7 +118,7 @@ test('full meeting: host token, waiting room, admit/deny, media and chat both wa
     await g1.waitFor('meetingLocked', (l) => l.locked === true);
     const g3 = await t.client();
     await g3.hello();
-    assert.is(await codeOf(g3.joinOnly({ meetingId: MEETING, displayName: 'Spät', e2eeCapable: true })), 'MEETING_LOCKED');
+    assert.is(await wireCodeOf(g3.joinOnly({ meetingId: MEETING, displayName: 'Spät', e2eeCapable: true })), 'MEETING_LOCKED');
     assert.is(metric(await metrics(t.gateway.httpUrl), 'c4v_joins_total{outcome="MEETING_LOCKED"}'), 1);
     await host.call({ unlock: {} });
 
@@ -141,7 +131,7 @@ test('full meeting: host token, waiting room, admit/deny, media and chat both wa
     const again = await t.client();
     await again.hello();
     assert.is(
-      await codeOf(again.joinOnly({ meetingId: MEETING, displayName: 'Herr Yilmaz', joinToken: t.userToken('yilmaz@eltern.de'), e2eeCapable: true })),
+      await wireCodeOf(again.joinOnly({ meetingId: MEETING, displayName: 'Herr Yilmaz', joinToken: t.userToken('yilmaz@eltern.de'), e2eeCapable: true })),
       'BANNED',
     );
 
@@ -158,7 +148,7 @@ test('full meeting: host token, waiting room, admit/deny, media and chat both wa
     assert.is(g4.closingReason, 'MEETING_ENDED');
     const late = await t.client();
     await late.hello();
-    assert.is(await codeOf(late.joinOnly({ meetingId: MEETING, displayName: 'Zu spät', e2eeCapable: true })), 'MEETING_ENDED');
+    assert.is(await wireCodeOf(late.joinOnly({ meetingId: MEETING, displayName: 'Zu spät', e2eeCapable: true })), 'MEETING_ENDED');
   } finally {
     for (const s of stops) s();
     for (const p of peers) await p.close();
@@ -205,7 +195,7 @@ test('every host control works over the wire for the host and is NOT_PERMITTED f
       ['createPoll', { createPoll: { question: 'Termin?', options: ['Mo', 'Di'] } }],
     ];
     for (const [name, req] of controls) {
-      assert.is(await codeOf(p.call(req)), 'NOT_PERMITTED', `${name} by a participant`);
+      assert.is(await wireCodeOf(p.call(req)), 'NOT_PERMITTED', `${name} by a participant`);
     }
     assert.is(t.meeting.waiting.length, 3, 'nothing happened to the waiting guests');
     assert.is(t.meeting.locked, false);
@@ -246,9 +236,9 @@ test('every host control works over the wire for the host and is NOT_PERMITTED f
     const started = await p.waitFor('pollStarted', (s) => s.pollId === poll);
     assert.equal(started.options, ['Montag', 'Dienstag']);
     await p.call({ answerPoll: { pollId: poll, option: 1 } });
-    assert.is(await codeOf(p.call({ answerPoll: { pollId: poll, option: 0 } })), 'ALREADY_ANSWERED');
-    assert.is(await codeOf(p.call({ getPollResults: { pollId: poll } })), 'NOT_PERMITTED');
-    assert.is(await codeOf(p.call({ closePoll: { pollId: poll } })), 'NOT_PERMITTED');
+    assert.is(await wireCodeOf(p.call({ answerPoll: { pollId: poll, option: 0 } })), 'ALREADY_ANSWERED');
+    assert.is(await wireCodeOf(p.call({ getPollResults: { pollId: poll } })), 'NOT_PERMITTED');
+    assert.is(await wireCodeOf(p.call({ closePoll: { pollId: poll } })), 'NOT_PERMITTED');
     await host.call({ closePoll: { pollId: poll } });
     const results = (await host.call({ getPollResults: { pollId: poll } })).pollResults!;
     assert.equal(results.counts, [0, 1]);
@@ -261,7 +251,7 @@ test('every host control works over the wire for the host and is NOT_PERMITTED f
     await host.call({ transferHost: { participantId: pid } });
     await p.waitFor('roleChanged', (r) => r.participantId === pid && r.role === pb.Role.HOST);
     // The old host is no longer host: ending is now refused for it, and allowed for the new host.
-    assert.is(await codeOf(host.call({ transferHost: { participantId: hostId } })), 'NOT_PERMITTED');
+    assert.is(await wireCodeOf(host.call({ transferHost: { participantId: hostId } })), 'NOT_PERMITTED');
     await p.call({ endMeeting: {} });
     for (const c of [host, p, guests[2]!.c]) assert.is((await c.waitClosed()).reason, 'MEETING_ENDED');
   } finally {
@@ -274,17 +264,17 @@ test('joins: no token without allowGuests, a bad or expired token, a token for a
   const t = await testGateway({ settings: { allowGuests: false } });
   try {
     const c = await t.client();
-    assert.is(await codeOf(c.call({ join: { meetingId: MEETING, displayName: 'x' } })), 'INVALID_STATE', 'join before hello');
+    assert.is(await wireCodeOf(c.call({ join: { meetingId: MEETING, displayName: 'x' } })), 'INVALID_STATE', 'join before hello');
     await c.hello();
-    assert.is(await codeOf(c.call({ hello: { protocolVersions: [1] } })), 'INVALID_STATE', 'a second hello');
-    assert.is(await codeOf(c.call({ lock: {} })), 'INVALID_STATE', 'a host control before join');
-    assert.is(await codeOf(c.joinOnly({ meetingId: MEETING, displayName: 'Gast' })), 'GUESTS_NOT_ALLOWED');
-    assert.is(await codeOf(c.joinOnly({ meetingId: MEETING, displayName: 'Gast', joinToken: 'c4v1.e30.AAAA' })), 'INVALID_TOKEN');
+    assert.is(await wireCodeOf(c.call({ hello: { protocolVersions: [1] } })), 'INVALID_STATE', 'a second hello');
+    assert.is(await wireCodeOf(c.call({ lock: {} })), 'INVALID_STATE', 'a host control before join');
+    assert.is(await wireCodeOf(c.joinOnly({ meetingId: MEETING, displayName: 'Gast' })), 'GUESTS_NOT_ALLOWED');
+    assert.is(await wireCodeOf(c.joinOnly({ meetingId: MEETING, displayName: 'Gast', joinToken: 'c4v1.e30.AAAA' })), 'INVALID_TOKEN');
     const other = t.tokens.issue({ identity: 'x@y.de', role: 'participant', meetingId: 'another-meeting' });
-    assert.is(await codeOf(c.joinOnly({ meetingId: MEETING, displayName: 'Gast', joinToken: other })), 'INVALID_TOKEN');
-    assert.is(await codeOf(c.joinOnly({ meetingId: 'no-such-meeting', displayName: 'Gast', joinToken: other })), 'INVALID_TOKEN');
-    assert.is(await codeOf(c.joinOnly({ meetingId: MEETING, displayName: '', joinToken: t.hostToken() })), 'INVALID_ARGUMENT');
-    assert.is(await codeOf(c.joinOnly({ meetingId: MEETING, displayName: 'a\nb', joinToken: t.hostToken() })), 'INVALID_ARGUMENT');
+    assert.is(await wireCodeOf(c.joinOnly({ meetingId: MEETING, displayName: 'Gast', joinToken: other })), 'INVALID_TOKEN');
+    assert.is(await wireCodeOf(c.joinOnly({ meetingId: 'no-such-meeting', displayName: 'Gast', joinToken: other })), 'INVALID_TOKEN');
+    assert.is(await wireCodeOf(c.joinOnly({ meetingId: MEETING, displayName: '', joinToken: t.hostToken() })), 'INVALID_ARGUMENT');
+    assert.is(await wireCodeOf(c.joinOnly({ meetingId: MEETING, displayName: 'a\nb', joinToken: t.hostToken() })), 'INVALID_ARGUMENT');
     // A participant token never makes its bearer host, even with the host's identity in another role.
     const j = await c.joinOnly({ meetingId: MEETING, displayName: 'Frau Schmidt', joinToken: t.userToken('lehrer@x.de') });
     assert.is(j.role, pb.Role.PARTICIPANT);
@@ -311,7 +301,7 @@ test('a lost connection keeps the participant for the grace period and a resume 
     assert.is(t.meeting.waiting.length, 1);
     const back = await t.client();
     await back.hello();
-    assert.is(await codeOf(back.call({ resume: { participantId: j.participantId, resumeToken: 'wrong' } })), 'INVALID_TOKEN');
+    assert.is(await wireCodeOf(back.call({ resume: { participantId: j.participantId, resumeToken: 'wrong' } })), 'INVALID_TOKEN');
     const r = (await back.call({ resume: { participantId: j.participantId, resumeToken: g.resumeToken } })).join!;
     assert.is(r.participantId, j.participantId);
     assert.is(r.state, pb.ParticipantState.WAITING_ROOM);
@@ -372,7 +362,7 @@ test('E2EE key messages are relayed as opaque bytes to the addressed participant
     const got = await p.waitFor('keyMessage');
     assert.is(got.fromParticipantId, host.participantId);
     assert.equal(Buffer.from(got.data!), key);
-    assert.is(await codeOf(p.call({ sendKeyMessage: { toParticipantId: host.participantId } })), 'INVALID_ARGUMENT');
+    assert.is(await wireCodeOf(p.call({ sendKeyMessage: { toParticipantId: host.participantId } })), 'INVALID_ARGUMENT');
   } finally {
     await t.close();
   }

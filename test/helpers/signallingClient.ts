@@ -32,6 +32,17 @@ export class WireError extends Error {
   }
 }
 
+/** The wire error code a request was refused with, or 'no error' when it succeeded. */
+export async function wireCodeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (error) {
+    if (error instanceof WireError) return error.code;
+    throw error;
+  }
+  return 'no error';
+}
+
 export interface ClientClose {
   code: number;
   reason: string;
