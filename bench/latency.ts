@@ -20,6 +20,8 @@ export interface ScenarioResult extends Omit<DelaySummary, 'cdf'> {
   cpuPercent: number;
   /** How far behind schedule the generator was at worst (us). */
   senderMaxLateUs: number;
+  /** Packets the generator failed to send (counted as loss: the run is open-loop). */
+  sendErrors: number;
   /** CPU of the receiver thread over the scenario (native engine), in % of one core. */
   receiverCpuPercent: number;
   srtpFailures: number;
@@ -61,6 +63,7 @@ export class Scenario {
   #measuredFrames = 0;
   #rounds = 0;
   #sent = 0;
+  #sendErrors = 0;
   #maxLateNs = 0;
   #cpuMs = 0;
   #cpuWindowMs = 0;
@@ -133,6 +136,7 @@ export class Scenario {
     this.#measuredFrames += frames;
     this.#rounds++;
     this.#sent += sent.sent;
+    this.#sendErrors += sent.sendErrors;
     this.#maxLateNs = Math.max(this.#maxLateNs, sent.maxLateNs);
     // Drain: until every copy so far arrived, or nothing new came for 100 ms (at most 3 s).
     const expected = this.#nextFrame * w.packetsPerFrame * path.copies.length;
@@ -172,6 +176,7 @@ export class Scenario {
       deliveredPps: s.received / (measuredMs / 1000),
       cpuPercent,
       senderMaxLateUs: this.#maxLateNs / 1000,
+      sendErrors: this.#sendErrors,
       receiverCpuPercent: (result.cpuNs / 1e6 / Math.max(1, Date.now() - this.#openedAt)) * 100,
       srtpFailures: result.srtpFailures,
     };

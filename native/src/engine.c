@@ -744,6 +744,10 @@ static napi_value js_sender_start(napi_env env, napi_callback_info info) {
 }
 
 static napi_value sender_status(napi_env env, sender_t *s) {
+  // `done` is read first: the thread sets it after its last counter update, so a status that says
+  // done also carries the final counts. (Read after them, a sender finishing in between could be
+  // reported done with its last frame missing from `sent`.)
+  int done = atomic_load(&s->done) != 0;
   napi_value out;
   CHECK(napi_create_object(env, &out));
   set_num(env, out, "sent", (double)atomic_load(&s->sent));
@@ -754,7 +758,7 @@ static napi_value sender_status(napi_env env, sender_t *s) {
   set_num(env, out, "startNs", (double)s->start_ns);
   set_num(env, out, "cpuNs", (double)s->cpu_ns);
   napi_value d;
-  napi_get_boolean(env, atomic_load(&s->done) != 0, &d);
+  napi_get_boolean(env, done, &d);
   napi_set_named_property(env, out, "done", d);
   return out;
 }
