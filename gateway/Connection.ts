@@ -37,17 +37,26 @@ import {
   type ResponseProps,
 } from './wire.js';
 
-/** Limits of one connection (see GatewayLimits for the documentation of each). */
+/** Limits of one connection (GatewayLimits adds the per-address ones). */
 export interface ConnectionLimits {
+  /** Largest WebSocket message accepted (ws maxPayload); a larger one closes with 1009. */
   maxMessageBytes: number;
+  /** Requests per second per connection (token bucket) and the burst above it. */
   messagesPerSecond: number;
   messageBurst: number;
+  /** Requests queued on one connection at most (RATE_LIMITED beyond). */
   maxPendingRequests: number;
+  /** Bytes queued for a client that does not read, before it is closed with SLOW_READER. */
   maxBufferedBytes: number;
+  /** Malformed frames on one connection before it is closed with PROTOCOL_VIOLATION. */
   protocolErrorsBeforeClose: number;
+  /** Rate-limited requests on one connection before it is closed with FLOODING. */
   floodStrikesBeforeClose: number;
+  /** The server pings this often; no pong by the next ping ends the connection. */
   pingIntervalMs: number;
+  /** A participant whose connection was lost stays this long, resumable, then leaves. */
   reconnectGraceMs: number;
+  /** A connection must have joined (or resumed) within this time. */
   joinTimeoutMs: number;
 }
 

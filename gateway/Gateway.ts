@@ -13,13 +13,8 @@ import type { GatewayCore } from './model.js';
 import type { Session } from './Session.js';
 import type { JoinTokens } from './tokens.js';
 
-/** Limits of the gateway; every one has a default (see DEFAULT_LIMITS). */
+/** Limits of the gateway: those of each connection plus the per-address ones; every one has a default (see DEFAULT_LIMITS). */
 export interface GatewayLimits extends ConnectionLimits {
-  /** Largest WebSocket message accepted (ws maxPayload); a larger one closes with 1009. */
-  maxMessageBytes: number;
-  /** Requests per second per connection (token bucket) and the burst above it. */
-  messagesPerSecond: number;
-  messageBurst: number;
   /** Requests per second from one address over all its connections, and the burst. */
   addressMessagesPerSecond: number;
   addressMessageBurst: number;
@@ -28,20 +23,6 @@ export interface GatewayLimits extends ConnectionLimits {
   /** New connections per second from one address, and the burst (HTTP 429 beyond). */
   connectionAttemptsPerSecond: number;
   connectionAttemptBurst: number;
-  /** Requests queued on one connection at most (RATE_LIMITED beyond). */
-  maxPendingRequests: number;
-  /** Bytes queued for a client that does not read, before it is closed with SLOW_READER. */
-  maxBufferedBytes: number;
-  /** Malformed frames on one connection before it is closed with PROTOCOL_VIOLATION. */
-  protocolErrorsBeforeClose: number;
-  /** Rate-limited requests on one connection before it is closed with FLOODING. */
-  floodStrikesBeforeClose: number;
-  /** The server pings this often; no pong by the next ping ends the connection. */
-  pingIntervalMs: number;
-  /** A participant whose connection was lost stays this long, resumable, then leaves. */
-  reconnectGraceMs: number;
-  /** A connection must have joined (or resumed) within this time. */
-  joinTimeoutMs: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<GatewayLimits> = Object.freeze({

@@ -7,19 +7,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import type { Percentiles } from '../bench/stats.js';
 
 const RUN = fileURLToPath(new URL('../bench/run.js', import.meta.url));
 
-interface Pct {
-  p50: number;
-  p90: number;
-  p99: number;
-  p999: number;
-  max: number;
-  samples: number;
-}
 
-function assertPercentiles(p: Pct, what: string): void {
+function assertPercentiles(p: Percentiles, what: string): void {
   for (const k of ['p50', 'p90', 'p99', 'p999', 'max'] as const) assert.ok(Number.isFinite(p[k]) && p[k] > 0, `${what}.${k} is a positive number`);
   assert.ok(p.p50 <= p.p90 && p.p90 <= p.p99 && p.p99 <= p.p999 && p.p999 <= p.max, `${what} percentiles are ordered`);
   assert.ok(p.samples > 0);
