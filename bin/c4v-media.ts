@@ -1,62 +1,51 @@
 #!/usr/bin/env node
-import { loadConfig, ENV_VARS } from '../gateway/config.js';
-import { startDemoServer } from '../gateway/serve.js';
-import { C4vError } from '../lib/index.js';
+// The CLI: parses the first word and dispatches to bin/commands/ (one file per command).
+import { C4vError } from '../lib/errors.js';
+import { COMMANDS } from './commands/index.js';
+import { UsageError } from './commands/types.js';
 
-const USAGE = `usage: c4v-media serve [--config FILE]
+function usage(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return [
+    'usage: c4v-media <command> [options]',
+    '',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    "Run 'c4v-media <command> --help' for a command's options.",
+  ].join('\n');
+}
 
-Starts the demo meeting server: media workers, the signalling gateway on a local port and one
-demo account and meeting. Prints the WebSocket URL and a host join token.
-
-  --config FILE   YAML or JSON configuration (default: $C4V_CONFIG, else the embedded defaults)
-
-Environment: C4V_CONFIG, ${Object.keys(ENV_VARS).join(', ')}`;
-
-async function serve(args: string[]): Promise<void> {
-  let file = process.env.C4V_CONFIG || undefined;
-  for (let i = 0; i < args.length; i++) {
-    if (args[i] === '--config' && args[i + 1]) file = args[++i];
-    else if (args[i]?.startsWith('--config=')) file = args[i]!.slice('--config='.length);
-    else {
-      console.error(`c4v-media: unknown argument ${args[i]}\n\n${USAGE}`);
-      process.exit(2);
-    }
+async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return 0;
   }
-  const config = loadConfig({ ...(file ? { file } : {}), env: process.env });
-  const server = await startDemoServer(config);
-  const { gateway, meeting } = server;
-  // What an operator needs to try it: printed, not logged (the token is a secret).
-  process.stdout.write(
-    [
-      `c4v-media serve: ready`,
-      `  signalling: ${gateway.url}`,
-      `  metrics:    ${gateway.httpUrl}/metrics`,
-      `  health:     ${gateway.httpUrl}/healthz`,
-      `  meeting:    ${meeting.id} (${meeting.title})`,
-      `  workers:    ${server.core.pool.workers.length} (${server.core.pool.regions.join(', ')})`,
-      `  metadata:   ${config.controlPlane.enabled ? [config.controlPlane.filePath, config.controlPlane.url].filter(Boolean).join(', ') || 'outbox only' : 'control plane off'}`,
-      `  host token: ${server.hostToken()}`,
-      '',
-    ].join('\n'),
-  );
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    process.stderr.write(`c4v-media serve: ${signal}, stopping\n`);
-    void server.close().finally(() => process.exit(0));
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  const command = COMMANDS.find((c) => c.name === name);
+  if (!command) {
+    console.error(`c4v-media: unknown command '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  if (args[0] === '--help' || args[0] === '-h') {
+    console.log(command.usage);
+    return 0;
+  }
+  try {
+    return await command.run(args);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`c4v-media ${name}: ${error.message}\n\n${command.usage}`);
+      return 2;
+    }
+    throw error;
+  }
 }
 
-const [command, ...rest] = process.argv.slice(2);
-if (command !== 'serve') {
-  console.error(USAGE);
-  process.exit(command && command !== '--help' && command !== '-h' ? 2 : 0);
-}
-serve(rest).catch((error: unknown) => {
-  if (error instanceof C4vError) console.error(`c4v-media: ${error.code}: ${error.message}`);
-  else console.error('c4v-media:', error);
-  process.exit(1);
-});
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (error instanceof C4vError) console.error(`c4v-media: ${error.code}: ${error.message}`);
+    else console.error('c4v-media:', error);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,53 @@
+import { loadConfig, ENV_VARS } from '../../gateway/config.js';
+import { startDemoServer } from '../../gateway/serve.js';
+import { UsageError, type CliCommand } from './types.js';
+
+export const serve: CliCommand = {
+  name: 'serve',
+  summary: 'start the demo meeting server (workers, gateway, one demo meeting)',
+  usage: `usage: c4v-media serve [--config FILE]
+
+Starts the demo meeting server: media workers, the signalling gateway on a local port and one
+demo account and meeting. Prints the WebSocket URL and a host join token.
+
+  --config FILE   YAML or JSON configuration (default: $C4V_CONFIG, else the embedded defaults)
+
+Environment: C4V_CONFIG, ${Object.keys(ENV_VARS).join(', ')}`,
+
+  async run(args) {
+    let file = process.env.C4V_CONFIG || undefined;
+    for (let i = 0; i < args.length; i++) {
+      if (args[i] === '--config' && args[i + 1]) file = args[++i];
+      else if (args[i]?.startsWith('--config=')) file = args[i]!.slice('--config='.length);
+      else throw new UsageError(`unknown argument ${args[i]}`);
+    }
+    const config = loadConfig({ ...(file ? { file } : {}), env: process.env });
+    const server = await startDemoServer(config);
+    const { gateway, meeting } = server;
+    // What an operator needs to try it: printed, not logged (the token is a secret).
+    process.stdout.write(
+      [
+        `c4v-media serve: ready`,
+        `  signalling: ${gateway.url}`,
+        `  metrics:    ${gateway.httpUrl}/metrics`,
+        `  health:     ${gateway.httpUrl}/healthz`,
+        `  meeting:    ${meeting.id} (${meeting.title})`,
+        `  workers:    ${server.core.pool.workers.length} (${server.core.pool.regions.join(', ')})`,
+        `  metadata:   ${config.controlPlane.enabled ? [config.controlPlane.filePath, config.controlPlane.url].filter(Boolean).join(', ') || 'outbox only' : 'control plane off'}`,
+        `  host token: ${server.hostToken()}`,
+        '',
+      ].join('\n'),
+    );
+    return new Promise<number>((resolve) => {
+      let stopping = false;
+      const stop = (signal: string): void => {
+        if (stopping) return;
+        stopping = true;
+        process.stderr.write(`c4v-media serve: ${signal}, stopping\n`);
+        void server.close().finally(() => resolve(0));
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+  },
+};
