@@ -30,6 +30,8 @@ import {
   sourceFromWire,
   stateToWire,
   transportToWire,
+  producerStatsToWire,
+  consumerStatsToWire,
   type AnyCloseReason,
   type NotificationProps,
   type RequestMsg,
@@ -416,6 +418,7 @@ export class Connection implements SessionSink {
         rtpCapabilities: participant.state === 'admitted' ? rtpCapabilitiesToWire(meeting.rtpCapabilities) : null,
         e2eeRequired: meeting.settings.e2ee === 'required',
         reconnectGraceMs: this.ctx.limits.reconnectGraceMs,
+        activeSpeakerId: participant.state === 'admitted' ? (meeting.activeSpeakerId ?? '') : '',
       },
     };
   }
@@ -455,6 +458,7 @@ export class Connection implements SessionSink {
             participants: m.participants.map(participantToWire),
             producers: (p.availableProducers?.() ?? []).map(producerToWire),
             dataProducers: (p.availableChats?.() ?? []).map(([id, participantId]) => ({ id, participantId })),
+            activeSpeakerId: m.activeSpeakerId ?? '',
           },
         };
       case 'admit':
@@ -525,8 +529,11 @@ export class Connection implements SessionSink {
         return ok;
       case 'getRouterRtpCapabilities':
         return { rtpCapabilities: rtpCapabilitiesToWire(m.rtpCapabilities) };
-      case 'createTransport':
-        return { transport: transportToWire(await p.createTransport(directionFromWire(r.createTransport!.direction))) };
+      case 'createTransport': {
+        const info = await p.createTransport(directionFromWire(r.createTransport!.direction));
+        s.transportOpened(info.id);
+        return { transport: transportToWire(info) };
+      }
       case 'connectTransport': {
         const c = r.connectTransport!;
         await p.connectTransport(c.transportId ?? '', dtlsFromWire(c.dtlsParameters));
@@ -543,7 +550,7 @@ export class Connection implements SessionSink {
           kind,
           rtpParameters: rtpParametersFromWire(c.rtpParameters),
         });
-        s.producerOpened(info.id, info.kind);
+        s.producerOpened(info.id, info.kind, c.transportId ?? '');
         s.mediaStarted();
         return { producer: producerToWire(info) };
       }
@@ -566,7 +573,7 @@ export class Connection implements SessionSink {
           producerId: c.producerId ?? '',
           rtpCapabilities: rtpCapabilitiesFromWire(c.rtpCapabilities),
         });
-        s.consumerOpened(info.id, info.kind, info.producerId);
+        s.consumerOpened(info.id, info.kind, info.producerId, c.transportId ?? '');
         return { consumer: consumerToWire(info) };
       }
       case 'pauseConsumer':
@@ -587,11 +594,27 @@ export class Connection implements SessionSink {
       case 'produceChat': {
         const c = r.produceChat!;
         const { id } = await p.produceChat({ transportId: c.transportId ?? '', sctpStreamParameters: sctpStreamFromWire(c.sctpStreamParameters) });
+        s.dataOpened(id, 'producer', c.transportId ?? '');
         return { dataProducer: { id, participantId: p.id } };
       }
       case 'consumeChat': {
         const c = r.consumeChat!;
-        return { dataConsumer: dataConsumerToWire(await p.consumeChat({ transportId: c.transportId ?? '', dataProducerId: c.dataProducerId ?? '' })) };
+        const info = await p.consumeChat({ transportId: c.transportId ?? '', dataProducerId: c.dataProducerId ?? '' });
+        s.dataOpened(info.id, 'consumer', c.transportId ?? '');
+        return { dataConsumer: dataConsumerToWire(info) };
+      }
+      case 'closeTransport': {
+        const id = r.closeTransport!.transportId ?? '';
+        if (!id) throw new TypeError('close_transport needs a transport id');
+        p.closeTransport(id);
+        s.transportClosed(id);
+        return ok;
+      }
+      case 'getStats': {
+        const g = r.getStats!;
+        if (g.target === 'producerId' && g.producerId) return { stats: producerStatsToWire(await p.producerStats(g.producerId)) };
+        if (g.target === 'consumerId' && g.consumerId) return { stats: consumerStatsToWire(await p.consumerStats(g.consumerId), g.consumerId) };
+        throw new TypeError('get_stats needs a producer_id or a consumer_id');
       }
       case 'sendKeyMessage': {
         const c = r.sendKeyMessage!;

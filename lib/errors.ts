@@ -49,6 +49,9 @@ export const ErrorCodes = [
   'INTERNAL',
   // Demo server / gateway configuration.
   'CONFIG_INVALID',
+  // Issue 11: client SDK and protocol additions.
+  /** A media parameter the server does not carry (e.g. `encodings[].active = false`). */
+  'UNSUPPORTED_PARAMETER',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];
