@@ -21,6 +21,8 @@ import type { ServeConfig } from './config.js';
 import { createGateway, type Gateway } from './Gateway.js';
 import { JoinTokens } from './tokens.js';
 
+import { webAppRoutes } from '../web/server.js';
+
 const require = createRequire(import.meta.url);
 const VERSION = (require('../../package.json') as { version: string }).version;
 
@@ -31,6 +33,8 @@ export interface DemoServer {
   tokens: JoinTokens;
   /** The metadata-only control-plane adapter (undefined when switched off in the config). */
   controlPlane: ControlPlaneAdapter | undefined;
+  /** Issue 11: the web app's join link for the host (a fresh host token in the fragment). */
+  hostLink(): string;
   /** A fresh host token for the demo meeting. */
   hostToken(): string;
   /** Stops the gateway (SERVER_SHUTDOWN to every client) and the workers. */
@@ -114,15 +118,20 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger): Pro
       limits: config.limits,
       serverVersion: `c4v-media/${VERSION}`,
       ...(tls ? { tls } : {}),
+      // Issue 11: the meeting web app at /.
+      httpRoutes: webAppRoutes(),
     });
+    const hostToken = (): string =>
+      tokens.issue({ identity: d.meeting.hostIdentity, role: 'host', meetingId: meeting.id, displayName: d.meeting.hostName }, config.tokens.ttlSeconds);
     return {
       core,
       gateway,
       meeting,
       tokens,
       controlPlane,
-      hostToken: () =>
-        tokens.issue({ identity: d.meeting.hostIdentity, role: 'host', meetingId: meeting.id, displayName: d.meeting.hostName }, config.tokens.ttlSeconds),
+      hostToken,
+      // The token rides in the fragment: browsers never send it to the server or in a Referer.
+      hostLink: () => `${gateway.httpUrl}/?meeting=${encodeURIComponent(meeting.id)}#token=${encodeURIComponent(hostToken())}`,
       async close() {
         await gateway.close();
         core.close();

@@ -35,6 +35,8 @@ Environment: C4V_CONFIG, ${Object.keys(ENV_VARS).join(', ')}`,
         `  workers:    ${server.core.pool.workers.length} (${server.core.pool.regions.join(', ')})`,
         `  metadata:   ${config.controlPlane.enabled ? [config.controlPlane.filePath, config.controlPlane.url].filter(Boolean).join(', ') || 'outbox only' : 'control plane off'}`,
         `  host token: ${server.hostToken()}`,
+        `  host link:  ${server.hostLink()}`,
+        `  guest link: ${gateway.httpUrl}/?meeting=${encodeURIComponent(meeting.id)}`,
         '',
       ].join('\n'),
     );
