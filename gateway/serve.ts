@@ -32,7 +32,7 @@ export interface DemoServer {
   /** The metadata-only control-plane adapter (undefined when switched off in the config). */
   controlPlane: ControlPlaneAdapter | undefined;
   /** A fresh host token for the demo meeting. */
-  hostToken(): string;
+  hostToken(): Promise<string>;
   /** Stops the gateway (SERVER_SHUTDOWN to every client) and the workers. */
   close(): Promise<void>;
 }
@@ -122,7 +122,7 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger): Pro
       tokens,
       controlPlane,
       hostToken: () =>
-        tokens.issue({ identity: d.meeting.hostIdentity, role: 'host', meetingId: meeting.id, displayName: d.meeting.hostName }, config.tokens.ttlSeconds),
+        tokens.mint({ identity: d.meeting.hostIdentity, role: 'host', meetingId: meeting.id, displayName: d.meeting.hostName }, { ttlSeconds: config.tokens.ttlSeconds }),
       async close() {
         await gateway.close();
         core.close();

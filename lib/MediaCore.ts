@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { C4vError } from './errors.js';
+import { ArgumentError, C4vError } from './errors.js';
 import { TypedEmitter } from './events.js';
 import { MeetingMedia, type MeetingMediaOptions } from './media/MeetingMedia.js';
 import { WorkerPool, type PoolWorker, type WorkerPoolOptions } from './media/WorkerPool.js';
@@ -91,6 +91,14 @@ export class MediaCore extends TypedEmitter<MediaCoreEvents> {
     // Per client address across meetings: someone guessing through many meetings is slowed too.
     this.#addressLimiter = new AttemptLimiter(this.#limits.perAddress, this.#limits.windowMs);
     this.pool.on('workerdied', (w, e) => this.safeEmit('workerdied', w, e));
+    // A throwing listener (an embedding app's or the gateway's) must not go unnoticed: safeEmit
+    // catches it and reports it here, and here it is logged with its stack.
+    const logListenerError = (source: string) => (event: string, error: unknown): void => {
+      const e = error instanceof Error ? error : new Error(String(error));
+      this.logger.error({ source, event, err: { type: e.name, message: e.message, stack: e.stack } }, 'event listener threw');
+    };
+    this.on('listenererror', logListenerError('core'));
+    this.observer.on('listenererror', logListenerError('observer'));
   }
 
   get closed(): boolean {
@@ -124,15 +132,15 @@ export class MediaCore extends TypedEmitter<MediaCoreEvents> {
    */
   async createMeeting(init: MeetingInit): Promise<Meeting> {
     if (this.#closed) throw new C4vError('CLOSED', 'media core closed');
-    if (typeof init !== 'object' || init === null) throw new TypeError('meeting init must be an object');
+    if (typeof init !== 'object' || init === null) throw new ArgumentError('meeting init must be an object');
     const account = this.#accounts.get(init.accountId);
     if (!account) throw new C4vError('NOT_FOUND', `no account ${String(init.accountId)}`);
-    if (typeof init.title !== 'string' || init.title.length > 500) throw new TypeError('title must be a string of at most 500 characters');
+    if (typeof init.title !== 'string' || init.title.length > 500) throw new ArgumentError('title must be a string of at most 500 characters');
     if (typeof init.hostIdentity !== 'string' || init.hostIdentity.length === 0 || init.hostIdentity.length > 256) {
-      throw new TypeError('hostIdentity must be a non-empty string of at most 256 characters');
+      throw new ArgumentError('hostIdentity must be a non-empty string of at most 256 characters');
     }
     const id = init.id ?? randomUUID();
-    if (typeof id !== 'string' || id.length === 0 || id.length > 128) throw new TypeError('meeting id must be a string of 1 to 128 characters');
+    if (typeof id !== 'string' || id.length === 0 || id.length > 128) throw new ArgumentError('meeting id must be a string of 1 to 128 characters');
     if (this.#meetings.has(id)) throw new C4vError('INVALID_STATE', `meeting ${id} exists already`);
     let overrides: Partial<MeetingSettings> = { ...init.settings };
     if (init.password !== undefined) {
@@ -142,7 +150,7 @@ export class MediaCore extends TypedEmitter<MediaCoreEvents> {
     }
     const settings = account.effectiveSettings(overrides);
     if (settings.passwordRequired && init.password === undefined) {
-      throw new TypeError('settings require a meeting password: pass init.password');
+      throw new ArgumentError('settings require a meeting password: pass init.password');
     }
     const passwordHash = init.password !== undefined ? await hashPassword(init.password) : undefined;
     const media = await MeetingMedia.create({

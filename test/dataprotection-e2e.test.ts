@@ -46,8 +46,8 @@ test('a meeting with media and chat through the gateway sends only allow-listed 
       password: PASSWORD,
       settings: { waitingRoom: true },
     });
-    const hostToken = tokens.issue({ identity: 'dr.host', role: 'host', meetingId: 'dp-e2e', displayName: 'Dr. Hanna Host' });
-    const bobToken = tokens.issue({ identity: 'bob.patient', role: 'participant', meetingId: 'dp-e2e', displayName: 'Bob Bauer' });
+    const hostToken = await tokens.mint({ identity: 'dr.host', role: 'host', meetingId: 'dp-e2e', displayName: 'Dr. Hanna Host' });
+    const bobToken = await tokens.mint({ identity: 'bob.patient', role: 'participant', meetingId: 'dp-e2e', displayName: 'Bob Bauer' });
 
     const host = await SignallingClient.connect(url);
     clients.push(host);

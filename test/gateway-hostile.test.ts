@@ -33,9 +33,9 @@ test('malformed and hostile frames get their coded error or close while the meet
   try {
     // A meeting with media flowing: host publishes, an admitted guest receives.
     const host = await t.client();
-    await host.join({ meetingId: MEETING, displayName: 'Host', joinToken: t.hostToken(), e2eeCapable: true });
+    await host.join({ meetingId: MEETING, displayName: 'Host', joinToken: await t.hostToken(), e2eeCapable: true });
     const guest = await t.client();
-    const gj = await guest.join({ meetingId: MEETING, displayName: 'Gast', joinToken: t.userToken('gast@x.de'), e2eeCapable: true });
+    const gj = await guest.join({ meetingId: MEETING, displayName: 'Gast', joinToken: await t.userToken('gast@x.de'), e2eeCapable: true });
     await host.call({ admit: { participantId: gj.participantId } });
     await guest.admitted();
     const tracks = [{ name: 'mic', kind: 'audio' as const, source: 'microphone' as const }];
@@ -49,7 +49,7 @@ test('malformed and hostile frames get their coded error or close while the meet
 
     // An attacker in the same meeting (admitted, so that wrong-state and flood hit a joined session).
     const bad = await t.client();
-    const bj = await bad.join({ meetingId: MEETING, displayName: 'Störer', joinToken: t.userToken('stoerer@x.de'), e2eeCapable: true });
+    const bj = await bad.join({ meetingId: MEETING, displayName: 'Störer', joinToken: await t.userToken('stoerer@x.de'), e2eeCapable: true });
     await host.call({ admit: { participantId: bj.participantId } });
     await bad.admitted();
 
@@ -134,7 +134,7 @@ test('logs carry meeting and participant ids but no passwords, tokens, names or 
   const { logger, lines } = memoryLogger('debug');
   const t = await testGateway({ logger, settings: { passwordRequired: true } , password: 'Geheim-2024!' });
   try {
-    const token = t.hostToken();
+    const token = await t.hostToken();
     const host = await t.client();
     await host.join({ meetingId: MEETING, displayName: 'Frau Schmidt', joinToken: token, e2eeCapable: true });
     const g = await t.client();
@@ -195,9 +195,9 @@ test('a client that stops reading is closed with SLOW_READER; the sender is unaf
   const t = await testGateway({ limits: { maxBufferedBytes: 256 * 1024, messagesPerSecond: 100_000, messageBurst: 100_000, maxPendingRequests: 100_000 } });
   try {
     const host = await t.client();
-    await host.join({ meetingId: MEETING, displayName: 'Host', joinToken: t.hostToken(), e2eeCapable: true });
+    await host.join({ meetingId: MEETING, displayName: 'Host', joinToken: await t.hostToken(), e2eeCapable: true });
     const slow = await t.client();
-    const sj = await slow.join({ meetingId: MEETING, displayName: 'Langsam', joinToken: t.userToken('slow@x.de'), e2eeCapable: true });
+    const sj = await slow.join({ meetingId: MEETING, displayName: 'Langsam', joinToken: await t.userToken('slow@x.de'), e2eeCapable: true });
     await host.call({ admit: { participantId: sj.participantId } });
     await slow.admitted();
     // The slow client stops reading from its socket.

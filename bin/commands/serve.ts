@@ -24,6 +24,7 @@ Environment: C4V_CONFIG, ${Object.keys(ENV_VARS).join(', ')}`,
     const config = loadConfig({ ...(file ? { file } : {}), env: process.env });
     const server = await startDemoServer(config);
     const { gateway, meeting } = server;
+    const hostToken = await server.hostToken();
     // What an operator needs to try it: printed, not logged (the token is a secret).
     process.stdout.write(
       [
@@ -34,7 +35,7 @@ Environment: C4V_CONFIG, ${Object.keys(ENV_VARS).join(', ')}`,
         `  meeting:    ${meeting.id} (${meeting.title})`,
         `  workers:    ${server.core.pool.workers.length} (${server.core.pool.regions.join(', ')})`,
         `  metadata:   ${config.controlPlane.enabled ? [config.controlPlane.filePath, config.controlPlane.url].filter(Boolean).join(', ') || 'outbox only' : 'control plane off'}`,
-        `  host token: ${server.hostToken()}`,
+        `  host token: ${hostToken}`,
         '',
       ].join('\n'),
     );

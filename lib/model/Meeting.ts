@@ -3,7 +3,8 @@
 import { randomUUID } from 'node:crypto';
 import type { types as ms } from 'mediasoup';
 import type { Logger } from 'pino';
-import { C4vError, InvalidStateError, MediaError, PolicyError } from '../errors.js';
+import { checkDisplayName } from '../rules.js';
+import { ArgumentError, C4vError, InvalidStateError, MediaError, PolicyError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
 import type { MeetingMedia } from '../media/MeetingMedia.js';
 import { decideAdmission, type PasswordCheck } from './admission.js';
@@ -81,22 +82,20 @@ export interface MeetingConstruct {
 }
 
 const MAX_IDENTITY = 256;
-const MAX_NAME = 128;
 
 function validateJoin(req: JoinRequest): void {
-  if (typeof req !== 'object' || req === null) throw new TypeError('join request must be an object');
+  if (typeof req !== 'object' || req === null) throw new ArgumentError('join request must be an object');
   if (typeof req.identity !== 'string' || req.identity.length === 0 || req.identity.length > MAX_IDENTITY) {
-    throw new TypeError(`identity must be a non-empty string of at most ${MAX_IDENTITY} characters`);
+    throw new ArgumentError(`identity must be a non-empty string of at most ${MAX_IDENTITY} characters`);
   }
-  if (typeof req.displayName !== 'string' || req.displayName.trim().length === 0 || req.displayName.length > MAX_NAME) {
-    throw new TypeError(`displayName must be a non-empty string of at most ${MAX_NAME} characters`);
-  }
-  if (typeof req.authenticated !== 'boolean') throw new TypeError('authenticated must be a boolean');
-  if (typeof req.e2eeCapable !== 'boolean') throw new TypeError('e2eeCapable must be a boolean');
-  if (req.password !== undefined && typeof req.password !== 'string') throw new TypeError('password must be a string');
-  if (req.address !== undefined && typeof req.address !== 'string') throw new TypeError('address must be a string');
+  // The one display-name rule (lib/rules.ts), the same as at the edge.
+  checkDisplayName(req.displayName, 'displayName');
+  if (typeof req.authenticated !== 'boolean') throw new ArgumentError('authenticated must be a boolean');
+  if (typeof req.e2eeCapable !== 'boolean') throw new ArgumentError('e2eeCapable must be a boolean');
+  if (req.password !== undefined && typeof req.password !== 'string') throw new ArgumentError('password must be a string');
+  if (req.address !== undefined && typeof req.address !== 'string') throw new ArgumentError('address must be a string');
   if (req.macAddress !== undefined && !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(String(req.macAddress))) {
-    throw new TypeError(`macAddress must look like 00:11:22:33:44:55, got ${JSON.stringify(req.macAddress)}`);
+    throw new ArgumentError(`macAddress must look like 00:11:22:33:44:55, got ${JSON.stringify(req.macAddress)}`);
   }
 }
 
@@ -163,10 +162,18 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
     this.dialInNumbers = Object.freeze([...(c.init.dialInNumbers ?? [])]);
     this._media = c.media;
     this.#logger = c.logger.child({ component: 'meeting', meetingId: c.id });
+    // Listener errors are caught by safeEmit and reported here: logged with the stack, never swallowed.
+    this.on('listenererror', (event, error) => this._logListenerError('meeting', event, error));
     this.#meetingLimiter = new AttemptLimiter(c.limits.perMeeting, c.limits.windowMs, 1);
     this.#addressLimiter = c.addressLimiter;
     for (const p of c.media.placements) this.#onPlacement(p);
     this.#wireMedia();
+  }
+
+  /** @internal Logs an error thrown by an event listener of this meeting or one of its participants. */
+  _logListenerError(source: string, event: string, error: unknown): void {
+    const e = error instanceof Error ? error : new Error(String(error));
+    this.#logger.error({ source, event, err: { type: e.name, message: e.message, stack: e.stack } }, 'event listener threw');
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -300,6 +307,7 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
       role,
       state: decision.outcome,
     });
+    p.on('listenererror', (event, error) => this._logListenerError('participant', event, error));
     this.#participants.set(p.id, p);
     this.#logger.info({ participantId: p.id, state: p.state, role }, 'participant joined');
     if (decision.outcome === 'admitted') {
@@ -590,9 +598,9 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
   /** Creates a poll (host or co-host); admitted participants get 'pollcreated'. Returns its id. */
   createPoll(actor: Participant, init: PollInit): string {
     this.#requireModerator(actor, 'create polls');
-    if (typeof init !== 'object' || init === null) throw new TypeError('poll must be an object');
+    if (typeof init !== 'object' || init === null) throw new ArgumentError('poll must be an object');
     if (typeof init.question !== 'string' || init.question.trim().length === 0 || init.question.length > 500) {
-      throw new TypeError('poll question must be a non-empty string of at most 500 characters');
+      throw new ArgumentError('poll question must be a non-empty string of at most 500 characters');
     }
     if (
       !Array.isArray(init.options) ||
@@ -600,7 +608,7 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
       init.options.length > 20 ||
       !init.options.every((o) => typeof o === 'string' && o.length > 0 && o.length <= 200)
     ) {
-      throw new TypeError('a poll needs 2 to 20 options of 1 to 200 characters');
+      throw new ArgumentError('a poll needs 2 to 20 options of 1 to 200 characters');
     }
     const poll: Poll = {
       id: randomUUID(),
@@ -666,7 +674,7 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
     const poll = this.#poll(pollId);
     if (poll.closed) throw new InvalidStateError('the poll is closed');
     if (!Number.isInteger(option) || option < 0 || option >= poll.options.length) {
-      throw new TypeError(`option must be an index in 0..${poll.options.length - 1}`);
+      throw new ArgumentError(`option must be an index in 0..${poll.options.length - 1}`);
     }
     if (poll.answers.has(p.identity)) throw new PolicyError('ALREADY_ANSWERED', 'you already answered this poll');
     poll.answers.set(p.identity, { displayName: p.displayName, option });
@@ -681,7 +689,7 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
     p: Participant,
     params: { transportId: string; source: MediaSource; kind: 'audio' | 'video'; rtpParameters: ms.RtpParameters },
   ): Promise<ProducerInfo> {
-    if (typeof params !== 'object' || params === null) throw new TypeError('produce parameters must be an object');
+    if (typeof params !== 'object' || params === null) throw new ArgumentError('produce parameters must be an object');
     const screen = params.source === 'screen-video' || params.source === 'screen-audio';
     if (screen && !this.#settings.allowScreenShare && !p.isModerator) {
       throw new PolicyError('SCREEN_SHARE_DISABLED', 'screen sharing is switched off for participants');
@@ -722,7 +730,7 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
   async _produceChat(p: Participant, params: { transportId: string; sctpStreamParameters: ms.SctpStreamParameters }): Promise<{ id: string }> {
     if (!this.#settings.allowChat) throw new PolicyError('CHAT_DISABLED', 'chat is switched off in this meeting');
     if (typeof params !== 'object' || params === null || typeof params.sctpStreamParameters !== 'object' || params.sctpStreamParameters === null) {
-      throw new TypeError('produceChat needs sctpStreamParameters');
+      throw new ArgumentError('produceChat needs sctpStreamParameters');
     }
     const id = await this._media.produceData(p.id, params.transportId, params.sctpStreamParameters);
     if (p.state !== 'admitted' || !this.#settings.allowChat) {

@@ -1,6 +1,7 @@
 // Meeting passwords: salted scrypt hashes compared in constant time, and the limiter for failed
 // attempts. A password never leaves this module in clear: not in a log, an event or an error.
 import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { ArgumentError } from '../errors.js';
 
 const KEY_LEN = 32;
 // N = 2^15, r = 8, p = 1: OWASP's recommended minimum for scrypt (about 32 MiB, tens of ms).
@@ -16,7 +17,7 @@ function scrypt(password: string, salt: Buffer, keyLen: number, options: ScryptO
 /** Checks a clear-text meeting password (TypeError without echoing it). */
 export function assertPassword(password: unknown): asserts password is string {
   if (typeof password !== 'string' || password.length < 1 || password.length > 256) {
-    throw new TypeError('a meeting password must be a string of 1 to 256 characters');
+    throw new ArgumentError('a meeting password must be a string of 1 to 256 characters');
   }
 }
 

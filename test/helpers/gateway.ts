@@ -14,10 +14,10 @@ export interface TestGateway {
   gateway: Gateway;
   tokens: JoinTokens;
   meeting: Meeting;
-  /** A fresh host token for the meeting. */
-  hostToken(): string;
+  /** A fresh host token for the meeting (a JWT minted by `tokens`). */
+  hostToken(): Promise<string>;
   /** A token for a signed-in (non-host) user. */
-  userToken(identity: string): string;
+  userToken(identity: string): Promise<string>;
   /** Connects a client (not yet hello'd). */
   client(): Promise<SignallingClient>;
   close(): Promise<void>;
@@ -57,8 +57,8 @@ export async function testGateway(options: {
     gateway,
     tokens,
     meeting,
-    hostToken: () => tokens.issue({ identity: HOST, role: 'host', meetingId: meeting.id }),
-    userToken: (identity) => tokens.issue({ identity, role: 'participant', meetingId: meeting.id }),
+    hostToken: () => tokens.mint({ identity: HOST, role: 'host', meetingId: meeting.id }),
+    userToken: (identity) => tokens.mint({ identity, role: 'participant', meetingId: meeting.id }),
     async client() {
       const c = await SignallingClient.connect(gateway.url);
       clients.push(c);
