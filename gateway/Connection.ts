@@ -425,8 +425,10 @@ export class Connection implements SessionSink {
   #resume(r: RequestMsg): ResponseProps {
     const { participantId, resumeToken } = r.resume!;
     const session = participantId ? this.ctx.sessions.get(participantId) : undefined;
-    // One answer for "no such participant" and "wrong token": do not reveal which ids exist.
-    if (!session || session.closed || !resumeToken || !session.matches(resumeToken)) {
+    // One answer for "no such participant", "wrong or used token" and "not disconnected": do not
+    // reveal which ids exist or which are live. session.resume() rotates the token (single use)
+    // and refuses while another connection is attached, so the live connection is never touched.
+    if (!session || !resumeToken || !session.resume(this, resumeToken)) {
       throw new ProtocolError('INVALID_TOKEN', 'nothing to resume with this participant id and resume token');
     }
     return this.#bind(session);

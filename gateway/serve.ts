@@ -19,7 +19,7 @@ import {
 } from '../lib/index.js';
 import type { ServeConfig } from './config.js';
 import { createGateway, type Gateway } from './Gateway.js';
-import { JoinTokens } from './tokens.js';
+import { joinTokensFromConfig, type JoinTokens } from './tokens.js';
 
 const require = createRequire(import.meta.url);
 const VERSION = (require('../../package.json') as { version: string }).version;
@@ -101,7 +101,7 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger): Pro
       }
       throw error;
     }
-    const tokens = new JoinTokens(config.tokens.secret ?? JoinTokens.randomSecret());
+    const tokens = joinTokensFromConfig(config.tokens);
     const gateway = await createGateway({
       core,
       logger: log,
@@ -111,6 +111,9 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger): Pro
       port: config.server.port,
       path: config.server.path,
       allowInsecurePublic: config.server.allowInsecurePublic,
+      trustedProxies: config.server.trustedProxies,
+      forwardedHeader: config.server.forwardedHeader,
+      allowedOrigins: config.server.allowedOrigins,
       limits: config.limits,
       serverVersion: `c4v-media/${VERSION}`,
       ...(tls ? { tls } : {}),

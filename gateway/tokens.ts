@@ -3,7 +3,8 @@
 // small API that the gateway, the demo server, the CLI and the operator API share: mint + verify.
 import { createPrivateKey, createPublicKey, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
-import { ProtocolError } from '../lib/errors.js';
+import { readFileSync } from 'node:fs';
+import { ProtocolError, SetupError } from '../lib/errors.js';
 import { checkDisplayName, checkSecret } from '../lib/rules.js';
 
 /** The roles a join token can carry. */
@@ -247,4 +248,49 @@ export class JoinTokens {
 /** Creates the join-token minter/verifier (the same as `new JoinTokens(options)`). */
 export function createJoinTokens(options: JoinTokenOptions | string | Uint8Array): JoinTokens {
   return new JoinTokens(options);
+}
+
+/** The `tokens:` section of the serve configuration (gateway/config.ts), as far as keys go. */
+export interface JoinTokenConfig {
+  secret?: string;
+  clockToleranceSeconds?: number;
+  keys?: Array<{ kid?: string; alg: JoinTokenAlgorithm; secret?: string; publicKeyFile?: string; privateKeyFile?: string }>;
+  signingKid?: string;
+}
+
+/**
+ * Builds JoinTokens from the configuration: the `keys` (PEM files read here), plus `secret` as an
+ * HS256 key (kid "secret" when there are keys too). With neither, a random secret (a demo server
+ * whose tokens only it can mint). Throws SetupError CONFIG_INVALID for unreadable or wrong keys.
+ */
+export function joinTokensFromConfig(config: JoinTokenConfig): JoinTokens {
+  const keys: JoinTokenKey[] = [];
+  const read = (file: string, what: string): string => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new SetupError('CONFIG_INVALID', `tokens.keys: ${what}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  };
+  for (const k of config.keys ?? []) {
+    const key: JoinTokenKey = { alg: k.alg, ...(k.kid !== undefined ? { kid: k.kid } : {}) };
+    if (k.secret !== undefined) key.secret = k.secret;
+    if (k.publicKeyFile) key.publicKey = read(k.publicKeyFile, 'publicKeyFile');
+    if (k.privateKeyFile) key.privateKey = read(k.privateKeyFile, 'privateKeyFile');
+    keys.push(key);
+  }
+  if (config.secret) keys.push({ alg: 'HS256', secret: config.secret, ...(keys.length ? { kid: 'secret' } : {}) });
+  if (keys.length === 0) keys.push({ alg: 'HS256', secret: JoinTokens.randomSecret() });
+  try {
+    return new JoinTokens({
+      keys,
+      ...(config.signingKid !== undefined ? { signingKid: config.signingKid } : {}),
+      ...(config.clockToleranceSeconds !== undefined ? { clockToleranceSeconds: config.clockToleranceSeconds } : {}),
+    });
+  } catch (error) {
+    if (error instanceof TypeError || (error instanceof Error && 'code' in error)) {
+      throw new SetupError('CONFIG_INVALID', `tokens: ${(error as Error).message}`);
+    }
+    throw error;
+  }
 }
