@@ -7,7 +7,7 @@ import { MeetingMedia, type MeetingMediaOptions } from './media/MeetingMedia.js'
 import { WorkerPool, type PoolWorker, type WorkerPoolOptions } from './media/WorkerPool.js';
 import { DEFAULT_PASSWORD_LIMITS, Meeting, type PasswordAttemptLimits } from './model/Meeting.js';
 import type { Participant } from './model/Participant.js';
-import { AttemptLimiter, assertPassword, hashPassword } from './model/password.js';
+import { AttemptLimiter, ConcurrencyGate, assertPassword, hashPassword } from './model/password.js';
 import { Account } from './model/settings.js';
 import type {
   AccountInit,
@@ -72,6 +72,7 @@ export class MediaCore extends TypedEmitter<MediaCoreEvents> {
   readonly #mediaOptions: MeetingMediaOptions | undefined;
   readonly #limits: PasswordAttemptLimits;
   readonly #addressLimiter: AttemptLimiter;
+  readonly #hashGate: ConcurrencyGate;
   #closed = false;
 
   /** @internal Use createMediaCore(). */
@@ -90,6 +91,9 @@ export class MediaCore extends TypedEmitter<MediaCoreEvents> {
     this.#limits = { ...DEFAULT_PASSWORD_LIMITS, ...options.passwordAttempts };
     // Per client address across meetings: someone guessing through many meetings is slowed too.
     this.#addressLimiter = new AttemptLimiter(this.#limits.perAddress, this.#limits.windowMs);
+    // One bound on concurrent password hashes for the whole core: a flood over many meetings
+    // cannot occupy more than this many libuv threads.
+    this.#hashGate = new ConcurrencyGate(this.#limits.hashConcurrency, this.#limits.hashQueue);
     this.pool.on('workerdied', (w, e) => this.safeEmit('workerdied', w, e));
     // A throwing listener (an embedding app's or the gateway's) must not go unnoticed: safeEmit
     // catches it and reports it here, and here it is logged with its stack.
@@ -173,6 +177,7 @@ export class MediaCore extends TypedEmitter<MediaCoreEvents> {
       media,
       logger: this.logger,
       addressLimiter: this.#addressLimiter,
+      hashGate: this.#hashGate,
       limits: this.#limits,
     });
     this.#meetings.set(id, meeting);

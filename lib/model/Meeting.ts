@@ -9,7 +9,7 @@ import { TypedEmitter } from '../events.js';
 import type { MeetingMedia } from '../media/MeetingMedia.js';
 import { decideAdmission, type PasswordCheck } from './admission.js';
 import { Participant } from './Participant.js';
-import { AttemptLimiter, verifyPassword } from './password.js';
+import { AttemptLimiter, BackoffLimiter, ConcurrencyGate, verifyPassword } from './password.js';
 import type { Account } from './settings.js';
 import { validateSettings } from './settings.js';
 import type {
@@ -47,17 +47,38 @@ export type MeetingEvents = {
   listenererror: [string, unknown];
 };
 
-/** Rate limits for wrong passwords. */
+/**
+ * Rate limits for wrong passwords. Every attempt is counted before its hash is computed. Guests
+ * (no join token) are limited per client address (hard) and share a per-meeting budget that
+ * backs off exponentially once spent; holders of a valid join token are limited per identity
+ * only, so no flood from elsewhere locks them out. The host skips the password.
+ */
 export interface PasswordAttemptLimits {
-  /** Failed attempts per client address (across meetings) within the window; default 5. */
+  /** Failed attempts per client address (guests, across meetings) and per token identity, within the window; default 5. */
   perAddress: number;
-  /** Failed attempts per meeting within the window; default 20. */
+  /** Failed guest attempts per meeting within the window before back-off; default 20. */
   perMeeting: number;
   /** Window in ms; default 10 minutes. */
   windowMs: number;
+  /** Issue 10: first back-off delay of a meeting's guests past perMeeting, doubling; default 1 s. */
+  guestBackoffMs: number;
+  /** Issue 10: longest back-off delay; default 5 minutes. */
+  guestBackoffMaxMs: number;
+  /** Issue 10: password hashes computed at once, process-wide; default 2. */
+  hashConcurrency: number;
+  /** Issue 10: hashes waiting for a slot before a join is refused with RATE_LIMITED; default 256. */
+  hashQueue: number;
 }
 
-export const DEFAULT_PASSWORD_LIMITS: PasswordAttemptLimits = { perAddress: 5, perMeeting: 20, windowMs: 10 * 60_000 };
+export const DEFAULT_PASSWORD_LIMITS: PasswordAttemptLimits = {
+  perAddress: 5,
+  perMeeting: 20,
+  windowMs: 10 * 60_000,
+  guestBackoffMs: 1000,
+  guestBackoffMaxMs: 5 * 60_000,
+  hashConcurrency: 2,
+  hashQueue: 256,
+};
 
 interface Poll {
   id: string;
@@ -79,6 +100,8 @@ export interface MeetingConstruct {
   logger: Logger;
   addressLimiter: AttemptLimiter;
   limits: PasswordAttemptLimits;
+  /** The process-wide bound on concurrent password hashes. */
+  hashGate: ConcurrencyGate;
 }
 
 const MAX_IDENTITY = 256;
@@ -133,8 +156,13 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
   /** Identities whose microphone the host muted: a new microphone of theirs starts paused. */
   readonly #mutedByHost = new Set<string>();
   readonly #polls = new Map<string, Poll>();
-  readonly #meetingLimiter: AttemptLimiter;
+  /** Guests' budget of this meeting (exponential back-off past it). */
+  readonly #guestLimiter: BackoffLimiter;
+  /** Guests per client address, across meetings (the core's). */
   readonly #addressLimiter: AttemptLimiter;
+  /** Token holders per identity: the only limit a join-token holder is subject to. */
+  readonly #identityLimiter: AttemptLimiter;
+  readonly #hashGate: ConcurrencyGate;
   #locked = false;
   #ended = false;
   #closed = false;
@@ -164,10 +192,33 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
     this.#logger = c.logger.child({ component: 'meeting', meetingId: c.id });
     // Listener errors are caught by safeEmit and reported here: logged with the stack, never swallowed.
     this.on('listenererror', (event, error) => this._logListenerError('meeting', event, error));
-    this.#meetingLimiter = new AttemptLimiter(c.limits.perMeeting, c.limits.windowMs, 1);
+    this.#guestLimiter = new BackoffLimiter(c.limits.perMeeting, c.limits.windowMs, c.limits.guestBackoffMs, c.limits.guestBackoffMaxMs);
     this.#addressLimiter = c.addressLimiter;
+    this.#identityLimiter = new AttemptLimiter(c.limits.perAddress, c.limits.windowMs, 10_000);
+    this.#hashGate = c.hashGate;
     for (const p of c.media.placements) this.#onPlacement(p);
     this.#wireMedia();
+  }
+
+  /**
+   * Reserves a password attempt under the rule for this joiner, or undefined when it is over its
+   * limit. Token holders: per identity only. Guests: per client address and the meeting's guest
+   * budget (back-off). The returned function ends the attempt (failed or not).
+   */
+  #beginPasswordAttempt(authenticated: boolean, identity: string, address: string): ((failed: boolean) => void) | undefined {
+    if (authenticated) {
+      if (!this.#identityLimiter.begin(identity)) return undefined;
+      return (failed) => this.#identityLimiter.end(identity, failed);
+    }
+    if (!this.#addressLimiter.begin(address)) return undefined;
+    if (!this.#guestLimiter.begin()) {
+      this.#addressLimiter.end(address, false);
+      return undefined;
+    }
+    return (failed) => {
+      this.#addressLimiter.end(address, failed);
+      this.#guestLimiter.end(failed);
+    };
   }
 
   /** @internal Logs an error thrown by an event listener of this meeting or one of its participants. */
@@ -263,10 +314,30 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
     const isHost = req.asHost === true && req.authenticated && req.identity === this.#hostIdentity;
     const address = req.address ?? 'unknown';
     let password: PasswordCheck = 'not-required';
-    if (this.#settings.passwordRequired && !isHost && this.passwordHash && !this.#ended && !this.#banned.has(req.identity)) {
-      if (this.#meetingLimiter.blocked(this.id) || this.#addressLimiter.blocked(address)) password = 'rate-limited';
-      else if (req.password === undefined || req.password === '') password = 'missing';
-      else password = (await verifyPassword(req.password, this.passwordHash)) ? 'ok' : 'wrong';
+    // A join that admission refuses before the password anyway (ended, banned, a guest where guests
+    // are not allowed) costs no hash and no attempt.
+    const guestRefused = !req.authenticated && !this.#settings.allowGuests;
+    if (this.#settings.passwordRequired && !isHost && this.passwordHash && !this.#ended && !this.#banned.has(req.identity) && !guestRefused) {
+      // The attempt is reserved before the hash is computed, so that attempts in flight count.
+      const attempt = this.#beginPasswordAttempt(req.authenticated, req.identity, address);
+      if (!attempt) password = 'rate-limited';
+      else if (req.password === undefined || req.password === '') {
+        attempt(false);
+        password = 'missing';
+      } else {
+        let result: boolean | 'busy';
+        try {
+          const hash = this.passwordHash;
+          const given = req.password;
+          result = await this.#hashGate.run(() => verifyPassword(given, hash));
+        } catch (error) {
+          attempt(false);
+          throw error;
+        }
+        attempt(result === false);
+        if (result === 'busy') throw new PolicyError('RATE_LIMITED', 'too many password checks at once; try again shortly');
+        password = result ? 'ok' : 'wrong';
+      }
     }
     // Decide on the state as it is now (the password check awaited).
     const existing = [...this.#participants.values()].find((p) => p.identity === req.identity);
@@ -285,10 +356,6 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
       returning: existing?.state === 'admitted',
     });
     if (decision.outcome === 'refused') {
-      if (decision.code === 'WRONG_PASSWORD') {
-        this.#meetingLimiter.fail(this.id);
-        this.#addressLimiter.fail(address);
-      }
       this.#logger.info({ code: decision.code }, 'join refused');
       throw new PolicyError(decision.code, decision.reason);
     }
