@@ -230,7 +230,7 @@ export class Connection implements SessionSink {
       // error's class, message and stack, and c4v_gateway_internal_errors_total counts it.
       this.ctx.metrics.internalErrors.inc({ type });
       const e = error instanceof Error ? error : new Error(String(error));
-      this.logger.error({ code, type, err: { type: e.name, message: e.message, stack: e.stack } }, 'request failed unexpectedly');
+      this.logger.error({ code, type, err: e }, 'request failed unexpectedly');
     } else {
       // Refusals by meeting policy are ordinary outcomes; bad input is a warning.
       this.logger[error instanceof PolicyError ? 'info' : 'warn']({ code, type }, 'request refused');

@@ -99,7 +99,7 @@ export class MediaCore extends TypedEmitter<MediaCoreEvents> {
     // catches it and reports it here, and here it is logged with its stack.
     const logListenerError = (source: string) => (event: string, error: unknown): void => {
       const e = error instanceof Error ? error : new Error(String(error));
-      this.logger.error({ source, event, err: { type: e.name, message: e.message, stack: e.stack } }, 'event listener threw');
+      this.logger.error({ source, event, err: e }, 'event listener threw');
     };
     this.on('listenererror', logListenerError('core'));
     this.observer.on('listenererror', logListenerError('observer'));

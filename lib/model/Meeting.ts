@@ -224,7 +224,7 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
   /** @internal Logs an error thrown by an event listener of this meeting or one of its participants. */
   _logListenerError(source: string, event: string, error: unknown): void {
     const e = error instanceof Error ? error : new Error(String(error));
-    this.#logger.error({ source, event, err: { type: e.name, message: e.message, stack: e.stack } }, 'event listener threw');
+    this.#logger.error({ source, event, err: e }, 'event listener threw');
   }
 
   // ---------------------------------------------------------------------------------------------
