@@ -55,3 +55,5 @@ export { createGatewayTransport, GatewayTransport } from './media/GatewayTranspo
 export type { GatewayTransportInfo, GatewayTransportOptions, GatewaySrtpParameters } from './media/GatewayTransport.js';
 export { packetEngine, packetEngineInfo, resolveNativeBinding, MAX_PACKET_SIZE } from './native/index.js';
 export type { PacketEngine, PacketEngineInfo, SrtpKey, SrtpSuite } from './native/index.js';
+// Issue 10 (auth and edge): the one display-name and secret rule, for embedders and the operator API.
+export { checkDisplayName, checkSecret, DISPLAY_NAME_MAX, SECRET_MIN_BYTES } from './rules.js';
