@@ -5,6 +5,7 @@ import type { types as ms } from 'mediasoup';
 import type { Logger } from 'pino';
 import { C4vError, InvalidStateError, MediaError, PolicyError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
+import { logView } from '../telemetry/logger.js';
 import type { MeetingMedia } from '../media/MeetingMedia.js';
 import { decideAdmission, type PasswordCheck } from './admission.js';
 import { Participant } from './Participant.js';
@@ -114,6 +115,8 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
   readonly passwordHash: string | undefined;
   readonly hostName: string | undefined;
   readonly hostEmail: string | undefined;
+  /** The host's profile picture (a URL; allow-listed metadata, personal). */
+  readonly hostProfilePictureUrl: string | undefined;
   readonly scheduledStart: Date | undefined;
   readonly scheduledDurationMinutes: number | undefined;
   readonly recurrence: MeetingInit['recurrence'];
@@ -156,6 +159,7 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
     this.#hostIdentity = c.init.hostIdentity;
     this.hostName = c.init.hostName;
     this.hostEmail = c.init.hostEmail;
+    this.hostProfilePictureUrl = c.init.hostProfilePictureUrl;
     this.scheduledStart = c.init.scheduledStart;
     this.scheduledDurationMinutes = c.init.scheduledDurationMinutes;
     this.recurrence = c.init.recurrence;
@@ -202,6 +206,11 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
   /** The identity that joins as host (asHost); changes with transferHost. */
   get hostIdentity(): string {
     return this.#hostIdentity;
+  }
+
+  /** How a meeting appears in a log line: its id only, never its title or host (see createLogger). */
+  [logView](): { meetingId: string } {
+    return { meetingId: this.id };
   }
 
   /** The participant holding the host role now. */
@@ -393,7 +402,12 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
       ...(target !== undefined ? { target: typeof target === 'string' ? target : target.identity } : {}),
     };
     this.auditLog.push(entry);
-    this.#logger.info({ action, actor: entry.actor }, 'host action');
+    // Identities are personal data: the log line names participants by their opaque ids (their
+    // logView), the audit record (subject to retention) keeps who it was.
+    this.#logger.info(
+      { action, actor: actor === 'system' ? 'system' : actor, ...(target instanceof Participant ? { target } : {}) },
+      'host action',
+    );
     this.safeEmit('audit', entry);
   }
 
