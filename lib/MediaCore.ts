@@ -131,6 +131,7 @@ export class MediaCore extends TypedEmitter<MediaCoreEvents> {
     if (typeof init.hostIdentity !== 'string' || init.hostIdentity.length === 0 || init.hostIdentity.length > 256) {
       throw new TypeError('hostIdentity must be a non-empty string of at most 256 characters');
     }
+    if (init.hostProfilePictureUrl !== undefined) assertPictureUrl(init.hostProfilePictureUrl);
     const id = init.id ?? randomUUID();
     if (typeof id !== 'string' || id.length === 0 || id.length > 128) throw new TypeError('meeting id must be a string of 1 to 128 characters');
     if (this.#meetings.has(id)) throw new C4vError('INVALID_STATE', `meeting ${id} exists already`);
@@ -211,4 +212,19 @@ export async function createMediaCore(options: MediaCoreOptions): Promise<MediaC
     ...(options.media ? { media: options.media } : {}),
     ...(options.passwordAttempts ? { passwordAttempts: options.passwordAttempts } : {}),
   });
+}
+
+// Issue 16: the host's profile picture is allow-listed metadata; only a plain http(s) URL of sane
+// length is accepted, so nothing else can travel in that field.
+function assertPictureUrl(value: unknown): void {
+  let ok = typeof value === 'string' && value.length > 0 && value.length <= 2048;
+  if (ok) {
+    try {
+      const url = new URL(value as string);
+      ok = url.protocol === 'https:' || url.protocol === 'http:';
+    } catch {
+      ok = false;
+    }
+  }
+  if (!ok) throw new TypeError('hostProfilePictureUrl must be an http(s) URL of at most 2048 characters');
 }

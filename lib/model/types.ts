@@ -59,6 +59,8 @@ export interface MeetingInit {
   hostIdentity: string;
   hostName?: string;
   hostEmail?: string;
+  /** URL of the host's profile picture (allow-listed: sent in MeetingDescription.host). */
+  hostProfilePictureUrl?: string;
   /** Clear-text password: hashed at once (scrypt), never kept. Makes passwordRequired true. */
   password?: string;
   /** Overrides of the account defaults (SETTING_LOCKED for account-locked ones). */
