@@ -49,6 +49,8 @@ export const ErrorCodes = [
   'INTERNAL',
   // Demo server / gateway configuration.
   'CONFIG_INVALID',
+  // Issue 16: data protection.
+  'INSECURE_PERMISSIONS',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];
