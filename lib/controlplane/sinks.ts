@@ -2,10 +2,11 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { open, type FileHandle } from 'node:fs/promises';
-import { mkdirSync } from 'node:fs';
+import { open, rename, type FileHandle } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { C4vError } from '../errors.js';
+import { ensurePrivateDir, ensurePrivateFile, type PermissionPolicy } from '../privacy/permissions.js';
 import { renderEvent, type MessageKind, type RenderedEvent } from './allowList.js';
 
 /** One event as a sink receives it: the stored protobuf bytes plus what identifies it. */
@@ -29,6 +30,28 @@ export interface ControlPlaneSink {
   readonly name: string;
   deliver(event: OutgoingEvent): Promise<void>;
   close?(): Promise<void> | void;
+  /**
+   * Present when the sink keeps what it received and removes a meeting's data at its retention
+   * boundary (the adapter then treats the sink as a PurgeTarget too).
+   */
+  purgeMeetings?(meetingIds: readonly string[]): Promise<Record<string, number>>;
+  /**
+   * Checks (and creates) the folders and files that will hold personal data, with the adapter's
+   * permission policy; called once when the adapter starts.
+   */
+  preparePrivatePaths?(policy: PermissionPolicy): void;
+}
+
+/**
+ * Another store that holds meeting data (the file sink's output, Redis in cluster mode, ...): the
+ * adapter calls it when a meeting's retention ran out, after its own purge, with the clear meeting
+ * ids. It resolves with how many items it removed per meeting; a rejection is retried by the next
+ * purge run (the clear id is kept for that, and only for that, in the outbox's purge queue).
+ */
+export interface PurgeTarget {
+  /** Stable name, shown in the privacy report ('file', 'redis', ...). */
+  readonly name: string;
+  purgeMeetings(meetingIds: readonly string[]): Promise<Record<string, number>>;
 }
 
 /** Request headers of the HTTP sink. */
@@ -181,6 +204,12 @@ export interface FileSinkOptions {
   path: string;
   /** Sink name in the outbox; default 'file'. */
   name?: string;
+  /**
+   * Remove a meeting's lines from the file when its retention runs out (the file is rewritten
+   * without them: a temporary file with mode 0600, fsync, rename). Off by default: the file is then
+   * the operator's, like any other delivery target.
+   */
+  purgeOnRetention?: boolean;
 }
 
 /**
@@ -193,10 +222,67 @@ export class FileSink implements ControlPlaneSink {
   readonly path: string;
   #handle: Promise<FileHandle> | undefined;
   #queue: Promise<void> = Promise.resolve();
+  #policy: PermissionPolicy = {};
+  readonly purgeMeetings?: (meetingIds: readonly string[]) => Promise<Record<string, number>>;
 
   constructor(options: FileSinkOptions) {
     this.path = options.path;
     this.name = options.name ?? 'file';
+    if (options.purgeOnRetention) this.purgeMeetings = (ids) => this.#purge(ids);
+  }
+
+  preparePrivatePaths(policy: PermissionPolicy): void {
+    this.#policy = policy;
+    ensurePrivateDir(dirname(this.path), policy);
+    ensurePrivateFile(this.path, policy);
+  }
+
+  // Rewrites the file without the meetings' lines. Runs in the append queue, so no line is
+  // written meanwhile; the handle is reopened on the new file by the next delivery.
+  #purge(meetingIds: readonly string[]): Promise<Record<string, number>> {
+    const ids = new Set(meetingIds);
+    const done = this.#queue.then(async () => {
+      const counts: Record<string, number> = Object.fromEntries(meetingIds.map((id) => [id, 0]));
+      if (!existsSync(this.path)) return counts;
+      const kept: string[] = [];
+      for (const line of readFileSync(this.path, 'utf8').split('\n')) {
+        if (line === '') continue;
+        let meetingId: unknown;
+        try {
+          meetingId = (JSON.parse(line) as { meetingId?: unknown }).meetingId;
+        } catch {
+          // A torn last line after a crash: not ours to judge, keep it.
+        }
+        if (typeof meetingId === 'string' && ids.has(meetingId)) counts[meetingId]! += 1;
+        else kept.push(line + '\n');
+      }
+      if (Object.values(counts).every((n) => n === 0)) return counts;
+      const old = this.#handle;
+      this.#handle = undefined;
+      if (old) await (await old).close();
+      const tmp = `${this.path}.purge-${process.pid}`;
+      const handle = await open(tmp, 'w', 0o600);
+      try {
+        await handle.writeFile(kept.join(''));
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(tmp, this.path);
+      // The rename must be durable too, or a crash could bring the old file back.
+      const dir = await open(dirname(this.path), 'r');
+      try {
+        await dir.sync();
+      } finally {
+        await dir.close();
+      }
+      return counts;
+    });
+    this.#queue = done.then(
+      () => undefined,
+      () => undefined,
+    );
+    return done;
   }
 
   deliver(event: OutgoingEvent): Promise<void> {
@@ -204,7 +290,8 @@ export class FileSink implements ControlPlaneSink {
     // Appends are serialised so that two meetings' lines never interleave.
     const done = this.#queue.then(async () => {
       if (!this.#handle) {
-        mkdirSync(dirname(this.path), { recursive: true });
+        // Personal data (display names, e-mail and IP addresses): folder 0700, file 0600.
+        ensurePrivateDir(dirname(this.path), { strict: this.#policy.strict === true });
         this.#handle = open(this.path, 'a', 0o600);
       }
       const handle = await this.#handle;
