@@ -45,6 +45,13 @@ export interface ServeConfig {
     url?: string;
     secret?: string;
     format: 'protobuf' | 'json';
+    // Issue 16: data protection.
+    /** Remove a meeting's lines from `filePath` when its retention runs out. Default off. */
+    purgeFile: boolean;
+    /** Refuse to start when a folder or file of personal data lets group or others in. Default off (a warning). */
+    strictPermissions: boolean;
+    /** The pseudonym key file; empty for `pseudonym.key` next to the outbox. */
+    pseudonymKeyPath: string;
   };
   demo: {
     account: AccountInit;
@@ -73,6 +80,9 @@ export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
     outboxPath: '.c4v-state/controlplane-outbox.db',
     filePath: '.c4v-state/controlplane-metadata.jsonl',
     format: 'json' as const,
+    purgeFile: false,
+    strictPermissions: false,
+    pseudonymKeyPath: '',
   },
   demo: {
     account: { id: 'demo', name: 'Demo GmbH', defaults: {}, locked: [] },
@@ -165,6 +175,10 @@ export const ENV_VARS: Readonly<Record<string, string>> = Object.freeze({
   C4V_CONTROL_PLANE_FILE: 'controlPlane.filePath',
   C4V_CONTROL_PLANE_URL: 'controlPlane.url',
   C4V_CONTROL_PLANE_SECRET: 'controlPlane.secret',
+  // Issue 16: data protection.
+  C4V_CONTROL_PLANE_PURGE_FILE: 'controlPlane.purgeFile',
+  C4V_STRICT_PERMISSIONS: 'controlPlane.strictPermissions',
+  C4V_PSEUDONYM_KEY: 'controlPlane.pseudonymKeyPath',
 });
 
 function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
@@ -250,7 +264,11 @@ function validate(raw: unknown, source: string): ServeConfig {
   if (!LOG_LEVELS.includes(level)) c.fail('logging.level', `expected one of ${LOG_LEVELS.join(', ')}, got ${describe(level)}`);
   const logging = { level, personalData: c.bool(g.personalData, 'logging.personalData') };
 
-  const cp = c.object(top.controlPlane, 'controlPlane', ['enabled', 'outboxPath', 'filePath', 'url', 'secret', 'format']);
+  const cp = c.object(top.controlPlane, 'controlPlane', [
+    'enabled', 'outboxPath', 'filePath', 'url', 'secret', 'format',
+    // Issue 16: data protection.
+    'purgeFile', 'strictPermissions', 'pseudonymKeyPath',
+  ]);
   const format = c.string(cp.format, 'controlPlane.format');
   if (format !== 'protobuf' && format !== 'json') c.fail('controlPlane.format', `expected protobuf or json, got ${describe(format)}`);
   const controlPlane: ServeConfig['controlPlane'] = {
@@ -258,6 +276,9 @@ function validate(raw: unknown, source: string): ServeConfig {
     outboxPath: c.string(cp.outboxPath, 'controlPlane.outboxPath', { min: 1 }),
     filePath: c.string(cp.filePath ?? '', 'controlPlane.filePath'),
     format: format as 'protobuf' | 'json',
+    purgeFile: c.bool(cp.purgeFile ?? false, 'controlPlane.purgeFile'),
+    strictPermissions: c.bool(cp.strictPermissions ?? false, 'controlPlane.strictPermissions'),
+    pseudonymKeyPath: c.string(cp.pseudonymKeyPath ?? '', 'controlPlane.pseudonymKeyPath'),
   };
   if (cp.url !== undefined && cp.url !== '') {
     const url = c.string(cp.url, 'controlPlane.url', { min: 1 });

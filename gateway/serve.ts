@@ -77,9 +77,16 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger): Pro
     if (config.controlPlane.enabled) {
       const cp = config.controlPlane;
       const sinks: ControlPlaneSink[] = [];
-      if (cp.filePath) sinks.push(new FileSink({ path: cp.filePath }));
+      if (cp.filePath) sinks.push(new FileSink({ path: cp.filePath, purgeOnRetention: cp.purgeFile }));
       if (cp.url && cp.secret) sinks.push(new HttpSink({ url: cp.url, secret: cp.secret, format: cp.format }));
-      controlPlane = createControlPlaneAdapter({ source: core, outboxPath: cp.outboxPath, sinks, logger: log });
+      controlPlane = createControlPlaneAdapter({
+        source: core,
+        outboxPath: cp.outboxPath,
+        sinks,
+        logger: log,
+        strictPermissions: cp.strictPermissions,
+        ...(cp.pseudonymKeyPath ? { pseudonymKeyPath: cp.pseudonymKeyPath } : {}),
+      });
     }
     const d = config.demo;
     let meeting: Meeting;
