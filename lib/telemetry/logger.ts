@@ -108,10 +108,13 @@ export function redactPersonal(value: unknown, depth = 0): unknown {
   const view = (value as { [logView]?: unknown })[logView];
   if (typeof view === 'function') return redactPersonal((view as () => unknown).call(value), depth + 1);
   if (value instanceof Error) {
-    const out: Record<string, unknown> = { type: value.name, message: scrubText(value.message) };
+    // Still an Error, so that pino's err serializer renders it as usual; its text scrubbed, and
+    // only its code kept of its own properties (they could hold anything).
+    const out = new Error(scrubText(value.message));
+    out.name = value.name;
+    out.stack = value.stack ? scrubText(value.stack) : '';
     const code = (value as { code?: unknown }).code;
-    if (typeof code === 'string' || typeof code === 'number') out.code = code;
-    if (value.stack) out.stack = scrubText(value.stack);
+    if (typeof code === 'string' || typeof code === 'number') (out as { code?: unknown }).code = code;
     return out;
   }
   if (value instanceof Date) return value;
@@ -161,9 +164,6 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     level: options.level ?? 'info',
     base: options.base ?? {},
     redact: { paths: paths(SECRET_KEYS), censor: '[redacted]' },
-    formatters: {
-      bindings: (bindings: Record<string, unknown>) => filter(bindings) as Record<string, unknown>,
-    },
     hooks: {
       // Runs before pino merges or serialises anything, for every enabled level.
       logMethod(this: Logger, args: unknown[], method: (...a: unknown[]) => void): void {
@@ -171,5 +171,13 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       },
     },
   };
-  return options.destination ? pino(opts, options.destination) : pino(opts);
+  const root = options.destination ? pino(opts, options.destination) : pino(opts);
+  // Child-logger bindings are serialised once, when the child is made, and pino applies its
+  // bindings formatter to the root's only. Children are Object.create(parent), so this override
+  // is inherited by every descendant.
+  const child = root.child;
+  root.child = function (this: Logger, bindings, childOptions) {
+    return child.call(this, filter(bindings) as typeof bindings, childOptions);
+  } as typeof root.child;
+  return root;
 }
