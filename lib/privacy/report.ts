@@ -47,6 +47,7 @@ export interface ReportHolding {
   /** Where it is: 'outbox', 'audit', 'meeting-id' or a purge target's name ('file', ...). */
   store: string;
   what: string;
+  /** How many (events, audit entries, rows); 0 where this process cannot count them (another store). */
   items: number;
   /** When the retention purge removes it; absent while the meeting has not ended. */
   dueAt?: Date;
@@ -245,8 +246,8 @@ export function formatPrivacyReport(report: PrivacyReport): string {
   );
   out += '\nPersonal data still held\n';
   out += table(
-    ['meeting', 'store', 'items', 'due for purge', 'what', ''],
-    report.held.map((h) => [h.meetingId, h.store, String(h.items), h.dueAt ? iso(h.dueAt) : '-', h.what, h.due]),
+    ['meeting', 'store', 'items', 'due for purge', 'rule', 'what'],
+    report.held.map((h) => [h.meetingId, h.store, h.items > 0 ? String(h.items) : '-', h.dueAt ? iso(h.dueAt) : '-', h.due, h.what]),
   );
   out += '\nPurged\n';
   out += table(
