@@ -1,5 +1,7 @@
 // The edge's public API (package export "c4v-media/gateway"): the signalling gateway, join
 // tokens, the demo server and its configuration, and the wire mappings for client authors.
+// The guard must stay the first import (Node < 22: NODE_VERSION_UNSUPPORTED before anything runs).
+import '../lib/node-guard.js';
 export { createGateway, Gateway, DEFAULT_LIMITS } from './Gateway.js';
 export type { GatewayOptions, GatewayLimits } from './Gateway.js';
 export { JoinTokens } from './tokens.js';
