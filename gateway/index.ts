@@ -12,3 +12,7 @@ export { startDemoServer } from './serve.js';
 export type { DemoServer } from './serve.js';
 export { pb, PROTOCOL_VERSIONS, closeFrameFor, closeReasonToWire, errorToWire } from './wire.js';
 export type { GatewayCore, GatewayMeeting, GatewayParticipant } from './model.js';
+
+// Issue 9: the rest of the wire mappings a client author (and the package's consumer test) needs
+// to speak the protocol with the generated code in `pb`.
+export { encodeEnvelope, errorFromWire, kindToWire, sourceToWire, rtpParametersToWire, rtpCapabilitiesFromWire } from './wire.js';
