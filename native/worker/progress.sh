@@ -23,7 +23,7 @@ say() { # a whole line (ends an open progress line first)
 }
 open=0
 run=0; last_total=0; srtp_named=0
-while IFS= read -r line; do
+while IFS= read -r line || [ -n "$line" ]; do
   printf '%s\n' "$line" >> "$LOG"
   case "$line" in
     "The Meson build system"*) say "configuring the build (meson setup)" ;;
