@@ -164,6 +164,7 @@ test('a consumer installs the tarball offline, compiles strictly against its typ
   const doctor = JSON.parse(run('doctor', 'npx', ['--offline', '--no', 'c4v-media', 'doctor', '--json'], consumer).stdout) as { ok: boolean; checks: Array<{ name: string; ok: boolean; detail: string }> };
   assert.ok(doctor.ok, JSON.stringify(doctor.checks));
   assert.ok(doctor.checks.find((c) => c.name === 'mediasoup')!.detail.includes(join(consumer, 'node_modules', 'mediasoup')));
+  assert.ok(doctor.checks.find((c) => c.name === 'native engine')!.detail.startsWith('not part of the installed package'), 'the bench engine is not shipped');
 
   const m = run('consumer meeting', process.execPath, [join('dist', 'main.js')], consumer, { MEDIASOUP_WORKER_BIN: workerPath });
   const line = m.stdout.split('\n').find((l) => l.startsWith('RESULT '));
