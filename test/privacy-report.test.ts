@@ -90,6 +90,9 @@ test('the privacy report of a meeting with a known history, before and after its
     for (const h of report.held) assert.is(h.dueAt!.getTime(), due, `${h.store} due at end + retention`);
     assert.equal(report.purged, []);
     assert.equal(report.meeting, { meetingId: 'm-dpo', storedAs: 'm-dpo', pseudonymised: false });
+    // Bad arguments are refused with a TypeError naming them.
+    assert.throws(() => adapter.privacyReport({ since: new Date('not a date') }), (e: Error) => e instanceof TypeError && /since/.test(e.message));
+    assert.throws(() => adapter.privacyReport({ meetingId: '' }), (e: Error) => e instanceof TypeError && /meetingId/.test(e.message));
     // Without a filter the other meeting is there too.
     assert.ok(adapter.privacyReport().held.some((h) => h.meetingId === 'm-other'));
 

@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import { createControlPlaneAdapter, FileSink, HttpSink, isPseudonym, type ControlPlaneAdapter, type MediaCore, type PurgeTarget } from '../lib/index.js';
 import { ControlPlaneReceiver } from './helpers/controlPlaneReceiver.js';
 import { bytesOnDisk, runMeeting, startCore, tempDir } from './helpers/controlPlane.js';
-import { nextEvent, silentLogger, within } from './helpers/util.js';
+import { memoryLogger, nextEvent, silentLogger, within } from './helpers/util.js';
 
 const DAY = 86_400_000;
 
@@ -185,6 +185,40 @@ test('a store that fails its purge is retried by the next run; meanwhile only th
     assert.equal(redis.purged, [['m-retry']]);
     assert.equal(adapter.store.queuedPurges(), []);
     assert.not.ok(bytesOnDisk(dir).includes('m-retry'));
+  } finally {
+    await adapter.close();
+    await receiver.close();
+    cleanup();
+  }
+});
+
+test('queued purges of a store that is no longer configured are dropped at start with a warning', async () => {
+  const receiver = await ControlPlaneReceiver.start();
+  const { dir, cleanup } = tempDir();
+  let offset = 0;
+  const redis = new RecordingTarget();
+  redis.failNext = 1;
+  const options = {
+    source: core,
+    outboxPath: join(dir, 'outbox.sqlite'),
+    sinks: [new HttpSink({ url: receiver.url, secret: receiver.secret })],
+    clock: () => Date.now() + offset,
+  };
+  let adapter = createControlPlaneAdapter({ ...options, purgeTargets: [redis], logger: silentLogger() });
+  try {
+    await runMeeting(core, 'm-dropped', { accountId: 'short' });
+    await adapter.drained();
+    offset = DAY + 1000;
+    const failed = nextEvent(adapter, 'targetpurgefailed');
+    adapter.purge();
+    await failed;
+    assert.is(adapter.store.queuedPurges().length, 1);
+    await adapter.close();
+    const { logger, lines } = memoryLogger('info');
+    adapter = createControlPlaneAdapter({ ...options, logger });
+    assert.equal(adapter.store.queuedPurges(), [], 'no clear id waits for a store that will never come');
+    assert.ok(lines.some((l) => l.includes('dropped queued purges') && l.includes('redis')));
+    assert.not.ok(bytesOnDisk(dir).includes('m-dropped'));
   } finally {
     await adapter.close();
     await receiver.close();

@@ -155,6 +155,8 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
     const names = options.sinks.map((s) => s.name);
     if (names.length === 0) throw new TypeError('the control-plane adapter needs at least one sink');
     if (new Set(names).size !== names.length) throw new TypeError(`sink names must be unique, got ${names.join(', ')}`);
+    const interval = options.purgeIntervalMs ?? 3_600_000;
+    if (!Number.isFinite(interval) || interval <= 0) throw new TypeError(`purgeIntervalMs must be a positive number, got ${interval}`);
     this.#options = options;
     this.#logger = options.logger.child({ component: 'controlplane' });
     this.#clock = options.clock ?? Date.now;
@@ -179,7 +181,14 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
       })),
     ];
     const targetNames = this.#targets.map((t) => t.name);
-    if (new Set(targetNames).size !== targetNames.length) throw new TypeError(`purge target names must be unique, got ${targetNames.join(', ')}`);
+    if (new Set(targetNames).size !== targetNames.length) {
+      this.store.close();
+      throw new TypeError(`purge target names must be unique, got ${targetNames.join(', ')}`);
+    }
+    const droppedTargets = this.store.dropPurgeTargets(targetNames);
+    if (droppedTargets.length > 0) {
+      this.#logger.warn({ targets: droppedTargets }, 'dropped queued purges of stores no longer configured; purge them by hand');
+    }
     this.#sinks = options.sinks.map((sink) => ({ sink, running: false, again: false, timer: undefined, inflight: new Set() }));
 
     const now = this.#clock();
@@ -190,8 +199,6 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
     if (orphans.length > 0) this.#logger.info({ meetings: orphans.length }, 'meetings of an earlier process marked ended');
     this.#subscribe();
     this.purge();
-    const interval = options.purgeIntervalMs ?? 3_600_000;
-    if (!Number.isFinite(interval) || interval <= 0) throw new TypeError(`purgeIntervalMs must be a positive number, got ${interval}`);
     this.#purgeTimer = setInterval(() => this.purge(), interval);
     this.#purgeTimer.unref();
     const pending = this.store.pendingCount();

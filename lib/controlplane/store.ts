@@ -670,6 +670,22 @@ export class ControlPlaneStore {
     }));
   }
 
+  /**
+   * Drops queued purges of stores that are no longer configured (their clear ids would otherwise
+   * wait forever) and returns the names of those stores.
+   */
+  dropPurgeTargets(keep: readonly string[]): string[] {
+    const dropped = this.#tx(() => {
+      const known = this.#all('SELECT DISTINCT target FROM purge_queue').map((r) => String(r.target));
+      const gone = known.filter((t) => !keep.includes(t));
+      for (const t of gone) this.#run('DELETE FROM purge_queue WHERE target = ?', t);
+      return gone;
+    });
+    // The queue held clear ids: no page image of them may stay in the WAL.
+    if (dropped.length > 0) this.#db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+    return dropped;
+  }
+
   /** A target purged a meeting: the clear id leaves the queue, the purge record gets the step. */
   purgeDone(meetingId: string, target: string, now: number, items: number): void {
     this.#tx(() => {

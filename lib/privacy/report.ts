@@ -87,6 +87,13 @@ function disclosure(d: StoredDisclosure): ReportDisclosure {
  * an outbox file). Reads only; changes nothing.
  */
 export function privacyReport(store: ControlPlaneStore, options: PrivacyReportOptions = {}): PrivacyReport {
+  if (options.meetingId !== undefined && (typeof options.meetingId !== 'string' || options.meetingId === '')) {
+    throw new TypeError('meetingId must be a non-empty string');
+  }
+  for (const name of ['since', 'now'] as const) {
+    const d = options[name];
+    if (d !== undefined && (!(d instanceof Date) || Number.isNaN(d.getTime()))) throw new TypeError(`${name} must be a valid Date`);
+  }
   const now = (options.now ?? new Date()).getTime();
   const since = options.since?.getTime();
   const filter = {
