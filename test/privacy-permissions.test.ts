@@ -106,4 +106,25 @@ test('strict mode refuses a folder or file open to others with INSECURE_PERMISSI
   }
 });
 
+test('a pseudonym key open to others is warned about, and refused in strict mode', async () => {
+  const { dir, cleanup } = tempDir();
+  const options = { source: core, outboxPath: join(dir, 'outbox.sqlite'), sinks: [new FileSink({ path: join(dir, 'e.jsonl') })] };
+  try {
+    await createControlPlaneAdapter({ ...options, logger: silentLogger() }).close();
+    chmodSync(join(dir, 'pseudonym.key'), 0o644);
+    const { logger, lines } = memoryLogger('info');
+    await createControlPlaneAdapter({ ...options, logger }).close();
+    assert.ok(lines.some((l) => l.includes('INSECURE_PERMISSIONS') && l.includes('pseudonym key')));
+    try {
+      createControlPlaneAdapter({ ...options, logger: silentLogger(), strictPermissions: true });
+      assert.unreachable('started with a 0644 key');
+    } catch (error) {
+      assert.is((error as C4vError).code, 'INSECURE_PERMISSIONS');
+      assert.match((error as Error).message, /pseudonym key/);
+    }
+  } finally {
+    cleanup();
+  }
+});
+
 test.run();

@@ -229,13 +229,12 @@ export class ControlPlaneStore {
       // of the database file, so creating that one with 0600 covers all three.
       ensurePrivateFile(path, policy);
     }
+    const keyPath = options.pseudonymKeyPath ?? join(dirname(path), 'pseudonym.key');
+    // The default key sits in the outbox's folder, which was just checked: warn about it once.
+    const folderChecked = path !== ':memory:' && dirname(keyPath) === dirname(path);
     this.pseudonym =
       options.pseudonymise ??
-      pseudonymiser(
-        path === ':memory:' && !options.pseudonymKeyPath
-          ? randomBytes(32)
-          : loadOrCreateKey(options.pseudonymKeyPath ?? join(dirname(path), 'pseudonym.key'), policy),
-      );
+      pseudonymiser(path === ':memory:' && !options.pseudonymKeyPath ? randomBytes(32) : loadOrCreateKey(keyPath, policy, { folderChecked }));
     // Loaded here rather than imported at the top so that embedding the library without the
     // control-plane adapter never loads (or warns about) the experimental node:sqlite module.
     const sqlite = process.getBuiltinModule('node:sqlite') as typeof import('node:sqlite');

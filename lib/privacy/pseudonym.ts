@@ -26,12 +26,14 @@ export function isPseudonym(id: string): boolean {
 
 /**
  * Reads the installation's key from `path`, creating it (32 random bytes, hex, mode 0600, its
- * folder 0700) when missing. Losing the file only means that pseudonyms made before cannot be
+ * folder 0700) when missing; a key file or folder open to others is warned about or refused
+ * (INSECURE_PERMISSIONS in strict mode). Losing the file only means that pseudonyms made before cannot be
  * matched to ids any more; they stay pseudonyms. A file that is not a key is refused
  * (CONFIG_INVALID) rather than replaced, so that a typo in a path cannot discard the real key.
  */
-export function loadOrCreateKey(path: string, policy: PermissionPolicy = {}): Uint8Array {
-  ensurePrivateDir(dirname(path), policy);
+export function loadOrCreateKey(path: string, policy: PermissionPolicy = {}, options: { folderChecked?: boolean } = {}): Uint8Array {
+  // The caller may have checked (and warned about) the folder already: the outbox's.
+  if (!options.folderChecked) ensurePrivateDir(dirname(path), policy);
   if (modeOf(path) === undefined) {
     try {
       // 'wx': two processes starting at once must not overwrite each other's key.
