@@ -10,3 +10,5 @@ export { startDemoServer } from './serve.js';
 export type { DemoServer } from './serve.js';
 export { pb, PROTOCOL_VERSIONS, closeFrameFor, closeReasonToWire, errorToWire } from './wire.js';
 export type { GatewayCore, GatewayMeeting, GatewayParticipant } from './model.js';
+// Issue 15: the operator API under /api/v1, its client and request signing.
+export * from './api/index.js';

@@ -55,3 +55,13 @@ export { createGatewayTransport, GatewayTransport } from './media/GatewayTranspo
 export type { GatewayTransportInfo, GatewayTransportOptions, GatewaySrtpParameters } from './media/GatewayTransport.js';
 export { packetEngine, packetEngineInfo, resolveNativeBinding, MAX_PACKET_SIZE } from './native/index.js';
 export type { PacketEngine, PacketEngineInfo, SrtpKey, SrtpSuite } from './native/index.js';
+
+// Issue 15: the Zoom-format control-plane sink (HttpSink format 'zoom-webhook') and the durable
+// store of accounts, meeting definitions and operator API keys.
+export { renderZoomWebhook, signZoomWebhook, verifyZoomWebhook, ZOOM_EVENT_NAMES, ZOOM_SIGNATURE_HEADER, ZOOM_TIMESTAMP_HEADER } from './controlplane/zoomWebhook.js';
+export type { ZoomWebhook } from './controlplane/zoomWebhook.js';
+export { HTTP_SINK_FORMATS } from './controlplane/sinks.js';
+export type { HttpSinkFormat } from './controlplane/sinks.js';
+export { openDefinitionStore, DefinitionStore } from './store/DefinitionStore.js';
+export type { StoredAccount, StoredMeeting, MeetingDefinition, StoredApiKey, ApiAuditEntry } from './store/DefinitionStore.js';
+export type { MeetingOperator } from './model/Meeting.js';
