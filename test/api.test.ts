@@ -10,7 +10,12 @@ import { API_AUDIENCE } from '../gateway/api/auth.js';
 import { ApiError } from '../gateway/api/client.js';
 import type { DemoServer } from '../gateway/serve.js';
 import { pb } from '../gateway/wire.js';
+import { createGateway } from '../gateway/Gateway.js';
+import { createOperatorApi } from '../gateway/api/OperatorApi.js';
+import { openDefinitionStore } from '../lib/store/DefinitionStore.js';
+import { createMetricsRegistry } from '../lib/index.js';
 import { ADMIN, adminClient, raw, startServer } from './helpers/api.js';
+import { silentLogger } from './helpers/util.js';
 import { tempDir } from './helpers/controlPlane.js';
 import { SignallingClient, wireCodeOf } from './helpers/signallingClient.js';
 
@@ -358,6 +363,31 @@ test('unknown routes get 404 and wrong methods 405, both as coded JSON', async (
   assert.is(r405.headers.get('allow'), 'GET, PATCH');
   const outside = await fetch(`${server.gateway.httpUrl}/api/v2/accounts`);
   assert.is(outside.status, 404);
+});
+
+test('past its per-address rate the API answers 429 RATE_LIMITED before it looks at the key', async () => {
+  const store = openDefinitionStore(':memory:');
+  const api = createOperatorApi({
+    core: server.core,
+    store,
+    tokens: server.tokens,
+    logger: silentLogger(),
+    adminKey: ADMIN,
+    webAppUrl: () => '',
+    rateLimit: { perSecond: 0.01, burst: 3 },
+  });
+  const gateway = await createGateway({ core: server.core, logger: silentLogger(), registry: createMetricsRegistry({ processMetrics: false }), tokens: server.tokens, api });
+  try {
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) statuses.push((await fetch(`${gateway.httpUrl}/api/v1/accounts`)).status);
+    assert.equal(statuses, [401, 401, 401, 429, 429]);
+    const r = await fetch(`${gateway.httpUrl}/api/v1/accounts`);
+    assert.is(((await r.json()) as { error: { code: string } }).error.code, 'RATE_LIMITED');
+  } finally {
+    await gateway.close();
+    api.close();
+    store.close();
+  }
 });
 
 test.run();
