@@ -124,6 +124,7 @@ export class OperatorApi {
   readonly #routes: CompiledRoute[];
   readonly #limiter: KeyedRateLimiter;
   readonly #purgeTimer: NodeJS.Timeout;
+  readonly #sweepTimer: NodeJS.Timeout;
   readonly #onEnded: (m: Meeting) => void;
   #openapi: string | undefined;
   #closed = false;
@@ -149,6 +150,9 @@ export class OperatorApi {
     options.core.observer.on('meetingended', this.#onEnded);
     this.#purgeTimer = setInterval(() => this.purge(), HOUR_MS);
     this.#purgeTimer.unref();
+    // Full buckets are forgotten, so the limiter holds only recently active addresses.
+    this.#sweepTimer = setInterval(() => this.#limiter.sweep(), 60_000);
+    this.#sweepTimer.unref();
   }
 
   get closed(): boolean {
@@ -205,6 +209,7 @@ export class OperatorApi {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#purgeTimer);
+    clearInterval(this.#sweepTimer);
     this.#o.core.observer.off('meetingended', this.#onEnded);
   }
 
