@@ -34,12 +34,11 @@ export const Settings = z
     allowChat: z.boolean(),
     muteOnEntry: z.boolean(),
     allowGuests: z.boolean(),
-    /** Where media may be processed: country codes ("DE") or exact regions ("de-fra"). */
     allowedRegions: z
       .array(z.string().regex(/^([a-z]{2}|[a-z]{2}-[a-z0-9]+)$/i, 'a country code ("DE") or a region ("de-fra")'))
-      .min(1),
-    /** Days personal data is kept after a meeting ends (0 = purge at once). */
-    retentionDays: z.int().min(0).max(3650),
+      .min(1)
+      .describe('Where media may be processed: country codes ("DE") or exact regions ("de-fra").'),
+    retentionDays: z.int().min(0).max(3650).describe('Days personal data is kept after a meeting ends (0 = purge at once).'),
     onHostLeave: z.enum(['end-meeting', 'keep-running', 'wait-for-host']),
   })
   .strict()
@@ -56,10 +55,8 @@ export const AccountCreate = z
   .object({
     id: Id,
     name: z.string().max(200).optional(),
-    /** Account defaults (on top of the built-in ones), incl. allowedRegions and retentionDays. */
-    defaults: SettingsPatch.optional(),
-    /** Settings meetings of this account cannot override (SETTING_LOCKED). */
-    locked: z.array(SettingName).optional(),
+    defaults: SettingsPatch.optional().describe('Account defaults on top of the built-in ones, allowedRegions and retentionDays included.'),
+    locked: z.array(SettingName).optional().describe('Settings meetings of this account cannot override (SETTING_LOCKED).'),
   })
   .strict()
   .meta({ id: 'AccountCreate' });
@@ -67,10 +64,8 @@ export const AccountCreate = z
 export const AccountUpdate = z
   .object({
     name: z.string().max(200).optional(),
-    /** Merged into the current defaults. */
-    defaults: SettingsPatch.optional(),
-    /** Replaces the list of locked settings. */
-    locked: z.array(SettingName).optional(),
+    defaults: SettingsPatch.optional().describe('Merged into the current defaults.'),
+    locked: z.array(SettingName).optional().describe('Replaces the list of locked settings.'),
   })
   .strict()
   .meta({ id: 'AccountUpdate' });
@@ -99,29 +94,24 @@ export const Recurrence = z
 
 export const MeetingCreate = z
   .object({
-    /** Default: a random UUID. */
-    id: Id.optional(),
+    id: Id.optional().describe('Default: a random UUID.'),
     accountId: Id,
     title: z.string().max(500),
-    /** The identity that joins as host (a host join token is minted for it). */
-    hostIdentity: Id,
+    hostIdentity: Id.describe('The identity that joins as host (host join tokens are minted for it).'),
     hostName: z.string().min(1).max(128).optional(),
     hostEmail: z.email().max(256).optional(),
     hostProfilePictureUrl: z.url({ protocol: /^https$/ }).max(2048).optional(),
-    /** Clear-text password: hashed at once (scrypt); never stored or returned. */
-    password: z.string().min(1).max(256).optional(),
-    /** Overrides of the account defaults (SETTING_LOCKED for locked ones). */
-    settings: SettingsPatch.optional(),
-    /** ISO 8601 with an offset, e.g. 2026-12-01T18:00:00+01:00: a scheduled meeting. */
-    scheduledStart: z.iso.datetime({ offset: true }).optional(),
+    password: z.string().min(1).max(256).optional().describe('Clear-text password: hashed at once (scrypt), never stored or returned.'),
+    settings: SettingsPatch.optional().describe('Overrides of the account defaults (SETTING_LOCKED for locked ones).'),
+    scheduledStart: z.iso.datetime({ offset: true }).optional().describe('ISO 8601 with an offset, e.g. 2026-12-01T18:00:00+01:00: a scheduled meeting.'),
     scheduledDurationMinutes: z.int().min(1).max(24 * 60).optional(),
     recurrence: Recurrence.optional(),
-    /** IANA time zone of the host, e.g. Europe/Berlin. */
     hostTimeZone: z
       .string()
       .max(64)
       .refine((tz) => isTimeZone(tz), 'an IANA time zone like Europe/Berlin')
-      .optional(),
+      .optional()
+      .describe('IANA time zone of the host, e.g. Europe/Berlin.'),
     dialInNumbers: z.array(z.string().regex(/^\+?[0-9 ()-]{3,32}$/, 'a phone number')).max(20).optional(),
   })
   .strict()
@@ -190,11 +180,9 @@ export const TOKEN_ROLES = ['host', 'participant'] as const;
 export const TokenCreate = z
   .object({
     role: z.enum(TOKEN_ROLES),
-    /** Default: the meeting's host identity for 'host'; required otherwise. */
-    identity: Id.optional(),
+    identity: Id.optional().describe("Default: the meeting's host identity for 'host'; required otherwise."),
     displayName: z.string().min(1).max(64).optional(),
-    /** Default: the server's token lifetime. */
-    ttlSeconds: z.int().min(60).max(7 * 24 * 3600).optional(),
+    ttlSeconds: z.int().min(60).max(7 * 24 * 3600).optional().describe("Default: the server's token lifetime."),
   })
   .strict()
   .meta({ id: 'TokenCreate' });
