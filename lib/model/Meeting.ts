@@ -411,14 +411,24 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
   }
 
   #requireModerator(actor: Participant | OperatorActor, action: string): void {
-    if (actor instanceof OperatorActor ? actor.meeting !== this : !(actor instanceof Participant) || actor.meeting !== this || actor.state !== 'admitted' || !actor.isModerator) {
+    // An operator handle is made by this meeting's operator() only; a participant must be one of
+    // this meeting's, admitted, and host or co-host.
+    const allowed =
+      actor instanceof OperatorActor
+        ? actor.meeting === this
+        : actor instanceof Participant && actor.meeting === this && actor.state === 'admitted' && actor.isModerator;
+    if (!allowed) {
       throw new PolicyError('NOT_PERMITTED', `only the host or a co-host may ${action}`);
     }
     if (this.#ended) throw new PolicyError('MEETING_ENDED', 'the meeting has ended');
   }
 
   #requireHost(actor: Participant | OperatorActor, action: string, operatorMay = false): void {
-    if (actor instanceof OperatorActor ? !operatorMay || actor.meeting !== this : !(actor instanceof Participant) || actor.meeting !== this || actor.state !== 'admitted' || actor.role !== 'host') {
+    const allowed =
+      actor instanceof OperatorActor
+        ? operatorMay && actor.meeting === this
+        : actor instanceof Participant && actor.meeting === this && actor.state === 'admitted' && actor.role === 'host';
+    if (!allowed) {
       throw new PolicyError('NOT_PERMITTED', `only the host may ${action}`);
     }
     if (this.#ended) throw new PolicyError('MEETING_ENDED', 'the meeting has ended');
