@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { SetupError } from '../lib/errors.js';
+import { BOOLEAN_WORDS, parseBoolean } from '../lib/env.js';
 import type { AccountInit, MeetingSettings } from '../lib/model/types.js';
 import { HTTP_SINK_FORMATS, type HttpSinkFormat } from '../lib/controlplane/sinks.js';
 import { DEFAULT_LIMITS, type GatewayLimits } from './Gateway.js';
@@ -129,10 +130,15 @@ class Checker {
   }
 
   bool(v: unknown, path: string): boolean {
-    if (v === 'true' || v === '1') return true;
-    if (v === 'false' || v === '0') return false;
-    if (typeof v !== 'boolean') this.fail(path, `expected true or false, got ${describe(v)}`);
-    return v;
+    // The one boolean parser (lib/env.ts): on/off, true/false, 1/0 from a file or a variable.
+    let b: boolean | undefined;
+    try {
+      b = parseBoolean(v, path);
+    } catch {
+      b = undefined;
+    }
+    if (b === undefined) this.fail(path, `expected ${BOOLEAN_WORDS}, got ${describe(v)}`);
+    return b;
   }
 }
 
