@@ -16,3 +16,7 @@ export type { GatewayCore, GatewayMeeting, GatewayParticipant } from './model.js
 // Issue 9: the rest of the wire mappings a client author (and the package's consumer test) needs
 // to speak the protocol with the generated code in `pb`.
 export { encodeEnvelope, errorFromWire, kindToWire, sourceToWire, rtpParametersToWire, rtpCapabilitiesFromWire } from './wire.js';
+
+
+// Issue 15: the operator API under /api/v1, its client and request signing.
+export * from './api/index.js';

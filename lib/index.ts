@@ -62,6 +62,16 @@ export { REQUIRED_NODE_MAJOR, nodeVersionProblem, assertNodeVersion } from './no
 export { parseBoolean, envFlag, BOOLEAN_WORDS } from './env.js';
 export type { WorkerBinaryResolution } from './media/workerBinary.js';
 
+// Issue 15: the Zoom-format control-plane sink (HttpSink format 'zoom-webhook') and the durable
+// store of accounts, meeting definitions and operator API keys.
+export { renderZoomWebhook, signZoomWebhook, verifyZoomWebhook, ZOOM_EVENT_NAMES, ZOOM_SIGNATURE_HEADER, ZOOM_TIMESTAMP_HEADER } from './controlplane/zoomWebhook.js';
+export type { ZoomWebhook } from './controlplane/zoomWebhook.js';
+export { HTTP_SINK_FORMATS } from './controlplane/sinks.js';
+export type { HttpSinkFormat } from './controlplane/sinks.js';
+export { openDefinitionStore, DefinitionStore } from './store/DefinitionStore.js';
+export type { StoredAccount, StoredMeeting, MeetingDefinition, StoredApiKey, ApiAuditEntry } from './store/DefinitionStore.js';
+export type { MeetingOperator } from './model/Meeting.js';
+
 // Issue 16: data protection. Logging by type, pseudonyms, permissions, the privacy report.
 export { logView, personal, PersonalData, redactPersonal, scrubText, REDACTED } from './telemetry/logger.js';
 export { privacyReport, privacyReportOf, formatPrivacyReport } from './privacy/report.js';

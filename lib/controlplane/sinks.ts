@@ -8,6 +8,7 @@ import { dirname } from 'node:path';
 import { C4vError } from '../errors.js';
 import { ensurePrivateDir, ensurePrivateFile, type PermissionPolicy } from '../privacy/permissions.js';
 import { renderEvent, type MessageKind, type RenderedEvent } from './allowList.js';
+import { renderZoomWebhook, signZoomWebhook, ZOOM_SIGNATURE_HEADER, ZOOM_TIMESTAMP_HEADER } from './zoomWebhook.js';
 
 /** One event as a sink receives it: the stored protobuf bytes plus what identifies it. */
 export interface OutgoingEvent {
@@ -107,13 +108,21 @@ export function verifyControlPlaneRequest(options: VerifyOptions): VerifyResult 
   return { ok: true, eventId };
 }
 
+/** The body formats of the HTTP sink. */
+export type HttpSinkFormat = 'protobuf' | 'json' | 'zoom-webhook';
+export const HTTP_SINK_FORMATS: readonly HttpSinkFormat[] = ['protobuf', 'json', 'zoom-webhook'];
+
 export interface HttpSinkOptions {
   /** The control plane's endpoint (http: or https:). */
   url: string | URL;
   /** Shared secret for the HMAC signature. */
   secret: string | Uint8Array;
-  /** 'protobuf' (application/x-protobuf, the default) or 'json' (rendered from the protobuf). */
-  format?: 'protobuf' | 'json';
+  /**
+   * 'protobuf' (application/x-protobuf, the default), 'json' (rendered from the protobuf) or
+   * 'zoom-webhook' (Zoom's webhook JSON with x-zm-signature / x-zm-request-timestamp, rendered
+   * from the protobuf too; see lib/controlplane/zoomWebhook.ts and the README's mapping table).
+   */
+  format?: HttpSinkFormat;
   /** Per-request time limit; default 10 s. */
   timeoutMs?: number;
   /** Sink name in the outbox; default 'http'. */
@@ -135,7 +144,7 @@ export class HttpSink implements ControlPlaneSink {
   readonly name: string;
   readonly #url: URL;
   readonly #secret: string | Uint8Array;
-  readonly #format: 'protobuf' | 'json';
+  readonly #format: HttpSinkFormat;
   readonly #timeoutMs: number;
   readonly #headers: Record<string, string>;
   readonly #ca: HttpSinkOptions['ca'];
@@ -149,23 +158,35 @@ export class HttpSink implements ControlPlaneSink {
     this.name = options.name ?? 'http';
     this.#secret = options.secret;
     this.#format = options.format ?? 'protobuf';
+    if (!HTTP_SINK_FORMATS.includes(this.#format)) throw new TypeError(`unknown control-plane format ${String(this.#format)}`);
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#headers = options.headers ?? {};
     this.#ca = options.ca;
   }
 
   async deliver(event: OutgoingEvent): Promise<void> {
-    const body =
-      this.#format === 'json' ? Buffer.from(JSON.stringify(renderEvent(event.payload))) : Buffer.from(event.payload);
-    const timestamp = String(Math.floor(Date.now() / 1000));
+    const now = Date.now();
+    const timestamp = String(Math.floor(now / 1000));
+    let body: Buffer;
+    let signing: Record<string, string>;
+    if (this.#format === 'zoom-webhook') {
+      const webhook = renderZoomWebhook(event.payload, now);
+      // A kind Zoom has no meeting event for (poll results) is not sent; it counts as delivered
+      // so that it does not hold up the meeting's later events.
+      if (!webhook) return;
+      body = Buffer.from(JSON.stringify(webhook));
+      signing = { [ZOOM_TIMESTAMP_HEADER]: timestamp, [ZOOM_SIGNATURE_HEADER]: signZoomWebhook(this.#secret, timestamp, body) };
+    } else {
+      body = this.#format === 'json' ? Buffer.from(JSON.stringify(renderEvent(event.payload))) : Buffer.from(event.payload);
+      signing = { [TIMESTAMP_HEADER]: timestamp, [SIGNATURE_HEADER]: signBody(this.#secret, timestamp, body) };
+    }
     const options: RequestOptions & { ca?: HttpSinkOptions['ca'] } = {
       method: 'POST',
       headers: {
         ...this.#headers,
-        'content-type': this.#format === 'json' ? 'application/json' : 'application/x-protobuf',
+        'content-type': this.#format === 'protobuf' ? 'application/x-protobuf' : 'application/json',
         'content-length': String(body.length),
-        [TIMESTAMP_HEADER]: timestamp,
-        [SIGNATURE_HEADER]: signBody(this.#secret, timestamp, body),
+        ...signing,
         [IDEMPOTENCY_HEADER]: event.eventId,
       },
       timeout: this.#timeoutMs,

@@ -70,6 +70,11 @@ export interface MeetingInit {
   recurrence?: { type: 'daily' | 'weekly' | 'monthly'; durationWeeks?: number };
   hostTimeZone?: string;
   dialInNumbers?: string[];
+  /**
+   * Issue 15: the scrypt hash (from hashPassword) instead of a clear `password`, for a definition
+   * restored from the durable store, which never keeps the clear password. Not with `password`.
+   */
+  passwordHash?: string;
 }
 
 // ---------------------------------------------------------------------------------------------
