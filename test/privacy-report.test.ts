@@ -149,4 +149,37 @@ test('the privacy report of a meeting with a known history, before and after its
   }
 });
 
+test('events that could not leave yet are listed as waiting, and the meeting id is held until they are delivered', async () => {
+  const core = await startCore();
+  const receiver = await ControlPlaneReceiver.start();
+  receiver.mode = 'down';
+  const { dir, cleanup } = tempDir();
+  const adapter = createControlPlaneAdapter({
+    source: core,
+    outboxPath: join(dir, 'outbox.sqlite'),
+    sinks: [new HttpSink({ url: receiver.url, secret: receiver.secret })],
+    logger: silentLogger(),
+    retry: { initialDelayMs: 60_000, maxDelayMs: 60_000 },
+  });
+  try {
+    const failed = new Promise<void>((resolve) => adapter.once('deliveryfailed', () => resolve()));
+    adapter.publish({ meetingId: 'm-wait', accountId: 'acme', retentionDays: 0 }, { participantLeft: { displayName: 'Bob Bauer', participantCount: 1 } });
+    await failed;
+    const report = adapter.privacyReport({ meetingId: 'm-wait' });
+    assert.equal(report.disclosures, [], 'nothing left');
+    assert.is(report.pending.length, 1);
+    const p = report.pending[0]!;
+    assert.equal([p.meetingId, p.sink, p.kind, p.sequence, p.attempts], ['m-wait', 'http', 'participantLeft', 1, 1]);
+    assert.ok(p.fields.includes('participantLeft.displayName') && p.fields.includes('participantLeft.participantCount'));
+    assert.not.ok(JSON.stringify(report).includes('Bob Bauer'), 'field names, never values');
+    const outbox = report.held.find((h) => h.store === 'outbox')!;
+    assert.match(outbox.due, /1 undelivered: after delivery/);
+  } finally {
+    await adapter.close();
+    core.close();
+    await receiver.close();
+    cleanup();
+  }
+});
+
 test.run();
