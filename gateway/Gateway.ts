@@ -85,6 +85,8 @@ export interface GatewayOptions {
    * Default: none besides the same origin.
    */
   allowedOrigins?: readonly string[];
+  /** Issue 15: answers every HTTP request under /api/ (the operator API, createOperatorApi()). */
+  api?: { handle(req: IncomingMessage, res: ServerResponse, clientAddress?: string): Promise<void> };
 }
 
 function isLoopback(host: string): boolean {
@@ -221,8 +223,20 @@ export class Gateway {
 
   async #onHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      const path = (req.url ?? '/').split('?')[0];
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
+      const path = (req.url ?? '/').split('?')[0] ?? '/';
+      if (this.#options.api && (path === '/api' || path.startsWith('/api/'))) {
+        // The API has its own methods, authentication, limits and error bodies; its per-address
+        // limit keys on the client address behind trusted proxies, like the signalling limits.
+        let address: string;
+        try {
+          address = this.clientAddress(req);
+        } catch (error) {
+          if (!(error instanceof ForwardedHeaderError)) throw error;
+          res.writeHead(400, { 'content-type': 'text/plain' }).end('bad forwarding header\n');
+          return;
+        }
+        await this.#options.api.handle(req, res, address);
+      } else if (req.method !== 'GET' && req.method !== 'HEAD') {
         res.writeHead(405, { allow: 'GET, HEAD' }).end();
       } else if (path === '/healthz') {
         const ready = this.ready;
