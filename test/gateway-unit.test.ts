@@ -120,4 +120,44 @@ test('config: defaults, a YAML file and environment variables merge; bad files n
   }
 });
 
+test('issue 10 config: trusted proxies, origins and JWT keys from the file or the environment; bad ones name the field', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'c4v-cfg10-'));
+  const pub = join(dir, 'k.pub.pem');
+  writeFileSync(pub, '-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n');
+  const env = loadConfig({ env: { C4V_TRUSTED_PROXIES: '10.0.0.0/8, ::1', C4V_ALLOWED_ORIGINS: 'https://app.example.org', C4V_FORWARDED_HEADER: 'Forwarded' } });
+  assert.equal(env.server.trustedProxies, ['10.0.0.0/8', '::1']);
+  assert.equal(env.server.allowedOrigins, ['https://app.example.org']);
+  assert.is(env.server.forwardedHeader, 'forwarded');
+  assert.equal(loadConfig({}).server.trustedProxies, [], 'no trusted proxies by default');
+  const file = join(dir, 'keys.yaml');
+  writeFileSync(file, `tokens:\n  keys:\n    - { kid: k1, alg: EdDSA, publicKeyFile: ${pub} }\n    - { kid: k2, alg: HS256, secret: "${'s'.repeat(32)}" }\n  signingKid: k2\n`);
+  const k = loadConfig({ file });
+  assert.is(k.tokens.keys?.length, 2);
+  assert.is(k.tokens.signingKid, 'k2');
+  const bad = (yaml: string, env: Record<string, string> = {}): string => {
+    const f = join(dir, `bad-${Math.random().toString(36).slice(2)}.yaml`);
+    writeFileSync(f, yaml);
+    try {
+      loadConfig({ file: f, env });
+    } catch (error) {
+      return (error as Error).message;
+    }
+    return 'accepted';
+  };
+  assert.match(bad('server: { trustedProxies: [10.0.0.0/33] }'), /server\.trustedProxies: .*not an address or CIDR/);
+  assert.match(bad('', { C4V_TRUSTED_PROXIES: 'proxy.example' }), /server\.trustedProxies/);
+  assert.match(bad('server: { allowedOrigins: [evil] }'), /server\.allowedOrigins/);
+  assert.match(bad('server: { forwardedHeader: x-real-ip }'), /server\.forwardedHeader/);
+  assert.match(bad('tokens: { keys: [{ alg: HS256, secret: a }, { alg: HS256, secret: b }] }'), /tokens\.keys/);
+  assert.match(bad('tokens: { keys: [{ kid: a, alg: RS256 }] }'), /tokens\.keys\[0\]\.alg/);
+  assert.match(bad('tokens: { keys: [{ kid: a, alg: EdDSA }] }'), /publicKeyFile/);
+  assert.match(bad('tokens: { signingKid: nope }'), /tokens\.signingKid/);
+  // The one secret rule: 32 bytes, counted as UTF-8 bytes; the secret itself is never echoed.
+  const short = bad(`tokens: { secret: "${'x'.repeat(31)}" }`);
+  assert.match(short, /tokens\.secret: expected a secret of at least 32 bytes/);
+  assert.not.ok(short.includes('x'.repeat(31)));
+  assert.is(bad(`tokens: { secret: "${'ä'.repeat(16)}" }`), 'accepted', '16 umlauts are 32 bytes');
+  assert.match(bad('demo: { meeting: { hostName: "a\\u0007b" } }'), /demo\.meeting\.hostName: host name contains control characters/);
+});
+
 test.run();
