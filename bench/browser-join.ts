@@ -110,7 +110,7 @@ async function main(): Promise<void> {
     browser = await chromium.launch({ executablePath: CHROMIUM!, headless: true, args: CHROMIUM_ARGS });
     // The publisher: the web app as host, camera and microphone.
     const hostPage = await (await browser.newContext()).newPage();
-    await hostPage.goto(`${gateway.httpUrl}/?meeting=bench#token=${tokens.issue({ identity: 'host@bench', role: 'host', meetingId: 'bench' })}`);
+    await hostPage.goto(`${gateway.httpUrl}/?meeting=bench#token=${await tokens.mint({ identity: 'host@bench', role: 'host', meetingId: 'bench' })}`);
     await hostPage.fill('#name', 'Host');
     await hostPage.click('#join');
     await hostPage.waitForFunction(() => (window as unknown as { c4v?: { meeting: { producerId(s: string): string | undefined } } }).c4v?.meeting.producerId('camera') !== undefined, undefined, { timeout: 30_000 });

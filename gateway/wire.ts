@@ -3,7 +3,7 @@
 // parameters). Handlers and the client helper use these functions; nothing else touches pb enums.
 import type { types as ms } from 'mediasoup';
 import protobuf from 'protobufjs/minimal.js';
-import { ErrorCodes, ProtocolError, type ErrorCode } from '../lib/errors.js';
+import { ArgumentError, ErrorCodes, ProtocolError, type ErrorCode } from '../lib/errors.js';
 import type {
   CloseReason,
   ConsumerInfo,
@@ -206,7 +206,7 @@ export function codecParametersToWire(p: Record<string, unknown> | undefined): P
   for (const [k, v] of Object.entries(p ?? {})) {
     if (typeof v === 'string') out[k] = { stringValue: v };
     else if (typeof v === 'number' && Number.isSafeInteger(v)) out[k] = { intValue: v };
-    else throw new TypeError(`codec parameter ${k}: only strings and integers are carried, not ${typeof v === 'number' ? v : typeof v}`);
+    else throw new ArgumentError(`codec parameter ${k}: only strings and integers are carried, not ${typeof v === 'number' ? v : typeof v}`);
   }
   return out;
 }

@@ -11,9 +11,9 @@ const MEETING = 'elternabend';
 
 async function room(t: TestGateway) {
   const host = await t.client();
-  await host.join({ meetingId: MEETING, displayName: 'Host', joinToken: t.hostToken(), e2eeCapable: true });
+  await host.join({ meetingId: MEETING, displayName: 'Host', joinToken: await t.hostToken(), e2eeCapable: true });
   const guest = await t.client();
-  const gj = await guest.join({ meetingId: MEETING, displayName: 'Gast', joinToken: t.userToken('gast@x.de'), e2eeCapable: true });
+  const gj = await guest.join({ meetingId: MEETING, displayName: 'Gast', joinToken: await t.userToken('gast@x.de'), e2eeCapable: true });
   await host.call({ admit: { participantId: gj.participantId } });
   await guest.admitted();
   return { host, guest };
@@ -114,7 +114,7 @@ test('a late joiner learns the current active speaker from its admission and get
     // The speaker observer names the only microphone at once.
     await guest.waitFor('activeSpeaker', (a) => a.participantId === host.participantId);
     const late = await t.client();
-    const lj = await late.join({ meetingId: MEETING, displayName: 'Spät', joinToken: t.userToken('spaet@x.de'), e2eeCapable: true });
+    const lj = await late.join({ meetingId: MEETING, displayName: 'Spät', joinToken: await t.userToken('spaet@x.de'), e2eeCapable: true });
     assert.is(lj.activeSpeakerId, '', 'a waiting participant learns nothing of the meeting');
     await host.call({ admit: { participantId: lj.participantId } });
     const admitted = await late.waitFor('waitingStatus', (w) => w.state === pb.ParticipantState.ADMITTED);
@@ -123,7 +123,7 @@ test('a late joiner learns the current active speaker from its admission and get
     assert.is(list.activeSpeakerId, host.participantId);
     // The host's own join answer (a fresh connection of the same identity) carries it too.
     const again = await t.client();
-    const hj = await again.join({ meetingId: MEETING, displayName: 'Host', joinToken: t.hostToken(), e2eeCapable: true });
+    const hj = await again.join({ meetingId: MEETING, displayName: 'Host', joinToken: await t.hostToken(), e2eeCapable: true });
     assert.is(hj.state, pb.ParticipantState.ADMITTED);
     // The replaced host session took its microphone with it: nobody speaks now.
     assert.is(hj.activeSpeakerId, '');

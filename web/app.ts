@@ -65,9 +65,16 @@ function show(screen: 'prejoin' | 'waiting' | 'meeting' | 'closed'): void {
 }
 
 const params = new URLSearchParams(location.search);
-// The token travels in the fragment (#token=...): never sent to the server in a request line,
-// a log or a Referer.
-const token = new URLSearchParams(location.hash.slice(1)).get('token') ?? undefined;
+// The token comes in the fragment (#token=..., never sent to any server) or, in links from the
+// operator API, in the query; either way it is taken off the address bar at once, so that it does
+// not stay in the history or reach a Referer.
+const token = new URLSearchParams(location.hash.slice(1)).get('token') ?? params.get('token') ?? undefined;
+if (token) {
+  const clean = new URL(location.href);
+  clean.hash = '';
+  clean.searchParams.delete('token');
+  history.replaceState(null, '', clean.href);
+}
 const meetingId = params.get('meeting') ?? 'demo';
 const signallingUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/signalling`;
 

@@ -7,6 +7,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 NODE="${NODE:-node_modules/.bin/node}"
 mkdir -p dist/client dist/web/public
 common=(--bundle --format=esm --platform=browser --target=chrome110,firefox115,safari16 --minify --sourcemap --log-level=warning)
-"$NODE" node_modules/esbuild/bin/esbuild client/index.ts "${common[@]}" --outfile=dist/client/c4v-client.js
-"$NODE" node_modules/esbuild/bin/esbuild web/app.ts "${common[@]}" --outfile=dist/web/public/app.js
+node_modules/.bin/esbuild client/index.ts "${common[@]}" --outfile=dist/client/c4v-client.js
+node_modules/.bin/esbuild web/app.ts "${common[@]}" --outfile=dist/web/public/app.js
 cp web/static/index.html web/static/app.css dist/web/public/

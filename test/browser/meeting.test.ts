@@ -117,10 +117,10 @@ test('host and two guests through the web app: waiting room, media both ways, ch
     const anna = await open();
     const bernd = await open();
     const link = (token?: string): string => `${base}/?meeting=${meeting.id}${token ? `#token=${encodeURIComponent(token)}` : ''}`;
-    const annaToken = tokens.issue({ identity: ANNA, role: 'participant', meetingId: meeting.id });
+    const annaToken = await tokens.mint({ identity: ANNA, role: 'participant', meetingId: meeting.id });
 
     // The host joins with the link from the server; two guests wait in the waiting room.
-    await joinThroughUi(host, link(tokens.issue({ identity: HOST, role: 'host', meetingId: meeting.id })), 'Frau Schmidt');
+    await joinThroughUi(host, link(await tokens.mint({ identity: HOST, role: 'host', meetingId: meeting.id })), 'Frau Schmidt');
     await host.waitForSelector('body[data-state="admitted"] #meeting:not([hidden])');
     assert.ok(await host.isVisible('#host-panel'));
     await joinThroughUi(anna, link(annaToken), 'Anna');
