@@ -270,7 +270,11 @@ function wire(m: BrowserMeeting): void {
     $('polls').append(box);
   });
   m.on('reconnecting', (scope) => notice(scope === 'media' ? 'Media server changed: reconnecting…' : 'Connection lost: reconnecting…'));
-  m.on('reconnected', () => notice(''));
+  m.on('reconnected', (scope) => {
+    notice('');
+    // For tests and monitoring: how many times the signalling was resumed.
+    if (scope === 'signalling') document.body.dataset.resumed = String(Number(document.body.dataset.resumed ?? 0) + 1);
+  });
   m.on('error', (e) => notice(refusal(e)));
 }
 

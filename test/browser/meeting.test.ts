@@ -172,7 +172,15 @@ test('host and two guests through the web app: waiting room, media both ways, ch
     );
     await host.locator(annaTile).screenshot({ path: `${OUT}/host-enlarged-anna.png` });
 
-    // The host mutes Anna: her page says so.
+    // Anna's WebSocket is lost, twice: the SDK resumes each time within the grace period (the
+    // second time with the token the first resume returned: tokens are single use).
+    for (const round of [1, 2]) {
+      await anna.evaluate(() => (window as unknown as { c4v: { meeting: { _dropSocket(): void } } }).c4v.meeting._dropSocket());
+      await anna.waitForFunction((n) => document.body.dataset.resumed === String(n), round, { timeout: 20_000 });
+    }
+    assert.is(await anna.getAttribute('body', 'data-state'), 'admitted');
+
+    // The host mutes Anna: her page says so (a notification on her resumed connection).
     await host.click(`${annaTile} button.mute`);
     await anna.waitForSelector('body[data-muted-by-host="microphone"]');
 
