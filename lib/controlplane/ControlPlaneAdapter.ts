@@ -3,11 +3,11 @@ import type { Logger } from 'pino';
 import { C4vError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
 import type { AuditEntry, CloseReason, MeetingSettings, PlacementEntry, PollResults } from '../model/types.js';
-import { assertAllowListed, encodeEvent, eventType, type ControlPlaneMessage } from './allowList.js';
+import { assertAllowListed, encodeEvent, eventType, renderEvent, type ControlPlaneMessage } from './allowList.js';
 import * as map from './mapping.js';
 import type { MeetingView, ParticipantView } from './mapping.js';
 import type { ControlPlaneSink, OutgoingEvent } from './sinks.js';
-import { ControlPlaneStore, type PendingDelivery, type PurgeResult, type StoredAuditEntry } from './store.js';
+import { ControlPlaneStore, type OrphanedMeeting, type PendingDelivery, type PurgeResult, type StoredAuditEntry } from './store.js';
 
 /** The observer events the adapter listens to (a subset of MediaCore's `observer`). */
 export type ControlPlaneSourceEvents = {
@@ -142,8 +142,9 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
     const dropped = this.store.syncSinks(names, now);
     if (dropped.length > 0) this.#logger.warn({ sinks: dropped }, 'dropped undelivered events of sinks no longer configured');
     for (const m of options.source.meetings ?? []) this.#track(m);
-    const orphans = this.store.endOrphans(new Set(this.#live.keys()));
-    if (orphans.length > 0) this.#logger.info({ meetings: orphans.length }, 'meetings of an earlier process marked ended');
+    const orphans = this.store.orphans(new Set(this.#live.keys()));
+    for (const orphan of orphans) this.#endOrphan(orphan);
+    if (orphans.length > 0) this.#logger.info({ meetings: orphans.length }, 'meetings an earlier process left open were ended');
     this.#subscribe();
     this.purge();
     const interval = options.purgeIntervalMs ?? 3_600_000;
@@ -169,6 +170,14 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
    * Throws FIELD_NOT_ALLOWED for any undeclared field; nothing is stored or sent then.
    */
   publish(meeting: { meetingId: string; accountId: string; retentionDays: number }, message: ControlPlaneMessage): OutgoingEvent {
+    return this.#publish(meeting, message, {});
+  }
+
+  #publish(
+    meeting: { meetingId: string; accountId: string; retentionDays: number },
+    message: ControlPlaneMessage,
+    options: { newInstance?: boolean },
+  ): OutgoingEvent {
     if (this.#closed) throw new C4vError('CLOSED', 'control-plane adapter closed');
     if (typeof meeting.meetingId !== 'string' || meeting.meetingId === '') throw new TypeError('meetingId must be a non-empty string');
     if (!Number.isFinite(meeting.retentionDays) || meeting.retentionDays < 0) throw new TypeError('retentionDays must be >= 0');
@@ -179,9 +188,14 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
       meeting,
       eventId,
       kind,
-      (seq) => (payload = encodeEvent({ eventId, meetingId: meeting.meetingId, sequence: seq }, message)),
+      (seq, instanceId) =>
+        (payload = encodeEvent(
+          { eventId, meetingId: meeting.meetingId, sequence: seq, ...(instanceId ? { meetingInstanceId: instanceId } : {}) },
+          message,
+        )),
       this.#sinks.map((s) => s.sink.name),
       this.#clock(),
+      options,
     );
     const event: OutgoingEvent = { eventId, meetingId: meeting.meetingId, sequence, kind, payload };
     this.#logger.debug({ eventId, meetingId: meeting.meetingId, sequence, kind }, 'control-plane event stored');
@@ -316,14 +330,52 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
     return live;
   }
 
-  #publishFor(m: MeetingView, message: ControlPlaneMessage): void {
-    this.publish({ meetingId: m.id, accountId: m.accountId, retentionDays: m.settings.retentionDays }, message);
+  #publishFor(m: MeetingView, message: ControlPlaneMessage, options: { newInstance?: boolean } = {}): void {
+    this.#publish({ meetingId: m.id, accountId: m.accountId, retentionDays: m.settings.retentionDays }, message, options);
+  }
+
+  /**
+   * Issue 10: a meeting an earlier process left open (it crashed or was killed) ended with that
+   * process. The control plane gets its MeetingEnded now, dated at its last stored event (the
+   * last moment it is known to have run); start and attendees come from the instance's own stored
+   * events, which the retention purge has not touched because the meeting had not ended.
+   */
+  #endOrphan(o: OrphanedMeeting): void {
+    let startedAt = 0;
+    let lastKind: string | undefined;
+    const names = new Set<string>();
+    for (const e of this.store.events(o.meetingId)) {
+      if (e.instanceId !== o.instanceId) continue;
+      lastKind = e.kind;
+      if (e.kind !== 'meetingStarted' && e.kind !== 'participantJoined') continue;
+      const r = renderEvent(e.payload);
+      if (e.kind === 'meetingStarted') startedAt = Number((r.meetingStarted as { actualStartMs?: number }).actualStartMs ?? 0);
+      else {
+        const name = (r.participantJoined as { displayName?: string }).displayName;
+        if (name) names.add(name);
+      }
+    }
+    const endedAt = o.lastEventAt > 0 ? o.lastEventAt : this.#clock();
+    // Killed between storing its MeetingEnded and recording the end: the message is out already.
+    if (lastKind !== 'meetingEnded') this.#publish(
+      { meetingId: o.meetingId, accountId: o.accountId, retentionDays: o.retentionDays },
+      {
+        meetingEnded: map.meetingEnded(
+          { startedAt: startedAt > 0 ? new Date(startedAt) : undefined, endedAt: new Date(endedAt) },
+          [...names],
+        ),
+      },
+      {},
+    );
+    this.store.meetingEnded(o.meetingId, endedAt);
+    this.store.closePlacements(o.meetingId, endedAt, 'meeting-ended');
   }
 
   #subscribe(): void {
     this.#on('meetingcreated', (m) => {
       this.#track(m);
-      this.#publishFor(m, { meetingUpdated: map.meetingUpdated(m) });
+      // A created meeting is a new instance of its id, even where the id was used before.
+      this.#publishFor(m, { meetingUpdated: map.meetingUpdated(m) }, { newInstance: true });
     });
     this.#on('meetingstarted', (m) => {
       this.#track(m);
