@@ -57,6 +57,11 @@ export interface ServeConfig {
       settings: Partial<MeetingSettings>;
     };
   };
+  /**
+   * Issue 10: graceful shutdown on SIGTERM / SIGINT. The control-plane outbox gets `timeoutMs` to
+   * deliver what the ending meetings produced; what is left stays on disk for the next start.
+   */
+  shutdown: { timeoutMs: number };
 }
 
 /** The embedded defaults: a loopback demo with one meeting, waiting room and host-required start. */
@@ -84,6 +89,7 @@ export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
       settings: { waitingRoom: true, hostRequiredToStart: true, allowGuests: true },
     },
   },
+  shutdown: { timeoutMs: 10_000 },
 });
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -165,6 +171,7 @@ export const ENV_VARS: Readonly<Record<string, string>> = Object.freeze({
   C4V_CONTROL_PLANE_FILE: 'controlPlane.filePath',
   C4V_CONTROL_PLANE_URL: 'controlPlane.url',
   C4V_CONTROL_PLANE_SECRET: 'controlPlane.secret',
+  C4V_SHUTDOWN_TIMEOUT_MS: 'shutdown.timeoutMs',
 });
 
 function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
@@ -205,7 +212,7 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } =
 
 function validate(raw: unknown, source: string): ServeConfig {
   const c = new Checker(source);
-  const top = c.object(raw, '(top)', ['server', 'workers', 'media', 'tokens', 'limits', 'logging', 'controlPlane', 'demo']);
+  const top = c.object(raw, '(top)', ['server', 'workers', 'media', 'tokens', 'limits', 'logging', 'controlPlane', 'demo', 'shutdown']);
 
   const s = c.object(top.server, 'server', ['host', 'port', 'path', 'tls', 'allowInsecurePublic']);
   let tls: ServeConfig['server']['tls'];
@@ -296,7 +303,11 @@ function validate(raw: unknown, source: string): ServeConfig {
   };
   if (mt.password !== undefined && mt.password !== null) meeting.password = c.string(String(mt.password), 'demo.meeting.password', { min: 1, max: 256 });
 
-  return { server, workers, media, tokens, limits, logging, controlPlane, demo: { account, meeting } };
+  // Issue 10: graceful shutdown.
+  const sd = c.object(top.shutdown, 'shutdown', ['timeoutMs']);
+  const shutdown: ServeConfig['shutdown'] = { timeoutMs: c.int(sd.timeoutMs, 'shutdown.timeoutMs', 0, 600_000) };
+
+  return { server, workers, media, tokens, limits, logging, controlPlane, demo: { account, meeting }, shutdown };
 }
 
 // The setting names of the contract (types.ts MeetingSettings); their values are checked by the

@@ -33,7 +33,11 @@ export interface DemoServer {
   controlPlane: ControlPlaneAdapter | undefined;
   /** A fresh host token for the demo meeting. */
   hostToken(): string;
-  /** Stops the gateway (SERVER_SHUTDOWN to every client) and the workers. */
+  /**
+   * Graceful shutdown (what SIGTERM does): no new joins; every participant gets `closing
+   * SERVER_SHUTDOWN`; the meetings end; the control-plane outbox gets `shutdown.timeoutMs` to
+   * deliver (what is left stays on disk for the next start); the workers are closed. Idempotent.
+   */
   close(): Promise<void>;
 }
 
@@ -115,6 +119,29 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger): Pro
       serverVersion: `c4v-media/${VERSION}`,
       ...(tls ? { tls } : {}),
     });
+    let closing: Promise<void> | undefined;
+    const shutdown = async (): Promise<void> => {
+      // First and synchronously: worker exits from here on are the shutdown, not a failure (a
+      // service manager signals the workers too, and they may go before close() reaches them).
+      core.pool.beginShutdown();
+      log.info({ meetings: core.meetings.length }, 'shutting down');
+      // No new joins: the gateway stops accepting, then closes every session and connection.
+      await gateway.close();
+      // The meetings end (their MeetingEnded goes to the outbox), then the workers are closed.
+      core.close();
+      if (controlPlane) {
+        try {
+          await controlPlane.drained(config.shutdown.timeoutMs);
+        } catch {
+          log.warn(
+            { pending: controlPlane.pending, timeoutMs: config.shutdown.timeoutMs },
+            'control-plane outbox not delivered within the shutdown deadline; it is kept for the next start',
+          );
+        }
+        await controlPlane.close();
+      }
+      log.info('stopped');
+    };
     return {
       core,
       gateway,
@@ -123,10 +150,9 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger): Pro
       controlPlane,
       hostToken: () =>
         tokens.issue({ identity: d.meeting.hostIdentity, role: 'host', meetingId: meeting.id, displayName: d.meeting.hostName }, config.tokens.ttlSeconds),
-      async close() {
-        await gateway.close();
-        core.close();
-        await controlPlane?.close();
+      close() {
+        closing ??= shutdown();
+        return closing;
       },
     };
   } catch (error) {

@@ -162,6 +162,8 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
   #placing: Promise<unknown> = Promise.resolve();
   /** Set while a dead shard is being replaced; media calls wait on it. */
   #recovering: Promise<void> | undefined;
+  /** Ends a recovery's wait for a worker when the media closes (see #workerAdded). */
+  readonly #onCloseWaiters = new Set<() => void>();
   #closed = false;
 
   /** Places the meeting's first router on a worker in `allowedRegions` (REGION_UNAVAILABLE otherwise). */
@@ -343,7 +345,6 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
       return;
     }
     this.#endPlacement(shard, 'worker-died');
-    this.#logger.error({ workerId: shard.worker.id }, 'worker of the meeting died; moving its media');
     const affected: string[] = [];
     for (const pid of shard.participants) {
       const peer = this.#peers.get(pid);
@@ -359,11 +360,27 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     this.#forgetPipesTo(shard);
     // The meeting always keeps one router (its capabilities, a place for the next transport).
     const needNew = ![...this.#shards].some((s) => !s.dead);
-    const recovery = (needNew ? this.#replaceShard(shard.worker) : Promise.resolve()).then(
-      () => {
-        this.safeEmit('reconnect', affected);
+    // One microtask later the pool has seen the exit too (mediasoup closes a dead worker's routers
+    // and then emits its 'died' in one go): only then is it known whether the worker crashed or
+    // was stopped, and whether a shutdown is under way.
+    const recovery = Promise.resolve()
+      .then(() => {
+        const fields = { workerId: shard.worker.id };
+        if (this.#pool.stopping) {
+          this.#logger.info(fields, 'worker of the meeting stopped during shutdown');
+          return false;
+        }
+        if (shard.worker.stoppedCleanly) this.#logger.info(fields, 'worker of the meeting was stopped; moving its media');
+        else this.#logger.error(fields, 'worker of the meeting died; moving its media');
+        return (needNew ? this.#replaceShard(shard.worker) : Promise.resolve()).then(() => true);
+      })
+      .then(
+      (moved) => {
+        // During a shutdown the participants are about to be closed: no reconnect for them.
+        if (moved && !this.#closed) this.safeEmit('reconnect', affected);
       },
       (error: unknown) => {
+        if (this.#closed || this.#pool.stopping) return;
         this.#logger.error({ err: String(error) }, 'could not move the meeting to another worker');
         this.safeEmit('recoveryfailed', error instanceof Error ? error : new Error(String(error)));
         this.safeEmit('reconnect', affected);
@@ -424,6 +441,7 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
       const done = (): void => {
         clearTimeout(timer);
         this.#pool.off('workeradded', onAdded);
+        this.#onCloseWaiters.delete(onAdded);
       };
       const onAdded = (): void => {
         if (!available() && !this.#closed) return;
@@ -436,6 +454,7 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
         reject(new MediaError('REGION_UNAVAILABLE', `no media worker came back in the allowed regions within ${this.#options.workerRecoveryTimeoutMs} ms${cause}`));
       }, Math.max(0, deadline - Date.now()));
       this.#pool.on('workeradded', onAdded);
+      this.#onCloseWaiters.add(onAdded);
       // A respawn may have finished between the failed pick and this subscription.
       onAdded();
     });
@@ -772,6 +791,7 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
   close(reason: NonNullable<PlacementEntry['endReason']> = 'meeting-ended'): void {
     if (this.#closed) return;
     this.#closed = true;
+    for (const wake of [...this.#onCloseWaiters]) wake();
     for (const shard of this.#shards) {
       shard.dead = true;
       this.#endPlacement(shard, reason);

@@ -32,6 +32,12 @@ export interface PoolWorker {
   /** Routers placed on this worker and not yet closed. */
   readonly load: number;
   readonly closed: boolean;
+  /**
+   * Set once the worker's process exited on its own: true for exit code 0, which mediasoup-worker
+   * only returns when it was asked to stop (SIGTERM from a service manager or an operator); false
+   * for a crash or a kill. Undefined while it runs or when the pool closed it.
+   */
+  readonly stoppedCleanly: boolean | undefined;
 }
 
 export interface WorkerUsage {
@@ -52,6 +58,7 @@ export type WorkerPoolEvents = {
 class PoolWorkerImpl implements PoolWorker {
   load = 0;
   closed = false;
+  stoppedCleanly: boolean | undefined;
   constructor(
     readonly id: number,
     readonly region: Region,
@@ -218,13 +225,19 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     if (pw.closed) return;
     pw.closed = true;
     this.#workers.delete(pw);
+    // NOTE: mediasoup reports the exit only inside the message ("[pid:1, code:0, signal:null]",
+    // node/src/Worker.ts); code 0 is the worker's own orderly exit after a SIGTERM.
+    pw.stoppedCleanly = /\bcode:0,\s*signal:null\b/.test(error.message);
     const fields = { workerId: pw.id, pid: pw.pid, region: pw.region, err: error.message };
     if (this.#stopping) this.#logger.info(fields, 'media worker exited during shutdown');
+    else if (pw.stoppedCleanly) this.#logger.info(fields, 'media worker was stopped from outside (exit code 0); replacing it');
     else this.#logger.error(fields, 'media worker died');
     this.safeEmit('workerdied', pw, error);
     if (this.#closed || this.#stopping || this.#options.respawn === false) return;
     this.#spawn(pw.region).catch((spawnError: unknown) => {
-      this.#logger.error({ region: pw.region, err: String(spawnError) }, 'could not replace a dead media worker');
+      // Closing the pool while a replacement starts is the shutdown, not a failure.
+      if (this.#stopping) this.#logger.debug({ region: pw.region }, 'replacement worker not started: the pool is closing');
+      else this.#logger.error({ region: pw.region, err: String(spawnError) }, 'could not replace a dead media worker');
     });
   }
 }
