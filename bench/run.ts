@@ -18,7 +18,7 @@ import type { types as ms } from 'mediasoup';
 import { createMediaCore, type MediaCore } from '../lib/MediaCore.js';
 import { createLogger } from '../lib/telemetry/logger.js';
 import { createMetricsRegistry } from '../lib/telemetry/metrics.js';
-import { packetEngine, packetEngineInfo, readRecords, type PacketEngine } from '../lib/native/index.js';
+import { packetEngine, packetEngineInfo, readRecords, type PacketEngine } from './native/index.js';
 import { searchCapacity, type CapacityResult } from './capacity.js';
 import { runScenario, Scenario, type ScenarioResult } from './latency.js';
 import { libraryPath, memoryPerParticipant } from './library.js';

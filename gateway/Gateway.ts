@@ -68,6 +68,8 @@ export interface GatewayOptions {
   limits?: Partial<GatewayLimits>;
   /** Reported in hello; default the package version. */
   serverVersion?: string;
+  /** Issue 15: answers every HTTP request under /api/ (the operator API, createOperatorApi()). */
+  api?: { handle(req: IncomingMessage, res: ServerResponse): Promise<void> };
 }
 
 function isLoopback(host: string): boolean {
@@ -195,8 +197,11 @@ export class Gateway {
 
   async #onHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      const path = (req.url ?? '/').split('?')[0];
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
+      const path = (req.url ?? '/').split('?')[0] ?? '/';
+      if (this.#options.api && (path === '/api' || path.startsWith('/api/'))) {
+        // The API has its own methods, authentication, limits and error bodies.
+        await this.#options.api.handle(req, res);
+      } else if (req.method !== 'GET' && req.method !== 'HEAD') {
         res.writeHead(405, { allow: 'GET, HEAD' }).end();
       } else if (path === '/healthz') {
         const ready = this.ready;

@@ -5,7 +5,9 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { SetupError } from '../lib/errors.js';
+import { BOOLEAN_WORDS, parseBoolean } from '../lib/env.js';
 import type { AccountInit, MeetingSettings } from '../lib/model/types.js';
+import { HTTP_SINK_FORMATS, type HttpSinkFormat } from '../lib/controlplane/sinks.js';
 import { DEFAULT_LIMITS, type GatewayLimits } from './Gateway.js';
 
 export interface ServeConfig {
@@ -44,7 +46,26 @@ export interface ServeConfig {
     /** Control-plane endpoint; with `secret` (HMAC, >= 32 characters). */
     url?: string;
     secret?: string;
-    format: 'protobuf' | 'json';
+    format: HttpSinkFormat;
+    // Issue 16: data protection.
+    /** Remove a meeting's lines from `filePath` when its retention runs out. Default off. */
+    purgeFile: boolean;
+    /** Refuse to start when a folder or file of personal data lets group or others in. Default off (a warning). */
+    strictPermissions: boolean;
+    /** The pseudonym key file; empty for `pseudonym.key` next to the outbox. */
+    pseudonymKeyPath: string;
+  };
+  /**
+   * Issue 15: the operator API under /api/v1 (accounts, meetings, participants, join tokens) and
+   * the durable store of accounts and scheduled meetings.
+   */
+  api: {
+    enabled: boolean;
+    /** SQLite file of accounts, meeting definitions and API keys; empty: the outbox file (or .c4v-state/definitions.db). */
+    storePath: string;
+    /** The admin API key id and secret (>= 32 characters); a random pair per start when empty. */
+    adminKeyId: string;
+    adminSecret?: string;
   };
   demo: {
     account: AccountInit;
@@ -78,7 +99,11 @@ export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
     outboxPath: '.c4v-state/controlplane-outbox.db',
     filePath: '.c4v-state/controlplane-metadata.jsonl',
     format: 'json' as const,
+    purgeFile: false,
+    strictPermissions: false,
+    pseudonymKeyPath: '',
   },
+  api: { enabled: true, storePath: '', adminKeyId: 'admin' },
   demo: {
     account: { id: 'demo', name: 'Demo GmbH', defaults: {}, locked: [] },
     meeting: {
@@ -121,10 +146,15 @@ class Checker {
   }
 
   bool(v: unknown, path: string): boolean {
-    if (v === 'true' || v === '1') return true;
-    if (v === 'false' || v === '0') return false;
-    if (typeof v !== 'boolean') this.fail(path, `expected true or false, got ${describe(v)}`);
-    return v;
+    // The one boolean parser (lib/env.ts): on/off, true/false, 1/0 from a file or a variable.
+    let b: boolean | undefined;
+    try {
+      b = parseBoolean(v, path);
+    } catch {
+      b = undefined;
+    }
+    if (b === undefined) this.fail(path, `expected ${BOOLEAN_WORDS}, got ${describe(v)}`);
+    return b;
   }
 }
 
@@ -171,6 +201,17 @@ export const ENV_VARS: Readonly<Record<string, string>> = Object.freeze({
   C4V_CONTROL_PLANE_FILE: 'controlPlane.filePath',
   C4V_CONTROL_PLANE_URL: 'controlPlane.url',
   C4V_CONTROL_PLANE_SECRET: 'controlPlane.secret',
+  // Issue 15: operator API and Zoom-format sink.
+  C4V_CONTROL_PLANE_FORMAT: 'controlPlane.format',
+  C4V_API: 'api.enabled',
+  C4V_API_STORE: 'api.storePath',
+  C4V_API_KEY: 'api.adminKeyId',
+  C4V_API_SECRET: 'api.adminSecret',
+  // Issue 16: data protection.
+  C4V_CONTROL_PLANE_PURGE_FILE: 'controlPlane.purgeFile',
+  C4V_STRICT_PERMISSIONS: 'controlPlane.strictPermissions',
+  C4V_PSEUDONYM_KEY: 'controlPlane.pseudonymKeyPath',
+  // Issue 10: graceful shutdown.
   C4V_SHUTDOWN_TIMEOUT_MS: 'shutdown.timeoutMs',
 });
 
@@ -212,7 +253,7 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } =
 
 function validate(raw: unknown, source: string): ServeConfig {
   const c = new Checker(source);
-  const top = c.object(raw, '(top)', ['server', 'workers', 'media', 'tokens', 'limits', 'logging', 'controlPlane', 'demo', 'shutdown']);
+  const top = c.object(raw, '(top)', ['server', 'workers', 'media', 'tokens', 'limits', 'logging', 'controlPlane', 'demo', 'api', 'shutdown']);
 
   const s = c.object(top.server, 'server', ['host', 'port', 'path', 'tls', 'allowInsecurePublic']);
   let tls: ServeConfig['server']['tls'];
@@ -257,14 +298,23 @@ function validate(raw: unknown, source: string): ServeConfig {
   if (!LOG_LEVELS.includes(level)) c.fail('logging.level', `expected one of ${LOG_LEVELS.join(', ')}, got ${describe(level)}`);
   const logging = { level, personalData: c.bool(g.personalData, 'logging.personalData') };
 
-  const cp = c.object(top.controlPlane, 'controlPlane', ['enabled', 'outboxPath', 'filePath', 'url', 'secret', 'format']);
+  const cp = c.object(top.controlPlane, 'controlPlane', [
+    'enabled', 'outboxPath', 'filePath', 'url', 'secret', 'format',
+    // Issue 16: data protection.
+    'purgeFile', 'strictPermissions', 'pseudonymKeyPath',
+  ]);
   const format = c.string(cp.format, 'controlPlane.format');
-  if (format !== 'protobuf' && format !== 'json') c.fail('controlPlane.format', `expected protobuf or json, got ${describe(format)}`);
+  if (!(HTTP_SINK_FORMATS as readonly string[]).includes(format)) {
+    c.fail('controlPlane.format', `expected ${HTTP_SINK_FORMATS.join(', ')}, got ${describe(format)}`);
+  }
   const controlPlane: ServeConfig['controlPlane'] = {
     enabled: c.bool(cp.enabled, 'controlPlane.enabled'),
     outboxPath: c.string(cp.outboxPath, 'controlPlane.outboxPath', { min: 1 }),
     filePath: c.string(cp.filePath ?? '', 'controlPlane.filePath'),
-    format: format as 'protobuf' | 'json',
+    format: format as HttpSinkFormat,
+    purgeFile: c.bool(cp.purgeFile ?? false, 'controlPlane.purgeFile'),
+    strictPermissions: c.bool(cp.strictPermissions ?? false, 'controlPlane.strictPermissions'),
+    pseudonymKeyPath: c.string(cp.pseudonymKeyPath ?? '', 'controlPlane.pseudonymKeyPath'),
   };
   if (cp.url !== undefined && cp.url !== '') {
     const url = c.string(cp.url, 'controlPlane.url', { min: 1 });
@@ -303,11 +353,29 @@ function validate(raw: unknown, source: string): ServeConfig {
   };
   if (mt.password !== undefined && mt.password !== null) meeting.password = c.string(String(mt.password), 'demo.meeting.password', { min: 1, max: 256 });
 
+  // Issue 15: the operator API.
+  const ap = c.object(top.api, 'api', ['enabled', 'storePath', 'adminKeyId', 'adminSecret']);
+  const adminKeyId = c.string(ap.adminKeyId, 'api.adminKeyId', { min: 1, max: 64 });
+  if (!/^[\w.:-]+$/.test(adminKeyId)) c.fail('api.adminKeyId', 'may hold only letters, digits and . : - _');
+  const api: ServeConfig['api'] = {
+    enabled: c.bool(ap.enabled, 'api.enabled'),
+    storePath: c.string(ap.storePath ?? '', 'api.storePath'),
+    adminKeyId,
+  };
+  if (ap.adminSecret !== undefined && ap.adminSecret !== null && ap.adminSecret !== '') {
+    // The secret itself is never echoed in an error.
+    if (typeof ap.adminSecret !== 'string' || ap.adminSecret.length < 32 || ap.adminSecret.length > 1024) {
+      c.fail('api.adminSecret', 'expected a string of at least 32 characters');
+    }
+    api.adminSecret = ap.adminSecret as string;
+  }
+
+
   // Issue 10: graceful shutdown.
   const sd = c.object(top.shutdown, 'shutdown', ['timeoutMs']);
   const shutdown: ServeConfig['shutdown'] = { timeoutMs: c.int(sd.timeoutMs, 'shutdown.timeoutMs', 0, 600_000) };
 
-  return { server, workers, media, tokens, limits, logging, controlPlane, demo: { account, meeting }, shutdown };
+  return { server, workers, media, tokens, limits, logging, controlPlane, demo: { account, meeting }, api, shutdown };
 }
 
 // The setting names of the contract (types.ts MeetingSettings); their values are checked by the

@@ -20,6 +20,9 @@ import {
 import type { ServeConfig } from './config.js';
 import { createGateway, type Gateway } from './Gateway.js';
 import { JoinTokens } from './tokens.js';
+import { openDefinitionStore, type DefinitionStore } from '../lib/store/DefinitionStore.js';
+import { createOperatorApi, joinUrl, type OperatorApi } from './api/OperatorApi.js';
+import { randomApiSecret } from './api/auth.js';
 
 const require = createRequire(import.meta.url);
 const VERSION = (require('../../package.json') as { version: string }).version;
@@ -33,6 +36,12 @@ export interface DemoServer {
   controlPlane: ControlPlaneAdapter | undefined;
   /** A fresh host token for the demo meeting. */
   hostToken(): string;
+  /** Issue 15: the operator API (undefined when switched off), its admin key and its store. */
+  api: OperatorApi | undefined;
+  apiKey: { id: string; secret: string } | undefined;
+  store: DefinitionStore | undefined;
+  /** The web app link that joins the demo meeting as host (with a fresh host token). */
+  hostLink(): string;
   /**
    * Graceful shutdown (what SIGTERM does): no new joins; every participant gets `closing
    * SERVER_SHUTDOWN`; the meetings end; the control-plane outbox gets `shutdown.timeoutMs` to
@@ -76,20 +85,51 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger): Pro
     },
   });
   let controlPlane: ControlPlaneAdapter | undefined;
+  let store: DefinitionStore | undefined;
+  let api: OperatorApi | undefined;
+  let gatewayRef: Gateway | undefined;
   try {
+    const tokens = new JoinTokens(config.tokens.secret ?? JoinTokens.randomSecret());
+    // Issue 15: accounts and meeting definitions come back before the control-plane adapter
+    // starts, so that it counts restored meetings as live rather than as an earlier process's.
+    const apiKey = config.api.enabled ? { id: config.api.adminKeyId, secret: config.api.adminSecret ?? randomApiSecret() } : undefined;
+    if (apiKey) {
+      const storePath =
+        config.api.storePath || (config.controlPlane.enabled ? config.controlPlane.outboxPath : '.c4v-state/definitions.db');
+      store = openDefinitionStore(storePath);
+      api = createOperatorApi({
+        core,
+        store,
+        tokens,
+        logger: log,
+        adminKey: apiKey,
+        tokenTtlSeconds: config.tokens.ttlSeconds,
+        webAppUrl: () => gatewayRef?.httpUrl ?? '',
+      });
+      const restored = await api.restore();
+      if (restored.accounts + restored.meetings > 0 || restored.failed.length > 0) log.info(restored, 'definitions restored');
+    }
     // The adapter subscribes before the demo meeting exists, so its creation is exported too.
     if (config.controlPlane.enabled) {
       const cp = config.controlPlane;
       const sinks: ControlPlaneSink[] = [];
-      if (cp.filePath) sinks.push(new FileSink({ path: cp.filePath }));
+      if (cp.filePath) sinks.push(new FileSink({ path: cp.filePath, purgeOnRetention: cp.purgeFile }));
       if (cp.url && cp.secret) sinks.push(new HttpSink({ url: cp.url, secret: cp.secret, format: cp.format }));
-      controlPlane = createControlPlaneAdapter({ source: core, outboxPath: cp.outboxPath, sinks, logger: log });
+      controlPlane = createControlPlaneAdapter({
+        source: core,
+        outboxPath: cp.outboxPath,
+        sinks,
+        logger: log,
+        strictPermissions: cp.strictPermissions,
+        ...(cp.pseudonymKeyPath ? { pseudonymKeyPath: cp.pseudonymKeyPath } : {}),
+      });
     }
     const d = config.demo;
     let meeting: Meeting;
     try {
       core.createAccount(d.account);
-      meeting = await core.createMeeting({
+      // A restart restores the API's meetings; the demo meeting of the configuration is made anew.
+      meeting = core.getMeeting(d.meeting.id) ?? await core.createMeeting({
         id: d.meeting.id,
         accountId: d.account.id,
         title: d.meeting.title,
@@ -105,7 +145,6 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger): Pro
       }
       throw error;
     }
-    const tokens = new JoinTokens(config.tokens.secret ?? JoinTokens.randomSecret());
     const gateway = await createGateway({
       core,
       logger: log,
@@ -118,13 +157,19 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger): Pro
       limits: config.limits,
       serverVersion: `c4v-media/${VERSION}`,
       ...(tls ? { tls } : {}),
+      ...(api ? { api } : {}),
     });
+    gatewayRef = gateway;
+    const hostToken = (): string =>
+      tokens.issue({ identity: d.meeting.hostIdentity, role: 'host', meetingId: meeting.id, displayName: d.meeting.hostName }, config.tokens.ttlSeconds);
     let closing: Promise<void> | undefined;
     const shutdown = async (): Promise<void> => {
       // First and synchronously: worker exits from here on are the shutdown, not a failure (a
       // service manager signals the workers too, and they may go before close() reaches them).
       core.pool.beginShutdown();
       log.info({ meetings: core.meetings.length }, 'shutting down');
+      // Issue 15: the operator API closes first, so that no meeting is created during the shutdown.
+      api?.close();
       // No new joins: the gateway stops accepting, then closes every session and connection.
       await gateway.close();
       // The meetings end (their MeetingEnded goes to the outbox), then the workers are closed.
@@ -140,6 +185,7 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger): Pro
         }
         await controlPlane.close();
       }
+      store?.close();
       log.info('stopped');
     };
     return {
@@ -148,16 +194,21 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger): Pro
       meeting,
       tokens,
       controlPlane,
-      hostToken: () =>
-        tokens.issue({ identity: d.meeting.hostIdentity, role: 'host', meetingId: meeting.id, displayName: d.meeting.hostName }, config.tokens.ttlSeconds),
+      api,
+      apiKey,
+      store,
+      hostToken,
+      hostLink: () => joinUrl(gateway.httpUrl, meeting.id, hostToken()),
       close() {
         closing ??= shutdown();
         return closing;
       },
     };
   } catch (error) {
+    api?.close();
     core.close();
     await controlPlane?.close();
+    store?.close();
     throw error;
   }
 }

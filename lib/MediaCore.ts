@@ -8,6 +8,13 @@ import { WorkerPool, type PoolWorker, type WorkerPoolOptions } from './media/Wor
 import { DEFAULT_PASSWORD_LIMITS, Meeting, type PasswordAttemptLimits } from './model/Meeting.js';
 import type { Participant } from './model/Participant.js';
 import { AttemptLimiter, assertPassword, hashPassword } from './model/password.js';
+
+// Issue 15: the shape hashPassword() writes (`scrypt$N$r$p$<salt>$<hash>`).
+const PASSWORD_HASH_RE = /^scrypt\$\d{1,8}\$\d{1,3}\$\d{1,3}\$[A-Za-z0-9+/=]{8,128}\$[A-Za-z0-9+/=]{16,256}$/;
+
+function assertPasswordHash(hash: unknown): void {
+  if (typeof hash !== 'string' || !PASSWORD_HASH_RE.test(hash)) throw new TypeError('passwordHash must be an scrypt hash from hashPassword()');
+}
 import { Account } from './model/settings.js';
 import type {
   AccountInit,
@@ -131,20 +138,23 @@ export class MediaCore extends TypedEmitter<MediaCoreEvents> {
     if (typeof init.hostIdentity !== 'string' || init.hostIdentity.length === 0 || init.hostIdentity.length > 256) {
       throw new TypeError('hostIdentity must be a non-empty string of at most 256 characters');
     }
+    if (init.hostProfilePictureUrl !== undefined) assertPictureUrl(init.hostProfilePictureUrl);
     const id = init.id ?? randomUUID();
     if (typeof id !== 'string' || id.length === 0 || id.length > 128) throw new TypeError('meeting id must be a string of 1 to 128 characters');
     if (this.#meetings.has(id)) throw new C4vError('INVALID_STATE', `meeting ${id} exists already`);
     let overrides: Partial<MeetingSettings> = { ...init.settings };
-    if (init.password !== undefined) {
-      assertPassword(init.password);
+    if (init.password !== undefined && init.passwordHash !== undefined) throw new TypeError('give password or passwordHash, not both');
+    if (init.passwordHash !== undefined) assertPasswordHash(init.passwordHash);
+    if (init.password !== undefined) assertPassword(init.password);
+    if (init.password !== undefined || init.passwordHash !== undefined) {
       // A meeting with a password requires it (unless the account locked passwordRequired off).
       overrides = { ...overrides, passwordRequired: true };
     }
     const settings = account.effectiveSettings(overrides);
-    if (settings.passwordRequired && init.password === undefined) {
+    if (settings.passwordRequired && init.password === undefined && init.passwordHash === undefined) {
       throw new TypeError('settings require a meeting password: pass init.password');
     }
-    const passwordHash = init.password !== undefined ? await hashPassword(init.password) : undefined;
+    const passwordHash = init.password !== undefined ? await hashPassword(init.password) : init.passwordHash;
     const media = await MeetingMedia.create({
       meetingId: id,
       pool: this.pool,
@@ -211,4 +221,19 @@ export async function createMediaCore(options: MediaCoreOptions): Promise<MediaC
     ...(options.media ? { media: options.media } : {}),
     ...(options.passwordAttempts ? { passwordAttempts: options.passwordAttempts } : {}),
   });
+}
+
+// Issue 16: the host's profile picture is allow-listed metadata; only a plain http(s) URL of sane
+// length is accepted, so nothing else can travel in that field.
+function assertPictureUrl(value: unknown): void {
+  let ok = typeof value === 'string' && value.length > 0 && value.length <= 2048;
+  if (ok) {
+    try {
+      const url = new URL(value as string);
+      ok = url.protocol === 'https:' || url.protocol === 'http:';
+    } catch {
+      ok = false;
+    }
+  }
+  if (!ok) throw new TypeError('hostProfilePictureUrl must be an http(s) URL of at most 2048 characters');
 }

@@ -49,6 +49,11 @@ export const ErrorCodes = [
   'INTERNAL',
   // Demo server / gateway configuration.
   'CONFIG_INVALID',
+  // Issue 9: install and the npm package.
+  'NODE_VERSION_UNSUPPORTED',
+  'WORKER_BUILD_FAILED',
+  // Issue 16: data protection.
+  'INSECURE_PERMISSIONS',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];

@@ -39,6 +39,15 @@ Environment: C4V_CONFIG, ${Object.keys(ENV_VARS).join(', ')}`,
         `  workers:    ${server.core.pool.workers.length} (${server.core.pool.regions.join(', ')})`,
         `  metadata:   ${config.controlPlane.enabled ? [config.controlPlane.filePath, config.controlPlane.url].filter(Boolean).join(', ') || 'outbox only' : 'control plane off'}`,
         `  host token: ${server.hostToken()}`,
+        // Issue 15: the web app link for the host, and the operator API with its admin key.
+        `  host link:  ${server.hostLink()}`,
+        ...(server.apiKey
+          ? [
+              `  api:        ${gateway.httpUrl}/api/v1 (OpenAPI: ${gateway.httpUrl}/api/v1/openapi.json)`,
+              `  api key:    ${server.apiKey.id}${config.api.adminSecret ? ' (secret from the configuration)' : ` secret ${server.apiKey.secret}`}`,
+              `  cli:        C4V_API_URL=${gateway.httpUrl} C4V_API_KEY=${server.apiKey.id} C4V_API_SECRET=... c4v-media meeting list`,
+            ]
+          : []),
         '',
       ].join('\n'),
     );

@@ -5,6 +5,7 @@ import type { types as ms } from 'mediasoup';
 import type { Logger } from 'pino';
 import { C4vError, InvalidStateError, MediaError, PolicyError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
+import { logView } from '../telemetry/logger.js';
 import type { MeetingMedia } from '../media/MeetingMedia.js';
 import { decideAdmission, type PasswordCheck } from './admission.js';
 import { Participant } from './Participant.js';
@@ -100,6 +101,33 @@ function validateJoin(req: JoinRequest): void {
   }
 }
 
+/** Issue 15: host controls in the hands of a server-side operator (see Meeting.operator()). */
+export interface MeetingOperator {
+  /** Who acts, as the audit entries name it. */
+  readonly identity: string;
+  admit(participantId: string): void;
+  deny(participantId: string): void;
+  remove(participantId: string): void;
+  mute(participantId: string): Promise<void>;
+  lock(): void;
+  unlock(): void;
+  end(): void;
+  updateSettings(changes: Partial<MeetingSettings>): void;
+}
+
+// The operator as an actor: recognised by the host-control checks of its own meeting only.
+class OperatorActor {
+  constructor(
+    readonly meeting: Meeting,
+    readonly identity: string,
+  ) {}
+
+  // Issue 16: logged by its operator identity (`api:<key id>`, an API key's, not a person's).
+  [logView](): { operator: string } {
+    return { operator: this.identity };
+  }
+}
+
 /**
  * A meeting. Host controls take the acting Participant first and refuse with NOT_PERMITTED unless
  * it is the host (or, for most of them, a co-host).
@@ -114,6 +142,8 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
   readonly passwordHash: string | undefined;
   readonly hostName: string | undefined;
   readonly hostEmail: string | undefined;
+  /** The host's profile picture (a URL; allow-listed metadata, personal). */
+  readonly hostProfilePictureUrl: string | undefined;
   readonly scheduledStart: Date | undefined;
   readonly scheduledDurationMinutes: number | undefined;
   readonly recurrence: MeetingInit['recurrence'];
@@ -156,6 +186,7 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
     this.#hostIdentity = c.init.hostIdentity;
     this.hostName = c.init.hostName;
     this.hostEmail = c.init.hostEmail;
+    this.hostProfilePictureUrl = c.init.hostProfilePictureUrl;
     this.scheduledStart = c.init.scheduledStart;
     this.scheduledDurationMinutes = c.init.scheduledDurationMinutes;
     this.recurrence = c.init.recurrence;
@@ -202,6 +233,11 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
   /** The identity that joins as host (asHost); changes with transferHost. */
   get hostIdentity(): string {
     return this.#hostIdentity;
+  }
+
+  /** How a meeting appears in a log line: its id only, never its title or host (see createLogger). */
+  [logView](): { meetingId: string } {
+    return { meetingId: this.id };
   }
 
   /** The participant holding the host role now. */
@@ -364,15 +400,49 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
   // Host controls
   // ---------------------------------------------------------------------------------------------
 
-  #requireModerator(actor: Participant, action: string): void {
-    if (!(actor instanceof Participant) || actor.meeting !== this || actor.state !== 'admitted' || !actor.isModerator) {
+  /**
+   * Issue 15: host controls for a server-side operator (the operator API), who acts with the
+   * host's authority without being a participant. `identity` names the operator in the audit
+   * entries (e.g. "api:<key id>"). Host-in-meeting actions (co-hosts, host transfer, polls) stay
+   * with participants.
+   */
+  operator(identity: string): MeetingOperator {
+    if (typeof identity !== 'string' || identity.length === 0 || identity.length > MAX_IDENTITY) {
+      throw new TypeError(`operator identity must be a non-empty string of at most ${MAX_IDENTITY} characters`);
+    }
+    const actor = new OperatorActor(this, identity);
+    return Object.freeze({
+      identity,
+      admit: (participantId: string) => this.#admit(actor, participantId),
+      deny: (participantId: string) => this.#deny(actor, participantId),
+      remove: (participantId: string) => this.#remove(actor, participantId),
+      mute: (participantId: string) => this.#mute(actor, participantId),
+      lock: () => this.#lock(actor),
+      unlock: () => this.#unlock(actor),
+      end: () => this.#endBy(actor),
+      updateSettings: (changes: Partial<MeetingSettings>) => this.#updateSettings(actor, changes),
+    });
+  }
+
+  #requireModerator(actor: Participant | OperatorActor, action: string): void {
+    // An operator handle is made by this meeting's operator() only; a participant must be one of
+    // this meeting's, admitted, and host or co-host.
+    const allowed =
+      actor instanceof OperatorActor
+        ? actor.meeting === this
+        : actor instanceof Participant && actor.meeting === this && actor.state === 'admitted' && actor.isModerator;
+    if (!allowed) {
       throw new PolicyError('NOT_PERMITTED', `only the host or a co-host may ${action}`);
     }
     if (this.#ended) throw new PolicyError('MEETING_ENDED', 'the meeting has ended');
   }
 
-  #requireHost(actor: Participant, action: string): void {
-    if (!(actor instanceof Participant) || actor.meeting !== this || actor.state !== 'admitted' || actor.role !== 'host') {
+  #requireHost(actor: Participant | OperatorActor, action: string, operatorMay = false): void {
+    const allowed =
+      actor instanceof OperatorActor
+        ? operatorMay && actor.meeting === this
+        : actor instanceof Participant && actor.meeting === this && actor.state === 'admitted' && actor.role === 'host';
+    if (!allowed) {
       throw new PolicyError('NOT_PERMITTED', `only the host may ${action}`);
     }
     if (this.#ended) throw new PolicyError('MEETING_ENDED', 'the meeting has ended');
@@ -384,7 +454,7 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
     return p;
   }
 
-  #audit(action: AuditAction, actor: Participant | 'system', target?: Participant | string): void {
+  #audit(action: AuditAction, actor: Participant | OperatorActor | 'system', target?: Participant | string): void {
     const entry: AuditEntry = {
       meetingId: this.id,
       at: new Date(),
@@ -393,12 +463,21 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
       ...(target !== undefined ? { target: typeof target === 'string' ? target : target.identity } : {}),
     };
     this.auditLog.push(entry);
-    this.#logger.info({ action, actor: entry.actor }, 'host action');
+    // Identities are personal data: the log line names participants by their opaque ids (their
+    // logView), the audit record (subject to retention) keeps who it was.
+    this.#logger.info(
+      { action, actor: actor === 'system' ? 'system' : actor, ...(target instanceof Participant ? { target } : {}) },
+      'host action',
+    );
     this.safeEmit('audit', entry);
   }
 
   /** Admits one waiting participant (host or co-host). MEETING_FULL when the meeting is full. */
   admit(actor: Participant, participantId: string): void {
+    return this.#admit(actor, participantId);
+  }
+
+  #admit(actor: Participant | OperatorActor, participantId: string): void {
     this.#requireModerator(actor, 'admit participants');
     const p = this.#target(participantId);
     if (p.state === 'admitted') return;
@@ -427,6 +506,10 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
 
   /** Refuses a waiting participant (closed with 'denied'; it may ask again). */
   deny(actor: Participant, participantId: string): void {
+    return this.#deny(actor, participantId);
+  }
+
+  #deny(actor: Participant | OperatorActor, participantId: string): void {
     this.#requireModerator(actor, 'deny participants');
     const p = this.#target(participantId);
     if (p.state === 'admitted') throw new InvalidStateError('participant is already admitted: use remove()');
@@ -436,12 +519,20 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
 
   /** Locks the meeting: every new join is refused (MEETING_LOCKED), the waiting room included. */
   lock(actor: Participant): void {
+    return this.#lock(actor);
+  }
+
+  #lock(actor: Participant | OperatorActor): void {
     this.#requireModerator(actor, 'lock the meeting');
     this.#audit('lock', actor);
     this.#setLocked(true);
   }
 
   unlock(actor: Participant): void {
+    return this.#unlock(actor);
+  }
+
+  #unlock(actor: Participant | OperatorActor): void {
     this.#requireModerator(actor, 'unlock the meeting');
     this.#audit('unlock', actor);
     this.#setLocked(false);
@@ -455,10 +546,16 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
 
   /** Removes a participant; its identity cannot rejoin this meeting (BANNED). */
   remove(actor: Participant, participantId: string): void {
+    return this.#remove(actor, participantId);
+  }
+
+  #remove(actor: Participant | OperatorActor, participantId: string): void {
     this.#requireModerator(actor, 'remove participants');
     const p = this.#target(participantId);
     if (p === actor) throw new InvalidStateError('use leave() to leave the meeting');
-    if (p.role === 'host' && actor.role !== 'host') throw new PolicyError('NOT_PERMITTED', 'a co-host cannot remove the host');
+    if (p.role === 'host' && !(actor instanceof OperatorActor) && actor.role !== 'host') {
+      throw new PolicyError('NOT_PERMITTED', 'a co-host cannot remove the host');
+    }
     this.#audit('remove', actor, p);
     this.#banned.add(p.identity);
     this.#cohostIdentities.delete(p.identity);
@@ -466,7 +563,11 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
   }
 
   /** Pauses a participant's audio producers on the server; only the participant can unmute. */
-  async mute(actor: Participant, participantId: string): Promise<void> {
+  mute(actor: Participant, participantId: string): Promise<void> {
+    return this.#mute(actor, participantId);
+  }
+
+  async #mute(actor: Participant | OperatorActor, participantId: string): Promise<void> {
     this.#requireModerator(actor, 'mute participants');
     const p = this.#target(participantId);
     if (p.state !== 'admitted') throw new InvalidStateError(`participant is ${p.state}`);
@@ -537,7 +638,11 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
 
   /** Ends the meeting for everyone (host only). */
   end(actor: Participant): void {
-    this.#requireHost(actor, 'end the meeting');
+    return this.#endBy(actor);
+  }
+
+  #endBy(actor: Participant | OperatorActor): void {
+    this.#requireHost(actor, 'end the meeting', true);
     this.#audit('end', actor);
     this.#end('meeting-ended');
   }
@@ -560,7 +665,11 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
 
   /** Changes settings (host only). Account-locked ones: SETTING_LOCKED; regions and E2EE are fixed at creation. */
   updateSettings(actor: Participant, changes: Partial<MeetingSettings>): void {
-    this.#requireHost(actor, 'change settings');
+    return this.#updateSettings(actor, changes);
+  }
+
+  #updateSettings(actor: Participant | OperatorActor, changes: Partial<MeetingSettings>): void {
+    this.#requireHost(actor, 'change settings', true);
     const clean = validateSettings(changes);
     this.account.assertOverridable(clean);
     for (const fixed of ['allowedRegions', 'e2ee'] as const) {

@@ -3,6 +3,7 @@
 import type { types as ms } from 'mediasoup';
 import { InvalidStateError, PolicyError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
+import { logView } from '../telemetry/logger.js';
 import type { Meeting } from './Meeting.js';
 import type {
   CloseReason,
@@ -114,6 +115,14 @@ export class Participant extends TypedEmitter<ParticipantEvents> {
 
   get role(): Role {
     return this.#role;
+  }
+
+  /**
+   * How a participant appears in a log line: its opaque id and role only, never its identity,
+   * name or addresses (see createLogger).
+   */
+  [logView](): { participantId: string; role: Role } {
+    return { participantId: this.id, role: this.#role };
   }
 
   get state(): ParticipantState {
