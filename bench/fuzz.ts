@@ -429,7 +429,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
   const newMeeting = async (): Promise<void> => {
     const m = await server.core.createMeeting({ id: `fuzz-${++meetingNo}`, accountId: 'fuzz', title: 'Fuzz', hostIdentity: 'host@fuzz' });
     ctx.meetingId = m.id;
-    ctx.hostToken = server.tokens.issue({ identity: 'host@fuzz', role: 'host', meetingId: m.id });
+    ctx.hostToken = await server.tokens.mint({ identity: 'host@fuzz', role: 'host', meetingId: m.id });
   };
   const openHost = async (): Promise<void> => {
     host?.close();

@@ -95,7 +95,7 @@ test('a wrong key gets 401 (INVALID_TOKEN or TOKEN_EXPIRED) and changes nothing'
     ['an expired request token', { authorization: `Bearer ${await sign({ iat: now - 400, exp: now - 100 })}` }, 'TOKEN_EXPIRED'],
     ['a token living an hour', { authorization: `Bearer ${await sign({ iat: now, exp: now + 3600 })}` }, 'INVALID_TOKEN'],
     ['a token for another audience', { authorization: `Bearer ${await sign({ iat: now, exp: now + 60, aud: 'someone-else' })}` }, 'INVALID_TOKEN'],
-    ['a join token instead', { authorization: `Bearer ${server.hostToken()}` }, 'INVALID_TOKEN'],
+    ["a join token instead", { authorization: `Bearer ${await server.hostToken()}` }, 'INVALID_TOKEN'],
   ];
   for (const [what, options, code] of cases) {
     const r = await raw(server, 'POST', '/accounts', { ...options, body });
