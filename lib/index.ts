@@ -75,11 +75,11 @@ export type { MeetingOperator } from './model/Meeting.js';
 // Issue 16: data protection. Logging by type, pseudonyms, permissions, the privacy report.
 export { logView, personal, PersonalData, redactPersonal, scrubText, REDACTED } from './telemetry/logger.js';
 export { privacyReport, privacyReportOf, formatPrivacyReport } from './privacy/report.js';
-export type { PrivacyReport, PrivacyReportOptions, ReportDisclosure, ReportHolding, ReportPlacement } from './privacy/report.js';
+export type { PrivacyReport, PrivacyReportOptions, ReportDisclosure, ReportHolding, ReportPlacement, ReportHolder } from './privacy/report.js';
 export { pseudonymiser, loadOrCreateKey, isPseudonym, PSEUDONYM_PREFIX } from './privacy/pseudonym.js';
 export type { Pseudonymiser } from './privacy/pseudonym.js';
 export { ensurePrivateDir, ensurePrivateFile } from './privacy/permissions.js';
 export type { PermissionPolicy } from './privacy/permissions.js';
 export { eventFieldPaths } from './privacy/fields.js';
-export type { PurgeTarget } from './controlplane/sinks.js';
+export type { PurgeTarget, PurgeContext, HeldData } from './controlplane/sinks.js';
 export type { QueuedPurge, StoredDisclosure, StoredPurge, MeetingHoldings } from './controlplane/store.js';

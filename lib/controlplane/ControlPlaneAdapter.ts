@@ -198,6 +198,12 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
     const orphans = this.store.endOrphans(new Set(this.#live.keys()));
     if (orphans.length > 0) this.#logger.info({ meetings: orphans.length }, 'meetings of an earlier process marked ended');
     this.#subscribe();
+    // A store that still holds a meeting the outbox has already pseudonymised (a purge cut short by
+    // a crash, or a store that became a purge target later) gets that purge queued again.
+    for (const target of this.#targets) {
+      const held = new Set((target.heldData?.() ?? []).map((h) => h.meetingId));
+      for (const id of held) if (this.store.isPseudonymised(id)) this.store.queuePurge(id, target.name, now);
+    }
     this.purge();
     this.#purgeTimer = setInterval(() => this.purge(), interval);
     this.#purgeTimer.unref();
@@ -269,7 +275,12 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
    * purged. Due dates use the adapter's clock; this adapter's purge targets are listed as holders.
    */
   privacyReport(options: Omit<PrivacyReportOptions, 'purgeTargets'> = {}): PrivacyReport {
-    return privacyReport(this.store, { now: new Date(this.#clock()), ...options, purgeTargets: this.#targets.map((t) => t.name) });
+    return privacyReport(this.store, {
+      now: new Date(this.#clock()),
+      ...options,
+      purgeTargets: this.#targets.map((t) => t.name),
+      holders: this.#targets.filter((t) => typeof t.heldData === 'function') as Array<PurgeTarget & Required<Pick<PurgeTarget, 'heldData'>>>,
+    });
   }
 
   /** Ids of every meeting with a record in the adapter's store. */
@@ -326,9 +337,9 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
           const ids = this.store.queuedPurges(target.name).map((q) => q.meetingId);
           if (ids.length === 0) continue;
           try {
-            const counts = await target.purgeMeetings(ids);
+            const counts = await target.purgeMeetings(ids, { pseudonym: this.store.pseudonym, now: this.#clock() });
             if (this.store.closed) return;
-            for (const id of ids) this.store.purgeDone(id, target.name, this.#clock(), counts[id] ?? 0);
+            for (const id of ids) this.store.purgeDone(id, target.name, this.#clock(), counts[id] ?? 0, target.purgeDetail);
             this.#logger.info({ target: target.name, meetings: ids.length }, 'retention purge of another store');
             this.safeEmit('targetpurged', target.name, counts);
           } catch (error) {
