@@ -68,8 +68,8 @@ export { renderZoomWebhook, signZoomWebhook, verifyZoomWebhook, ZOOM_EVENT_NAMES
 export type { ZoomWebhook } from './controlplane/zoomWebhook.js';
 export { HTTP_SINK_FORMATS } from './controlplane/sinks.js';
 export type { HttpSinkFormat } from './controlplane/sinks.js';
-export { openDefinitionStore, DefinitionStore } from './store/DefinitionStore.js';
-export type { StoredAccount, StoredMeeting, MeetingDefinition, StoredApiKey, ApiAuditEntry } from './store/DefinitionStore.js';
+export { openDefinitionStore, DefinitionStore, PERSONAL_DEFINITION_FIELDS } from './store/DefinitionStore.js';
+export type { StoredAccount, StoredMeeting, MeetingDefinition, StoredApiKey, ApiAuditEntry, DefinitionStoreOptions } from './store/DefinitionStore.js';
 export type { MeetingOperator } from './model/Meeting.js';
 
 // Issue 16: data protection. Logging by type, pseudonyms, permissions, the privacy report.

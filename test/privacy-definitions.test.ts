@@ -3,23 +3,34 @@
 // the outbox's HMAC pseudonym how. Through the real demo server and API, on real SQLite files:
 // past retention the API audit record keeps only the pseudonym, the definitions lose their
 // personal fields, and the privacy report shows what the store held and what was purged.
+import { execFile } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as S from '../gateway/api/schemas.js';
 import { ApiError } from '../gateway/api/client.js';
 import { loadConfig } from '../gateway/config.js';
 import { startDemoServer } from '../gateway/serve.js';
-import { C4vError, type ControlPlaneAdapter } from '../lib/index.js';
+import { C4vError, createControlPlaneAdapter, FileSink, privacyReport, type ControlPlaneAdapter, type PrivacyReport } from '../lib/index.js';
 import { openDefinitionStore, PERSONAL_DEFINITION_FIELDS } from '../lib/store/DefinitionStore.js';
 import { adminClient, startServer } from './helpers/api.js';
 import { startCore, tempDir } from './helpers/controlPlane.js';
 import { memoryLogger, silentLogger, within } from './helpers/util.js';
 
 const DAY = 86_400_000;
+const CLI = fileURLToPath(new URL('../bin/c4v-media.js', import.meta.url));
+const execFileP = promisify(execFile);
+
+/** The privacy report as `c4v-media privacy report --json` prints it. */
+async function cliReport(args: string[]): Promise<PrivacyReport> {
+  const { stdout } = await execFileP(process.execPath, [CLI, 'privacy', 'report', '--json', ...args], { env: { ...process.env, C4V_CONFIG: '' } });
+  return JSON.parse(stdout) as PrivacyReport;
+}
 const MEETING = 'mandant-2031';
 const PERSONAL = {
   title: 'Scheidung Familie Brandt',
@@ -86,6 +97,10 @@ test('past retention the adapter timer pseudonymises api_audit and deletes the p
     const text = JSON.stringify(before);
     for (const v of Object.values(PERSONAL)) assert.not.ok(text.includes(v), `${v} is in the report`);
 
+    // The CLI (which opens the store itself: here, the outbox file) lists the same.
+    const fromCli = (await cliReport(['--outbox', outbox, '--meeting', MEETING])).held.filter((h) => h.store === 'definitions');
+    assert.equal(fromCli, JSON.parse(JSON.stringify(held)));
+
     // One minute before the boundary a purge run (called directly here: deterministic, and it
     // runs the very code the timer runs) leaves the store alone.
     offset = endedAt + DAY - 60_000 - Date.now();
@@ -144,8 +159,62 @@ test('past retention the adapter timer pseudonymises api_audit and deletes the p
     assert.is(step!.meetingId, pseudonym);
     assert.is(step!.items, counts[MEETING]);
     assert.match(step!.detail, /personal fields of the definition deleted/);
+    const cliAfter = await cliReport(['--outbox', outbox, '--meeting', MEETING]);
+    assert.equal(cliAfter.held.filter((h) => h.store === 'definitions'), []);
+    assert.ok(cliAfter.purged.some((p) => p.store === 'definitions' && p.meetingId === pseudonym));
   } finally {
     await server.close();
+    cleanup();
+  }
+});
+
+test('a store that still holds a meeting the outbox already pseudonymised (a file from before this fix) is purged when the adapter starts', async () => {
+  const core = await startCore();
+  const { dir, cleanup } = tempDir();
+  const outbox = join(dir, 'outbox.db');
+  let offset = 0;
+  const clock = (): number => Date.now() + offset;
+  const store = openDefinitionStore(outbox);
+  try {
+    core.createAccount({ id: 'alt', defaults: { retentionDays: 1 } });
+    // The outbox's purge ran without the store as a target, as before this fix.
+    const first = createControlPlaneAdapter({ source: core, outboxPath: outbox, sinks: [new FileSink({ path: join(dir, 'm.jsonl') })], logger: silentLogger(), clock });
+    const m = await core.createMeeting({ id: 'alt-1', accountId: 'alt', ...PERSONAL });
+    store.putMeeting({ id: 'alt-1', accountId: 'alt', ...PERSONAL }, 1);
+    store.addAudit({ at: new Date(), keyId: 'admin', action: 'createMeeting', accountId: 'alt', meetingId: 'alt-1', outcome: 'ok' });
+    m.operator('api:admin').end();
+    store.meetingEnded('alt-1', m.endedAt!.getTime());
+    await first.drained();
+    offset = DAY + 60_000;
+    assert.equal(first.purge().pseudonymised, ['alt-1']);
+    assert.ok(first.store.isPseudonymised('alt-1'));
+    const overdue = privacyReport(first.store, { holders: [store] }).held.filter((h) => h.store === 'definitions');
+    assert.equal(overdue.map((h) => h.meetingId), ['alt-1', 'alt-1']);
+    assert.ok(overdue.every((h) => /overdue/.test(h.due)), 'the report calls it overdue');
+    await first.close();
+
+    // The next start, with the store registered, catches up at once.
+    const second = createControlPlaneAdapter({
+      source: core,
+      outboxPath: outbox,
+      sinks: [new FileSink({ path: join(dir, 'm.jsonl') })],
+      logger: silentLogger(),
+      clock,
+      purgeTargets: [store],
+    });
+    try {
+      const counts = await definitionsPurged(second);
+      assert.ok(counts['alt-1']! >= 2);
+      assert.equal(store.heldData(), []);
+      const pseudonym = second.store.pseudonym('alt-1');
+      assert.ok(rows(outbox, 'SELECT meeting_id FROM api_audit').every((r) => r.meeting_id === pseudonym));
+      assert.equal(rows(outbox, 'SELECT id FROM def_meetings').map((r) => r.id), [pseudonym]);
+    } finally {
+      await second.close();
+    }
+  } finally {
+    store.close();
+    core.close();
     cleanup();
   }
 });

@@ -25,7 +25,11 @@ const MAX_BODY_BYTES = 64 * 1024;
 export interface OperatorApiOptions {
   /** The media core whose accounts and meetings the API manages. */
   core: MediaCore;
-  /** Durable accounts, meeting definitions, scoped keys and the API audit record. */
+  /**
+   * Durable accounts, meeting definitions, scoped keys and the API audit record. It has no
+   * retention timer of its own: register it in the control-plane adapter's `purgeTargets` (as
+   * gateway/serve.ts does) so that the outbox's retention rule purges it too.
+   */
   store: DefinitionStore;
   /** Mints join tokens (the gateway verifies them with the same secret). */
   tokens: JoinTokens;
