@@ -19,7 +19,7 @@ import {
 } from '../lib/index.js';
 import type { ServeConfig } from './config.js';
 import { createGateway, type Gateway } from './Gateway.js';
-import { JoinTokens } from './tokens.js';
+import { joinTokensFromConfig, type JoinTokens } from './tokens.js';
 import { openDefinitionStore, type DefinitionStore } from '../lib/store/DefinitionStore.js';
 import { createOperatorApi, joinUrl, type OperatorApi } from './api/OperatorApi.js';
 import { randomApiSecret } from './api/auth.js';
@@ -35,13 +35,13 @@ export interface DemoServer {
   /** The metadata-only control-plane adapter (undefined when switched off in the config). */
   controlPlane: ControlPlaneAdapter | undefined;
   /** A fresh host token for the demo meeting. */
-  hostToken(): string;
+  hostToken(): Promise<string>;
   /** Issue 15: the operator API (undefined when switched off), its admin key and its store. */
   api: OperatorApi | undefined;
   apiKey: { id: string; secret: string } | undefined;
   store: DefinitionStore | undefined;
   /** The web app link that joins the demo meeting as host (with a fresh host token). */
-  hostLink(): string;
+  hostLink(): Promise<string>;
   /** Stops the gateway (SERVER_SHUTDOWN to every client) and the workers. */
   close(): Promise<void>;
 }
@@ -100,7 +100,8 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger, opti
   let api: OperatorApi | undefined;
   let gatewayRef: Gateway | undefined;
   try {
-    const tokens = new JoinTokens(config.tokens.secret ?? JoinTokens.randomSecret());
+    // Issue 10: JWT keys (tokens.keys) and/or the HS256 secret; a random secret when neither is set.
+    const tokens = joinTokensFromConfig(config.tokens);
     // Issue 15: accounts and meeting definitions come back before the control-plane adapter
     // starts, so that it counts restored meetings as live rather than as an earlier process's.
     const apiKey = config.api.enabled ? { id: config.api.adminKeyId, secret: config.api.adminSecret ?? randomApiSecret() } : undefined;
@@ -169,14 +170,17 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger, opti
       port: config.server.port,
       path: config.server.path,
       allowInsecurePublic: config.server.allowInsecurePublic,
+      trustedProxies: config.server.trustedProxies,
+      forwardedHeader: config.server.forwardedHeader,
+      allowedOrigins: config.server.allowedOrigins,
       limits: config.limits,
       serverVersion: `c4v-media/${VERSION}`,
       ...(tls ? { tls } : {}),
       ...(api ? { api } : {}),
     });
     gatewayRef = gateway;
-    const hostToken = (): string =>
-      tokens.issue({ identity: d.meeting.hostIdentity, role: 'host', meetingId: meeting.id, displayName: d.meeting.hostName }, config.tokens.ttlSeconds);
+    const hostToken = (): Promise<string> =>
+      tokens.mint({ identity: d.meeting.hostIdentity, role: 'host', meetingId: meeting.id, displayName: d.meeting.hostName }, { ttlSeconds: config.tokens.ttlSeconds });
     return {
       core,
       gateway,
@@ -187,7 +191,7 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger, opti
       apiKey,
       store,
       hostToken,
-      hostLink: () => joinUrl(gateway.httpUrl, meeting.id, hostToken()),
+      hostLink: async () => joinUrl(gateway.httpUrl, meeting.id, await hostToken()),
       async close() {
         api?.close();
         await gateway.close();

@@ -83,3 +83,6 @@ export type { PermissionPolicy } from './privacy/permissions.js';
 export { eventFieldPaths } from './privacy/fields.js';
 export type { PurgeTarget, PurgeContext, HeldData } from './controlplane/sinks.js';
 export type { QueuedPurge, StoredDisclosure, StoredPurge, MeetingHoldings } from './controlplane/store.js';
+
+// Issue 10 (auth and edge): the one display-name and secret rule, for embedders and the operator API.
+export { checkDisplayName, checkSecret, DISPLAY_NAME_MAX, SECRET_MIN_BYTES } from './rules.js';

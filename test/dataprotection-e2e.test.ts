@@ -51,8 +51,8 @@ test('a meeting with media and chat through the gateway sends only allow-listed 
       password: PASSWORD,
       settings: { waitingRoom: true },
     });
-    const hostToken = tokens.issue({ identity: HOST_ID, role: 'host', meetingId: 'dp-e2e', displayName: 'Dr. Hanna Host' });
-    const bobToken = tokens.issue({ identity: BOB_ID, role: 'participant', meetingId: 'dp-e2e', displayName: 'Bob Bauer' });
+    const hostToken = await tokens.mint({ identity: HOST_ID, role: 'host', meetingId: 'dp-e2e', displayName: 'Dr. Hanna Host' });
+    const bobToken = await tokens.mint({ identity: BOB_ID, role: 'participant', meetingId: 'dp-e2e', displayName: 'Bob Bauer' });
 
     const host = await SignallingClient.connect(url);
     clients.push(host);

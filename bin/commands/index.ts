@@ -5,6 +5,7 @@ import { serve } from './serve.js';
 import { account } from './account.js';
 import { meeting } from './meeting.js';
 import { privacy } from './privacy.js';
+import { token } from './token.js';
 import type { CliCommand } from './types.js';
 import { worker } from './worker.js';
 
@@ -15,4 +16,5 @@ export const COMMANDS: readonly CliCommand[] = [
   account,
   meeting,
   privacy, // issue 16
+  token, // issue 10a
 ];

@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { C4vError, PolicyError, toErrorPayload, type ErrorCode } from '../../lib/errors.js';
+import { checkSecret } from '../../lib/rules.js';
 import type { MediaCore } from '../../lib/MediaCore.js';
 import type { Meeting } from '../../lib/model/Meeting.js';
 import type { Participant } from '../../lib/model/Participant.js';
@@ -134,7 +135,8 @@ export class OperatorApi {
   /** @internal Use createOperatorApi(). */
   constructor(options: OperatorApiOptions) {
     if (!/^[\w.:-]{1,64}$/.test(options.adminKey.id)) throw new TypeError('admin key id: letters, digits and . : - _ (1 to 64)');
-    if (typeof options.adminKey.secret !== 'string' || options.adminKey.secret.length < 32) throw new TypeError('admin key secret must have at least 32 characters');
+    // The one secret rule (lib/rules.ts): at least 32 bytes.
+    checkSecret(options.adminKey.secret, 'admin key secret');
     this.#o = options;
     this.#logger = options.logger.child({ component: 'api' });
     this.#routes = this.#table().map((r) => {
@@ -207,8 +209,11 @@ export class OperatorApi {
   // ------------------------------------------------------------------------------------------
   // HTTP
 
-  /** Answers one request under /api/v1 (the gateway calls it for every path starting /api/). */
-  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /**
+   * Answers one request under /api/v1 (the gateway calls it for every path starting /api/).
+   * `clientAddress`: the caller's address behind trusted proxies (issue 10); default the TCP peer.
+   */
+  async handle(req: IncomingMessage, res: ServerResponse, clientAddress?: string): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://api.invalid');
     const method = req.method ?? 'GET';
     let principal: ApiPrincipal | undefined;
@@ -216,7 +221,7 @@ export class OperatorApi {
     const call: Call = { principal: { keyId: '' }, params: {}, query: url.searchParams, body: undefined, audit: {} };
     try {
       if (this.#closed) throw new C4vError('CLOSED', 'the API is shutting down');
-      if (!this.#limiter.take(req.socket.remoteAddress ?? 'unknown')) throw new C4vError('RATE_LIMITED', 'too many API requests from this address');
+      if (!this.#limiter.take(clientAddress ?? req.socket.remoteAddress ?? 'unknown')) throw new C4vError('RATE_LIMITED', 'too many API requests from this address');
       if (!url.pathname.startsWith(`${API_PREFIX}/`)) throw new C4vError('NOT_FOUND', `no API at ${url.pathname}; this server's API is ${API_PREFIX}`);
       const path = url.pathname.slice(API_PREFIX.length);
       if (path === '/openapi.json' && (method === 'GET' || method === 'HEAD')) {
@@ -676,7 +681,7 @@ export class OperatorApi {
         response: S.Token,
         status: 201,
         refusals: [403, 404, 409],
-        handle: (c) => {
+        handle: async (c) => {
           const m = this.#live(c.params.meetingId!);
           const b = c.body as S.TokenCreateBody;
           c.audit.target = b.role;
@@ -685,7 +690,8 @@ export class OperatorApi {
           if (b.role === 'host' && identity !== m.hostIdentity) throw new FieldError('identity', "identity: a host token is for the meeting's host identity");
           const ttl = b.ttlSeconds ?? this.#o.tokenTtlSeconds ?? 3600;
           const displayName = b.displayName ?? (b.role === 'host' ? m.hostName : undefined);
-          const token = this.#o.tokens.issue({ identity, role: b.role, meetingId: m.id, ...(displayName !== undefined ? { displayName } : {}) }, ttl);
+          // Issue 10: a JWT minted with the configured signing key (jose, asynchronous).
+          const token = await this.#o.tokens.mint({ identity, role: b.role, meetingId: m.id, ...(displayName !== undefined ? { displayName } : {}) }, { ttlSeconds: ttl });
           return {
             token,
             meetingId: m.id,

@@ -1,4 +1,5 @@
 // Where control-plane events go: an HTTP(S) endpoint of the control plane, or a JSON-lines file.
+import { checkSecret } from '../rules.js';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -187,7 +188,8 @@ export class HttpSink implements ControlPlaneSink {
     if (this.#url.protocol !== 'https:' && this.#url.protocol !== 'http:') {
       throw new TypeError(`control-plane url must be http(s), got ${this.#url.protocol}`);
     }
-    if (!options.secret || options.secret.length < 16) throw new TypeError('the HMAC secret must have at least 16 bytes');
+    // The one secret rule (lib/rules.ts): the same minimum as the config and the join tokens.
+    checkSecret(options.secret, 'the HMAC secret');
     this.name = options.name ?? 'http';
     this.#secret = options.secret;
     this.#format = options.format ?? 'protobuf';
