@@ -201,8 +201,13 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
     // A store that still holds a meeting the outbox has already pseudonymised (a purge cut short by
     // a crash, or a store that became a purge target later) gets that purge queued again.
     for (const target of this.#targets) {
-      const held = new Set((target.heldData?.() ?? []).map((h) => h.meetingId));
-      for (const id of held) if (this.store.isPseudonymised(id)) this.store.queuePurge(id, target.name, now);
+      try {
+        const held = new Set((target.heldData?.() ?? []).map((h) => h.meetingId));
+        for (const id of held) if (this.store.isPseudonymised(id)) this.store.queuePurge(id, target.name, now);
+      } catch (error) {
+        // The store cannot say what it holds now: its queued purges still run; start anyway.
+        this.#logger.warn({ target: target.name, err: error instanceof Error ? error.message : String(error) }, 'purge target could not list its holdings');
+      }
     }
     this.purge();
     this.#purgeTimer = setInterval(() => this.purge(), interval);
@@ -279,7 +284,7 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
       now: new Date(this.#clock()),
       ...options,
       purgeTargets: this.#targets.map((t) => t.name),
-      holders: this.#targets.filter((t) => typeof t.heldData === 'function') as Array<PurgeTarget & Required<Pick<PurgeTarget, 'heldData'>>>,
+      holders: this.#targets.filter((t): t is PurgeTarget & Required<Pick<PurgeTarget, 'heldData'>> => typeof t.heldData === 'function'),
     });
   }
 
