@@ -80,7 +80,7 @@ export interface ServeConfig {
    */
   api: {
     enabled: boolean;
-    /** SQLite file of accounts, meeting definitions and API keys; empty: the outbox file (or .c4v-state/definitions.db). */
+    /** SQLite file of accounts, meeting definitions and API keys; empty: the outbox file. Needs the control plane on: its retention purges the definitions. */
     storePath: string;
     /** The admin API key id and secret (>= 32 characters); a random pair per start when empty. */
     adminKeyId: string;

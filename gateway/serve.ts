@@ -58,9 +58,24 @@ function readPem(path: string, what: string): Buffer {
   }
 }
 
+/** Options of startDemoServer() that a configuration file does not set. */
+export interface DemoServerOptions {
+  /** The control-plane adapter's retention timer and clock (tests move the clock past a boundary). */
+  retention?: { clock?: () => number; purgeIntervalMs?: number };
+}
+
 /** Starts the demo server from a validated configuration (see loadConfig). */
-export async function startDemoServer(config: ServeConfig, logger?: Logger): Promise<DemoServer> {
+export async function startDemoServer(config: ServeConfig, logger?: Logger, options: DemoServerOptions = {}): Promise<DemoServer> {
   const log = logger ?? createLogger({ level: config.logging.level, logPersonalData: config.logging.personalData, base: { service: 'c4v-media' } });
+  // Fix 15/16: the API's definitions (host names, e-mail addresses, meeting ids) are purged by
+  // the control-plane adapter's retention, the one rule for every store; without the adapter
+  // nothing would ever purge them, so that combination is refused rather than run.
+  if (config.api.enabled && !config.controlPlane.enabled) {
+    throw new SetupError(
+      'CONFIG_INVALID',
+      'api.enabled needs controlPlane.enabled: the control plane\'s retention purge is what removes ended meeting definitions (switch the API off with api.enabled: false / C4V_API=off, or the control plane on)',
+    );
+  }
   const tls = config.server.tls
     ? { cert: readPem(config.server.tls.certFile, 'certFile'), key: readPem(config.server.tls.keyFile, 'keyFile') }
     : undefined;
@@ -95,9 +110,9 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger): Pro
     // starts, so that it counts restored meetings as live rather than as an earlier process's.
     const apiKey = config.api.enabled ? { id: config.api.adminKeyId, secret: config.api.adminSecret ?? randomApiSecret() } : undefined;
     if (apiKey) {
-      const storePath =
-        config.api.storePath || (config.controlPlane.enabled ? config.controlPlane.outboxPath : '.c4v-state/definitions.db');
-      store = openDefinitionStore(storePath);
+      const storePath = config.api.storePath || config.controlPlane.outboxPath;
+      // The outbox's permission rule and strict check apply to the definitions' folder and file too.
+      store = openDefinitionStore(storePath, { permissions: { strict: config.controlPlane.strictPermissions, logger: log } });
       api = createOperatorApi({
         core,
         store,
@@ -122,6 +137,10 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger): Pro
         sinks,
         logger: log,
         strictPermissions: cp.strictPermissions,
+        // The definitions follow the outbox's retention (timer, clock and pseudonym).
+        ...(store ? { purgeTargets: [store] } : {}),
+        ...(options.retention?.clock ? { clock: options.retention.clock } : {}),
+        ...(options.retention?.purgeIntervalMs ? { purgeIntervalMs: options.retention.purgeIntervalMs } : {}),
         ...(cp.pseudonymKeyPath ? { pseudonymKeyPath: cp.pseudonymKeyPath } : {}),
       });
     }

@@ -199,6 +199,17 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
     for (const orphan of orphans) this.#endOrphan(orphan);
     if (orphans.length > 0) this.#logger.info({ meetings: orphans.length }, 'meetings an earlier process left open were ended');
     this.#subscribe();
+    // A store that still holds a meeting the outbox has already pseudonymised (a purge cut short by
+    // a crash, or a store that became a purge target later) gets that purge queued again.
+    for (const target of this.#targets) {
+      try {
+        const held = new Set((target.heldData?.() ?? []).map((h) => h.meetingId));
+        for (const id of held) if (this.store.isPseudonymised(id)) this.store.queuePurge(id, target.name, now);
+      } catch (error) {
+        // The store cannot say what it holds now: its queued purges still run; start anyway.
+        this.#logger.warn({ target: target.name, err: error instanceof Error ? error.message : String(error) }, 'purge target could not list its holdings');
+      }
+    }
     this.purge();
     this.#purgeTimer = setInterval(() => this.purge(), interval);
     this.#purgeTimer.unref();
@@ -283,7 +294,12 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
    * purged. Due dates use the adapter's clock; this adapter's purge targets are listed as holders.
    */
   privacyReport(options: Omit<PrivacyReportOptions, 'purgeTargets'> = {}): PrivacyReport {
-    return privacyReport(this.store, { now: new Date(this.#clock()), ...options, purgeTargets: this.#targets.map((t) => t.name) });
+    return privacyReport(this.store, {
+      now: new Date(this.#clock()),
+      ...options,
+      purgeTargets: this.#targets.map((t) => t.name),
+      holders: this.#targets.filter((t): t is PurgeTarget & Required<Pick<PurgeTarget, 'heldData'>> => typeof t.heldData === 'function'),
+    });
   }
 
   /** Ids of every meeting with a record in the adapter's store. */
@@ -340,9 +356,9 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
           const ids = this.store.queuedPurges(target.name).map((q) => q.meetingId);
           if (ids.length === 0) continue;
           try {
-            const counts = await target.purgeMeetings(ids);
+            const counts = await target.purgeMeetings(ids, { pseudonym: this.store.pseudonym, now: this.#clock() });
             if (this.store.closed) return;
-            for (const id of ids) this.store.purgeDone(id, target.name, this.#clock(), counts[id] ?? 0);
+            for (const id of ids) this.store.purgeDone(id, target.name, this.#clock(), counts[id] ?? 0, target.purgeDetail);
             this.#logger.info({ target: target.name, meetings: ids.length }, 'retention purge of another store');
             this.safeEmit('targetpurged', target.name, counts);
           } catch (error) {

@@ -706,6 +706,20 @@ export class ControlPlaneStore {
     return clear ? meetingId : this.pseudonym(meetingId);
   }
 
+  /**
+   * Whether the outbox has finished a meeting's purge: no row of it under the clear id, and its
+   * meetings row under the pseudonym marked purged.
+   */
+  isPseudonymised(meetingId: string): boolean {
+    if (this.#get('SELECT 1 AS x FROM meetings WHERE meeting_id = ?', meetingId)) return false;
+    return this.#get('SELECT 1 AS x FROM meetings WHERE meeting_id = ? AND purged_at IS NOT NULL', this.pseudonym(meetingId)) !== undefined;
+  }
+
+  /** Queues a purge of one meeting at another store (run by the adapter's next purge run). */
+  queuePurge(meetingId: string, target: string, now: number): void {
+    this.#run('INSERT OR IGNORE INTO purge_queue (meeting_id, target, queued_at) VALUES (?, ?, ?)', meetingId, target, now);
+  }
+
   /** Purges queued for other stores, oldest first (one target or all). */
   queuedPurges(target?: string): QueuedPurge[] {
     const rows =
@@ -738,10 +752,10 @@ export class ControlPlaneStore {
   }
 
   /** A target purged a meeting: the clear id leaves the queue, the purge record gets the step. */
-  purgeDone(meetingId: string, target: string, now: number, items: number): void {
+  purgeDone(meetingId: string, target: string, now: number, items: number, detail = `purged at ${target}`): void {
     this.#tx(() => {
       if (this.#run('DELETE FROM purge_queue WHERE meeting_id = ? AND target = ?', meetingId, target) === 0) return;
-      this.#logPurge(this.pseudonym(meetingId), now, target, items, `purged at ${target}`);
+      this.#logPurge(this.pseudonym(meetingId), now, target, items, detail);
     });
     this.#db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
   }
