@@ -68,13 +68,12 @@ export interface DemoServerOptions {
 export async function startDemoServer(config: ServeConfig, logger?: Logger, options: DemoServerOptions = {}): Promise<DemoServer> {
   const log = logger ?? createLogger({ level: config.logging.level, logPersonalData: config.logging.personalData, base: { service: 'c4v-media' } });
   // Fix 15/16: the API's definitions (host names, e-mail addresses, meeting ids) are purged by
-  // the control-plane adapter's retention, the one rule for every store; without the adapter
-  // nothing would ever purge them, so that combination is refused rather than run.
-  if (config.api.enabled && !config.controlPlane.enabled) {
-    throw new SetupError(
-      'CONFIG_INVALID',
-      'api.enabled needs controlPlane.enabled: the control plane\'s retention purge is what removes ended meeting definitions (switch the API off with api.enabled: false / C4V_API=off, or the control plane on)',
-    );
+  // the control-plane adapter's retention, the one rule for every store. Without the adapter
+  // nothing would purge a file, so the definitions then live in memory only: the API still works
+  // (C4V_CONTROL_PLANE=off must start, issue 9), but definitions do not survive a restart.
+  const definitionsInMemory = config.api.enabled && !config.controlPlane.enabled;
+  if (definitionsInMemory) {
+    log.warn('control plane off: the operator API keeps its definitions in memory only (lost on restart, nothing written to disk)');
   }
   const tls = config.server.tls
     ? { cert: readPem(config.server.tls.certFile, 'certFile'), key: readPem(config.server.tls.keyFile, 'keyFile') }
@@ -110,7 +109,7 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger, opti
     // starts, so that it counts restored meetings as live rather than as an earlier process's.
     const apiKey = config.api.enabled ? { id: config.api.adminKeyId, secret: config.api.adminSecret ?? randomApiSecret() } : undefined;
     if (apiKey) {
-      const storePath = config.api.storePath || config.controlPlane.outboxPath;
+      const storePath = definitionsInMemory ? ':memory:' : config.api.storePath || config.controlPlane.outboxPath;
       // The outbox's permission rule and strict check apply to the definitions' folder and file too.
       store = openDefinitionStore(storePath, { permissions: { strict: config.controlPlane.strictPermissions, logger: log } });
       api = createOperatorApi({

@@ -5,7 +5,7 @@
 // personal fields, and the privacy report shows what the store held and what was purged.
 import { execFile } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as S from '../gateway/api/schemas.js';
-import { ApiError } from '../gateway/api/client.js';
+import { ApiClient, ApiError } from '../gateway/api/client.js';
 import { loadConfig } from '../gateway/config.js';
 import { startDemoServer } from '../gateway/serve.js';
 import { C4vError, createControlPlaneAdapter, FileSink, privacyReport, type ControlPlaneAdapter, type PrivacyReport } from '../lib/index.js';
@@ -262,15 +262,22 @@ test('the definition store in a folder of its own: 0700 / 0600, a wider folder w
   }
 });
 
-test('the API without the control plane is refused with CONFIG_INVALID (nothing would purge the definitions)', async () => {
-  const config = loadConfig({ env: { C4V_PORT: '0', C4V_WORKERS: '1', C4V_CONTROL_PLANE: 'off' } });
+test('with the control plane off the API keeps its definitions in memory only: nothing is written to disk', async () => {
+  const { dir, cleanup } = tempDir();
+  const storePath = join(dir, 'state', 'definitions.db');
+  const config = loadConfig({ env: { C4V_PORT: '0', C4V_WORKERS: '1', C4V_CONTROL_PLANE: 'off', C4V_API_STORE: storePath } });
+  const server = await startDemoServer(config, silentLogger());
   try {
-    const server = await startDemoServer(config, silentLogger());
+    assert.is(server.controlPlane, undefined);
+    const api = new ApiClient({ url: server.gateway.httpUrl, keyId: server.apiKey!.id, secret: server.apiKey!.secret });
+    await api.createAccount({ id: 'schule' });
+    const m = await api.createMeeting({ accountId: 'schule', title: 'Elternabend', hostIdentity: 'leitung@schule.example' });
+    assert.ok((await api.getMeeting(m.id)).id === m.id, 'the API works');
+    assert.not.ok(existsSync(storePath), 'no definitions file was created');
+    assert.not.ok(existsSync(join(dir, 'state')), 'no folder was created');
+  } finally {
     await server.close();
-    assert.unreachable('started');
-  } catch (error) {
-    assert.is((error as C4vError).code, 'CONFIG_INVALID');
-    assert.match((error as Error).message, /api\.enabled needs controlPlane\.enabled/);
+    cleanup();
   }
 });
 
