@@ -335,15 +335,15 @@ export class MeetingClient<T = unknown> extends Emitter<MeetingClientEvents<T>> 
     const { adapter } = this.#plumbing;
     if (!this.#routerCaps) this.#routerCaps = rtpCapabilitiesFromWire((await this.#request({ getRouterRtpCapabilities: {} })).rtpCapabilities);
     if (!adapter.loaded) await adapter.load(this.#routerCaps);
-    // Both transports and the roster in one round trip: requests are pipelined, the server
-    // answers them in order.
-    const [sendInfo, recvInfo, list] = await Promise.all([
-      this.#request({ createTransport: { direction: pb.TransportDirection.SEND } }),
-      this.#request({ createTransport: { direction: pb.TransportDirection.RECV } }),
-      this.#request({ getParticipants: {} }),
-    ]);
+    // Both transports and the roster in one round trip: the requests are pipelined and the
+    // server answers them in order, receiving side first (the first picture is what a joiner
+    // waits for; the send transport is only needed once something is published).
+    const recvReq = this.#request({ createTransport: { direction: pb.TransportDirection.RECV } });
+    const listReq = this.#request({ getParticipants: {} });
+    const sendReq = this.#request({ createTransport: { direction: pb.TransportDirection.SEND } });
+    sendReq.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+    const [recvInfo, list] = await Promise.all([recvReq, listReq]);
     if (epoch !== this.#mediaEpoch) return;
-    this.#send = adapter.createTransport('send', transportFromWire(sendInfo.transport!), this.#handlers('send'));
     this.#recv = adapter.createTransport('recv', transportFromWire(recvInfo.transport!), this.#handlers('recv'));
     const l = list.participants!;
     for (const p of l.participants ?? []) {
@@ -357,12 +357,16 @@ export class MeetingClient<T = unknown> extends Emitter<MeetingClientEvents<T>> 
       this.#activeSpeaker = l.activeSpeakerId;
       this.emit('activespeaker', l.activeSpeakerId);
     }
-    // Publish again what was published before (a worker death), then receive everyone.
+    // Receive everyone, video first; meanwhile publish again what was published before (a
+    // worker death).
+    const byKind = (p: ProducerWire): number => (p.kind === pb.MediaKind.VIDEO ? 0 : 1);
+    const consuming = Promise.all([...(l.producers ?? [])].sort((a, b) => byKind(a) - byKind(b)).map((p) => this.#consume(p)));
+    consuming.catch(() => undefined);
+    const sendInfo = await sendReq;
+    if (epoch !== this.#mediaEpoch) return;
+    this.#send = adapter.createTransport('send', transportFromWire(sendInfo.transport!), this.#handlers('send'));
     const republish = [...this.#local.entries()];
-    await Promise.all([
-      ...republish.map(([source, local]) => this.#produce(source, local)),
-      ...(l.producers ?? []).map((p) => this.#consume(p)),
-    ]);
+    await Promise.all([...republish.map(([source, local]) => this.#produce(source, local)), consuming]);
     if (this.#options.chat) {
       await this.#openChat().catch((error: unknown) => {
         if (!(error instanceof ClientError && error.code === 'CHAT_DISABLED')) throw error;
