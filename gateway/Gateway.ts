@@ -94,6 +94,12 @@ export class Gateway {
   #pingTimer: NodeJS.Timeout | undefined;
   #nextConnId = 1;
   #closed = false;
+  /**
+   * @internal Issue 13, cluster mode (gateway/cluster/ClusterEdge.ts): takes each new WebSocket
+   * instead of a Connection being opened for it here; the edge later hands it (or a relayed one)
+   * back through _attach().
+   */
+  _socketRouter: ((ws: WebSocket, address: string) => void) | undefined;
 
   /** @internal Use createGateway(). */
   constructor(options: GatewayOptions) {
@@ -229,7 +235,19 @@ export class Gateway {
       this.#logger.warn({ code: 'RATE_LIMITED', address }, 'connection refused: too many connections from one address');
       return this.#reject(socket, 429, 'Too Many Requests');
     }
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws, address));
+    this.#wss.handleUpgrade(req, socket, head, (ws) => (this._socketRouter ? this._socketRouter(ws, address) : this.#onConnection(ws, address)));
+  }
+
+  /**
+   * @internal Issue 13: opens a Connection on a socket the cluster edge routed here: a local
+   * WebSocket, or a virtual one whose frames cross the cluster bus from the node the client is on.
+   */
+  _attach(ws: WebSocket, address: string): void {
+    if (this.#closed) {
+      ws.terminate();
+      return;
+    }
+    this.#onConnection(ws, address);
   }
 
   #onConnection(ws: WebSocket, address: string): void {

@@ -49,6 +49,11 @@ export const ErrorCodes = [
   'INTERNAL',
   // Demo server / gateway configuration.
   'CONFIG_INVALID',
+  // Issue 13: cluster mode (Redis registry, home placement, bus).
+  'CLUSTER_UNAVAILABLE',
+  'CLUSTER_TIMEOUT',
+  'NODE_DRAINING',
+  'HOME_LOST',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];

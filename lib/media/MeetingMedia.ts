@@ -703,6 +703,52 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     }
   }
 
+  // ---------------------------------------------------------------------------------------------
+  // Issue 13: hooks for the cluster's media plane (lib/cluster/MediaAgent.ts). A producer of
+  // another node arrives over a PipeTransport on one of this meeting's routers and is adopted
+  // here, so that consume() and the pipes between this node's shards work for it unchanged.
+  // ---------------------------------------------------------------------------------------------
+
+  /** @internal The router a cross-node pipe of this meeting lands on (the oldest live shard's). */
+  _primaryRouter(): ms.Router {
+    this.#assertOpen();
+    const shard = [...this.#shards].find((s) => !s.dead);
+    if (!shard) throw new MediaError('CLOSED', 'no live router in this meeting');
+    return shard.router;
+  }
+
+  /** @internal The router a producer of this node lives on (the source of a cross-node pipe). */
+  _producerRouter(producerId: string): ms.Router {
+    return this.#producerRecord(producerId).shard.router;
+  }
+
+  /** @internal Pipes a producer of this node onto the primary router, where the cross-node pipes sit. */
+  async _bringToPrimary(producerId: string): Promise<void> {
+    const r = this.#producerRecord(producerId);
+    const primary = [...this.#shards].find((s) => !s.dead);
+    if (!primary) throw new MediaError('CLOSED', 'no live router in this meeting');
+    await this.#pipe('producer', producerId, r.shard, primary);
+  }
+
+  /**
+   * @internal Registers a producer that a PipeTransport on `router` produced for another node's
+   * producer (same id), so that this node's participants can consume it. It closes with its pipe.
+   */
+  _adoptProducer(router: ms.Router, producer: ms.Producer, info: ProducerInfo): void {
+    const shard = [...this.#shards].find((s) => s.router === router && !s.dead);
+    if (!shard || this.#closed) {
+      producer.close();
+      throw new MediaError('CLOSED', 'the router of this pipe is gone');
+    }
+    const record: ProducerRecord = { info: { ...info, paused: producer.paused }, producer, shard };
+    this.#producers.set(producer.id, record);
+    producer.observer.once('close', () => {
+      this.#producers.delete(producer.id);
+      for (const key of [...this.#pipes.keys()]) if (key.startsWith(`${producer.id}:`)) this.#pipes.delete(key);
+      this.safeEmit('producerclosed', { ...record.info });
+    });
+  }
+
   /** Closes every router. Idempotent. */
   close(reason: NonNullable<PlacementEntry['endReason']> = 'meeting-ended'): void {
     if (this.#closed) return;
@@ -716,3 +762,11 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     this.#peers.clear();
   }
 }
+
+/**
+ * What a Meeting needs from its media plane: MeetingMedia's public members. A cluster node gives
+ * its home meetings a ClusterMedia (lib/cluster/) with the same shape, whose participants' media
+ * may live on other nodes.
+ */
+export type MediaPlane = Omit<{ [K in keyof MeetingMedia]: MeetingMedia[K] }, keyof TypedEmitter<MeetingMediaEvents>> &
+  TypedEmitter<MeetingMediaEvents>;

@@ -5,7 +5,7 @@ import type { types as ms } from 'mediasoup';
 import type { Logger } from 'pino';
 import { C4vError, InvalidStateError, MediaError, PolicyError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
-import type { MeetingMedia } from '../media/MeetingMedia.js';
+import type { MediaPlane } from '../media/MeetingMedia.js';
 import { decideAdmission, type PasswordCheck } from './admission.js';
 import { Participant } from './Participant.js';
 import { AttemptLimiter, verifyPassword } from './password.js';
@@ -74,7 +74,7 @@ export interface MeetingConstruct {
   account: Account;
   settings: MeetingSettings;
   passwordHash: string | undefined;
-  media: MeetingMedia;
+  media: MediaPlane;
   logger: Logger;
   addressLimiter: AttemptLimiter;
   limits: PasswordAttemptLimits;
@@ -124,7 +124,7 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
   /** Where the meeting's media ran (one entry per router placement), oldest first. */
   readonly placements: PlacementEntry[] = [];
   /** @internal The media plane; participants reach it through their own methods. */
-  readonly _media: MeetingMedia;
+  readonly _media: MediaPlane;
   readonly #logger: Logger;
   #settings: MeetingSettings;
   #hostIdentity: string;
