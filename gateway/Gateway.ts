@@ -100,6 +100,8 @@ export class Gateway {
    * back through _attach().
    */
   _socketRouter: ((ws: WebSocket, address: string) => void) | undefined;
+  /** @internal Issue 13: more fields for /healthz (the cluster view). */
+  _healthExtra: (() => Record<string, unknown>) | undefined;
 
   /** @internal Use createGateway(). */
   constructor(options: GatewayOptions) {
@@ -172,6 +174,11 @@ export class Gateway {
     return this.url.replace(/^ws/, 'http').replace(this.#path, '');
   }
 
+  /** The server version reported in hello. */
+  get serverVersion(): string {
+    return this.#options.serverVersion ?? 'c4v-media';
+  }
+
   get limits(): Readonly<GatewayLimits> {
     return this.#limits;
   }
@@ -208,7 +215,7 @@ export class Gateway {
         const ready = this.ready;
         res
           .writeHead(ready ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' })
-          .end(JSON.stringify({ status: ready ? 'ready' : 'unavailable', workers: this.#options.core.pool.workers.length }));
+          .end(JSON.stringify({ status: ready ? 'ready' : 'unavailable', workers: this.#options.core.pool.workers.length, ...this._healthExtra?.() }));
       } else if (path === '/metrics') {
         const body = await this.#options.registry.metrics();
         res.writeHead(200, { 'content-type': this.#options.registry.contentType }).end(body);

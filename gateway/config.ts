@@ -2,7 +2,7 @@
 // one YAML or JSON file, overridden by environment variables. Validated as a whole: a bad file is
 // a CONFIG_INVALID error naming the file and the field, never a half-started server.
 import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { SetupError } from '../lib/errors.js';
 import type { AccountInit, MeetingSettings } from '../lib/model/types.js';
@@ -46,6 +46,25 @@ export interface ServeConfig {
     secret?: string;
     format: 'protobuf' | 'json';
   };
+  /**
+   * Issue 13: cluster mode, on when `redis` is set (C4V_REDIS_URL). The node's region is
+   * workers.region; the address other nodes' media pipes reach is media.announcedAddress (else
+   * media.listenIp).
+   */
+  cluster: {
+    /** redis:// or rediss:// URL; empty = single node (the default). */
+    redis: string;
+    /** AUTH password when not in the URL. */
+    redisPassword?: string;
+    /** CA file to trust for a rediss:// Redis. */
+    redisTlsCaFile?: string;
+    /** This node's id (unique, stable); default the host name. */
+    nodeId: string;
+    heartbeatMs: number;
+    nodeTtlMs: number;
+    leaseMs: number;
+    requestTimeoutMs: number;
+  };
   demo: {
     account: AccountInit;
     meeting: {
@@ -74,6 +93,7 @@ export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
     filePath: '.c4v-state/controlplane-metadata.jsonl',
     format: 'json' as const,
   },
+  cluster: { redis: '', nodeId: hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 64) || 'node', heartbeatMs: 1000, nodeTtlMs: 3000, leaseMs: 5000, requestTimeoutMs: 5000 },
   demo: {
     account: { id: 'demo', name: 'Demo GmbH', defaults: {}, locked: [] },
     meeting: {
@@ -165,6 +185,14 @@ export const ENV_VARS: Readonly<Record<string, string>> = Object.freeze({
   C4V_CONTROL_PLANE_FILE: 'controlPlane.filePath',
   C4V_CONTROL_PLANE_URL: 'controlPlane.url',
   C4V_CONTROL_PLANE_SECRET: 'controlPlane.secret',
+  // Issue 13: cluster mode.
+  C4V_REDIS_URL: 'cluster.redis',
+  C4V_REDIS_PASSWORD: 'cluster.redisPassword',
+  C4V_REDIS_TLS_CA: 'cluster.redisTlsCaFile',
+  C4V_NODE_ID: 'cluster.nodeId',
+  C4V_CLUSTER_HEARTBEAT_MS: 'cluster.heartbeatMs',
+  C4V_CLUSTER_NODE_TTL_MS: 'cluster.nodeTtlMs',
+  C4V_CLUSTER_LEASE_MS: 'cluster.leaseMs',
 });
 
 function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
@@ -205,7 +233,7 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } =
 
 function validate(raw: unknown, source: string): ServeConfig {
   const c = new Checker(source);
-  const top = c.object(raw, '(top)', ['server', 'workers', 'media', 'tokens', 'limits', 'logging', 'controlPlane', 'demo']);
+  const top = c.object(raw, '(top)', ['server', 'workers', 'media', 'tokens', 'limits', 'logging', 'controlPlane', 'cluster', 'demo']);
 
   const s = c.object(top.server, 'server', ['host', 'port', 'path', 'tls', 'allowInsecurePublic']);
   let tls: ServeConfig['server']['tls'];
@@ -296,7 +324,24 @@ function validate(raw: unknown, source: string): ServeConfig {
   };
   if (mt.password !== undefined && mt.password !== null) meeting.password = c.string(String(mt.password), 'demo.meeting.password', { min: 1, max: 256 });
 
-  return { server, workers, media, tokens, limits, logging, controlPlane, demo: { account, meeting } };
+  const cl = c.object(top.cluster, 'cluster', ['redis', 'redisPassword', 'redisTlsCaFile', 'nodeId', 'heartbeatMs', 'nodeTtlMs', 'leaseMs', 'requestTimeoutMs']);
+  const redis = c.string(cl.redis ?? '', 'cluster.redis', { max: 1024 });
+  if (redis !== '' && !/^rediss?:\/\/[^/]/.test(redis)) c.fail('cluster.redis', 'expected a redis:// or rediss:// URL (the value is not echoed: it may hold a password)');
+  const nodeId = c.string(cl.nodeId, 'cluster.nodeId', { min: 1, max: 64 });
+  if (!/^[A-Za-z0-9_.-]+$/.test(nodeId)) c.fail('cluster.nodeId', 'may hold only letters, digits and . - _');
+  const cluster: ServeConfig['cluster'] = {
+    redis,
+    nodeId,
+    heartbeatMs: c.int(cl.heartbeatMs, 'cluster.heartbeatMs', 50, 60_000),
+    nodeTtlMs: c.int(cl.nodeTtlMs, 'cluster.nodeTtlMs', 100, 600_000),
+    leaseMs: c.int(cl.leaseMs, 'cluster.leaseMs', 100, 600_000),
+    requestTimeoutMs: c.int(cl.requestTimeoutMs, 'cluster.requestTimeoutMs', 100, 600_000),
+  };
+  if (cluster.nodeTtlMs <= cluster.heartbeatMs) c.fail('cluster.nodeTtlMs', 'must be longer than cluster.heartbeatMs');
+  if (cl.redisPassword !== undefined && cl.redisPassword !== '') cluster.redisPassword = c.string(cl.redisPassword, 'cluster.redisPassword', { min: 1 });
+  if (cl.redisTlsCaFile !== undefined && cl.redisTlsCaFile !== '') cluster.redisTlsCaFile = c.string(cl.redisTlsCaFile, 'cluster.redisTlsCaFile', { min: 1 });
+
+  return { server, workers, media, tokens, limits, logging, controlPlane, cluster, demo: { account, meeting } };
 }
 
 // The setting names of the contract (types.ts MeetingSettings); their values are checked by the
