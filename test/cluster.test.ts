@@ -1,0 +1,140 @@
+// Cluster mode with real processes: one redis-server and three `c4v-media serve` nodes on
+// 127.0.0.2 (de-fra), 127.0.0.3 (at-vie) and 127.0.0.4 (ch-zrh); werift participants through
+// the real gateways. The meeting allows DE and AT: the Zurich node must never carry its media.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { JoinTokens } from '../gateway/tokens.js';
+import { pb } from '../gateway/wire.js';
+import { CLUSTER_SECRET, sample, startNode, startRedis, type NodeProcess, type RedisProcess } from './helpers/cluster.js';
+import { stream } from './helpers/gateway.js';
+import { publish, SignallingClient, subscribe, wireCodeOf } from './helpers/signallingClient.js';
+import type { TrackSpec } from './helpers/signallingClient.js';
+
+const MEETING = 'elternabend';
+const HOST = 'host@schule-a.de';
+const tokens = new JoinTokens(CLUSTER_SECRET);
+const tracks: TrackSpec[] = [
+  { name: 'mic', kind: 'audio', source: 'microphone' },
+  { name: 'cam', kind: 'video', source: 'camera' },
+];
+
+let redis: RedisProcess;
+let nodes: NodeProcess[] = [];
+const clients: SignallingClient[] = [];
+const peers: Array<{ close(): Promise<void> }> = [];
+const stops: Array<() => void> = [];
+
+async function client(n: NodeProcess): Promise<SignallingClient> {
+  const c = await SignallingClient.connect(n.url);
+  clients.push(c);
+  return c;
+}
+
+test.before(async () => {
+  redis = await startRedis();
+  const settings = { waitingRoom: true, hostRequiredToStart: true, allowGuests: true, allowedRegions: ['DE', 'AT'] };
+  nodes = await Promise.all([
+    startNode({ id: 'n2', host: '127.0.0.2', region: 'de-fra', redisUrl: redis.url, settings }),
+    startNode({ id: 'n3', host: '127.0.0.3', region: 'at-vie', redisUrl: redis.url, settings }),
+    startNode({ id: 'n4', host: '127.0.0.4', region: 'ch-zrh', redisUrl: redis.url, settings }),
+  ]);
+});
+
+test.after(async () => {
+  for (const s of stops) s();
+  for (const c of clients) c.ws.terminate();
+  for (const p of peers) await p.close().catch(() => undefined);
+  await Promise.all(nodes.map((n) => n.stop()));
+  await redis?.stop();
+});
+
+test('every node registers: /healthz shows the cluster view with all three nodes', async () => {
+  const [n2] = nodes;
+  let h: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  // The heartbeat is 200 ms: poll /healthz until the third node appears in n2's view.
+  for (let i = 0; i < 100; i++) {
+    h = await n2!.health();
+    if (h.cluster.nodes.length === 3) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.is(h.status, 'ready');
+  assert.is(h.cluster.nodeId, 'n2');
+  assert.equal(h.cluster.nodes.map((x: { id: string }) => x.id).sort(), ['n2', 'n3', 'n4']);
+  assert.equal(h.cluster.nodes.map((x: { region: string }) => x.region).sort(), ['at-vie', 'ch-zrh', 'de-fra']);
+  assert.ok(h.cluster.nodes.every((x: { state: string }) => x.state === 'serving'));
+  assert.is(sample(await n2!.metrics(), 'c4v_cluster_nodes{state="serving"}'), 3);
+});
+
+test('one meeting over two nodes: waiting room and lock from either node, media both ways, one crossing per producer', async () => {
+  const [n2, n3, n4] = nodes as [NodeProcess, NodeProcess, NodeProcess];
+  // The host connects to Vienna; the meeting is placed at this first join (one home, by load).
+  const host = await client(n3);
+  const hj = await host.join({ meetingId: MEETING, displayName: 'Frau Schmidt', joinToken: tokens.issue({ identity: HOST, role: 'host', meetingId: MEETING }), e2eeCapable: false });
+  assert.is(hj.state, pb.ParticipantState.ADMITTED);
+  const homes = (await Promise.all(nodes.map(async (n) => [n.id, (await n.health()).cluster.homeMeetings as string[]] as const))).filter(([, m]) => m.includes(MEETING));
+  assert.is(homes.length, 1, 'exactly one home');
+  assert.ok(['n2', 'n3'].includes(homes[0]![0]), 'the home is in an allowed region');
+
+  // A parent at Frankfurt waits in the waiting room; the host (at Vienna) admits them.
+  const parent = await client(n2);
+  const pj = await parent.join({ meetingId: MEETING, displayName: 'Herr Yilmaz', joinToken: tokens.issue({ identity: 'yilmaz@eltern.de', role: 'participant', meetingId: MEETING }), e2eeCapable: false });
+  assert.is(pj.state, pb.ParticipantState.WAITING_ROOM);
+  await host.waitFor('waitingList', (l) => (l.participants ?? []).some((p) => p.participantId === pj.participantId));
+  await host.call({ admit: { participantId: pj.participantId } });
+  await parent.admitted();
+
+  // Zurich is outside the meeting's regions: refused there, fail-closed.
+  const swiss = await client(n4);
+  await swiss.hello();
+  assert.is(await wireCodeOf(swiss.joinOnly({ meetingId: MEETING, displayName: 'Gast', e2eeCapable: false })), 'REGION_UNAVAILABLE');
+
+  // Locked from Vienna: a new guest is refused at Frankfurt and at Vienna alike.
+  await host.call({ lock: {} });
+  await parent.waitFor('meetingLocked', (l) => l.locked === true);
+  for (const n of [n2, n3]) {
+    const late = await client(n);
+    await late.hello();
+    assert.is(await wireCodeOf(late.joinOnly({ meetingId: MEETING, displayName: 'Spät', e2eeCapable: false })), 'MEETING_LOCKED', `locked at ${n.id}`);
+  }
+  await host.call({ unlock: {} });
+
+  // A second parent at Frankfurt, admitted from Vienna.
+  const parent2 = await client(n2);
+  const p2j = await parent2.join({ meetingId: MEETING, displayName: 'Frau Novak', joinToken: tokens.issue({ identity: 'novak@eltern.de', role: 'participant', meetingId: MEETING }), e2eeCapable: false });
+  await host.waitFor('waitingList', (l) => (l.participants ?? []).some((p) => p.participantId === p2j.participantId));
+  await host.call({ admit: { participantId: p2j.participantId } });
+  await parent2.admitted();
+
+  // Media: the host (Vienna) and the parent (Frankfurt) publish; each receives the other's.
+  const hp = await publish(host, tracks);
+  const pp = await publish(parent, tracks);
+  peers.push(hp.pub, pp.pub);
+  stops.push(stream(hp.pub, tracks, 'host'), stream(pp.pub, tracks, 'parent'));
+  for (const id of hp.producers.values()) await parent.waitFor('newProducer', (p) => p.id === id);
+  for (const id of pp.producers.values()) await host.waitFor('newProducer', (p) => p.id === id);
+  const atParent = await subscribe(parent, [...hp.producers.values()]);
+  const atParent2 = await subscribe(parent2, [...hp.producers.values()]);
+  const atHost = await subscribe(host, [...pp.producers.values()]);
+  peers.push(atParent.sub, atParent2.sub, atHost.sub);
+  for (const [who, s, tag] of [['parent', atParent, 'host'], ['parent2', atParent2, 'host'], ['host', atHost, 'parent']] as const) {
+    await s.sub.waitFor(() => [...s.consumers.values()].every((cid) => s.sub.packetsOf(cid).length >= 3), `audio and video at the ${who}`, 30_000);
+    for (const cid of s.consumers.values()) assert.ok(s.sub.packetsOf(cid).every((p) => p.payload.includes(Buffer.from(`${tag}:`))), `${who} gets ${tag}'s streams`);
+  }
+
+  // Two consumers at Frankfurt of the host's two producers: still one crossing per producer.
+  const m3 = await n3.metrics();
+  const m2 = await n2.metrics();
+  assert.is(sample(m3, 'c4v_cluster_pipe_producers{peer="n2",direction="out"}'), 2, 'the host\'s two producers cross Vienna -> Frankfurt once each');
+  assert.is(sample(m2, 'c4v_cluster_pipe_producers{peer="n3",direction="in"}'), 2);
+  assert.is(sample(m2, 'c4v_cluster_pipe_producers{peer="n3",direction="out"}'), 2, 'the parent\'s two producers cross once each');
+  assert.ok((sample(m3, 'c4v_cluster_pipe_packets{peer="n2",direction="out"}') ?? 0) > 0, 'pipe packet counters move');
+  assert.ok((sample(m2, 'c4v_cluster_pipe_packets{peer="n3",direction="in"}') ?? 0) > 0);
+  // Zurich carries nothing of this meeting.
+  const m4 = await n4.metrics();
+  assert.not.match(m4, /c4v_cluster_pipe_producers\{/);
+  assert.is(sample(m4, 'c4v_cluster_home_meetings'), 0);
+  // Relayed requests were measured at the edge.
+  assert.ok((sample(await (homes[0]![0] === 'n2' ? n3 : n2).metrics(), 'c4v_cluster_relay_request_seconds_count{type="join",hop="relayed"}') ?? 0) >= 1);
+});
+
+test.run();
