@@ -19,6 +19,8 @@ const tracks: TrackSpec[] = [
 ];
 
 let redis: RedisProcess;
+/** Who is where after the meeting test (the later tests go on with the same meeting). */
+const state: { host?: SignallingClient; parent?: SignallingClient; parent2?: SignallingClient; hostProducers?: string[] } = {};
 let nodes: NodeProcess[] = [];
 const clients: SignallingClient[] = [];
 const peers: Array<{ close(): Promise<void> }> = [];
@@ -73,7 +75,8 @@ test('one meeting over two nodes: waiting room and lock from either node, media 
   assert.is(hj.state, pb.ParticipantState.ADMITTED);
   const homes = (await Promise.all(nodes.map(async (n) => [n.id, (await n.health()).cluster.homeMeetings as string[]] as const))).filter(([, m]) => m.includes(MEETING));
   assert.is(homes.length, 1, 'exactly one home');
-  assert.ok(['n2', 'n3'].includes(homes[0]![0]), 'the home is in an allowed region');
+  // By load: the host's own connection counts at Vienna, so the idle Frankfurt node is chosen.
+  assert.is(homes[0]![0], 'n2', 'the least loaded node in an allowed region is the home');
 
   // A parent at Frankfurt waits in the waiting room; the host (at Vienna) admits them.
   const parent = await client(n2);
@@ -134,7 +137,124 @@ test('one meeting over two nodes: waiting room and lock from either node, media 
   assert.not.match(m4, /c4v_cluster_pipe_producers\{/);
   assert.is(sample(m4, 'c4v_cluster_home_meetings'), 0);
   // Relayed requests were measured at the edge.
-  assert.ok((sample(await (homes[0]![0] === 'n2' ? n3 : n2).metrics(), 'c4v_cluster_relay_request_seconds_count{type="join",hop="relayed"}') ?? 0) >= 1);
+  assert.ok((sample(await n3.metrics(), 'c4v_cluster_relay_request_seconds_count{type="join",hop="relayed"}') ?? 0) >= 1);
+  Object.assign(state, { host, parent, parent2, hostProducers: [...hp.producers.values()] });
+});
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
+  // Polls a condition that another process changes (a registry view, a Redis key): no fixed sleep.
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const hostToken = (): string => tokens.issue({ identity: HOST, role: 'host', meetingId: MEETING });
+const userToken = (identity: string): string => tokens.issue({ identity, role: 'participant', meetingId: MEETING });
+
+test('a non-home node is killed: the others see its producers end; its participant rejoins at another node and media flows again', async () => {
+  const [n2, n3] = nodes as [NodeProcess, NodeProcess];
+  const { parent } = state as Required<typeof state>;
+  await n3.kill();
+  // The home notices the expired registry entry and ends the dead node's producers.
+  for (const id of state.hostProducers!) await parent.waitFor('producerClosed', (p) => p.producerId === id, 15_000);
+  await until('n3 gone from the registry', async () => ((await n2.health()).cluster.nodes.length === 2 ? true : undefined));
+  // The host's client reconnects to the surviving allowed node (what the SDK does) and goes on.
+  const host = await client(n2);
+  const hj = await host.join({ meetingId: MEETING, displayName: 'Frau Schmidt', joinToken: hostToken(), e2eeCapable: false });
+  assert.is(hj.state, pb.ParticipantState.ADMITTED);
+  assert.is(hj.role, pb.Role.HOST);
+  const hp = await publish(host, tracks);
+  peers.push(hp.pub);
+  stops.push(stream(hp.pub, tracks, 'host2'));
+  for (const id of hp.producers.values()) await parent.waitFor('newProducer', (p) => p.id === id);
+  const s = await subscribe(parent, [...hp.producers.values()]);
+  peers.push(s.sub);
+  await s.sub.waitFor(() => [...s.consumers.values()].every((cid) => s.sub.packetsOf(cid).length >= 3), 'the rejoined host\'s media', 30_000);
+  Object.assign(state, { host, hostProducers: [...hp.producers.values()] });
+});
+
+test('the home node is killed: another node takes the home role over and rebuilds lock, bans, roles and polls', async () => {
+  const n2 = nodes[0]!;
+  // Vienna comes back (a fresh process) so that the meeting has an allowed node left after Frankfurt.
+  const n3 = await startNode({ id: 'n3', host: '127.0.0.3', region: 'at-vie', redisUrl: redis.url, settings: { waitingRoom: true, hostRequiredToStart: true, allowGuests: true, allowedRegions: ['DE', 'AT'] } });
+  nodes[1] = n3;
+  await until('n3 back in the registry', async () => ((await n2.health()).cluster.nodes.some((x: { id: string }) => x.id === 'n3') ? true : undefined));
+  const { host, parent } = state as Required<typeof state>;
+
+  // Policy state at the home (Frankfurt): a removed (banned) participant, a co-host, a poll with an answer, the lock.
+  const troll = await client(n2);
+  const tj = await troll.join({ meetingId: MEETING, displayName: 'Störer', joinToken: userToken('stoerer@example.de'), e2eeCapable: false });
+  await host.waitFor('waitingList', (l) => (l.participants ?? []).some((p) => p.participantId === tj.participantId));
+  await host.call({ admit: { participantId: tj.participantId } });
+  await troll.admitted();
+  await host.call({ remove: { participantId: tj.participantId } });
+  const parentId = parent.participantId!;
+  await host.call({ makeCohost: { participantId: parentId } });
+  const pollId = (await host.call({ createPoll: { question: 'Elternabend im Mai?', options: ['ja', 'nein'] } })).pollCreated!.pollId!;
+  await parent.waitFor('pollStarted', (p) => p.pollId === pollId);
+  await parent.call({ answerPoll: { pollId, option: 0 } });
+  // A participant at Vienna, relayed to the home: it must be told to reconnect when the home dies.
+  const viennese = await client(n3);
+  const vj = await viennese.join({ meetingId: MEETING, displayName: 'Herr Huber', joinToken: userToken('huber@eltern.at'), e2eeCapable: false });
+  await host.waitFor('waitingList', (l) => (l.participants ?? []).some((p) => p.participantId === vj.participantId));
+  await host.call({ admit: { participantId: vj.participantId } });
+  await viennese.admitted();
+  await host.call({ lock: {} });
+  // The home writes its policy through to Redis (the answer at the next lease renewal).
+  const { Redis } = await import('ioredis');
+  const r = new Redis(redis.url);
+  try {
+    await until('the policy state in Redis', async () => {
+      const v = await r.get(`c4v:meeting:${MEETING}:policy`);
+      const p = v ? JSON.parse(v) : undefined;
+      return p?.locked && p.banned.includes('stoerer@example.de') && p.polls[0]?.answers.length === 1 ? p : undefined;
+    });
+  } finally {
+    r.disconnect();
+  }
+
+  await n2.kill();
+  // Vienna's edge tells its relayed client to reconnect; Vienna becomes the home.
+  const closed = await viennese.waitClosed(15_000);
+  assert.is(closed.code, 4000 + pb.CloseReason.SERVER_SHUTDOWN);
+  await until('Vienna holding the home role', async () => ((await n3.health()).cluster.homeMeetings.includes(MEETING) ? true : undefined));
+
+  // Everyone comes back at Vienna (the SDK's reconnect).
+  const host2 = await client(n3);
+  const hj = await host2.join({ meetingId: MEETING, displayName: 'Frau Schmidt', joinToken: hostToken(), e2eeCapable: false });
+  assert.is(hj.state, pb.ParticipantState.ADMITTED);
+  // The lock survived: a newcomer is refused; the ban survived: refused even before the lock.
+  const late = await client(n3);
+  await late.hello();
+  assert.is(await wireCodeOf(late.joinOnly({ meetingId: MEETING, displayName: 'Neu', joinToken: userToken('neu@eltern.de'), e2eeCapable: false })), 'MEETING_LOCKED');
+  await host2.call({ unlock: {} });
+  const troll2 = await client(n3);
+  await troll2.hello();
+  assert.is(await wireCodeOf(troll2.joinOnly({ meetingId: MEETING, displayName: 'Störer', joinToken: userToken('stoerer@example.de'), e2eeCapable: false })), 'BANNED');
+  // The co-host comes back as co-host, straight in (it was admitted at the old home).
+  const parentBack = await client(n3);
+  const pj = await parentBack.join({ meetingId: MEETING, displayName: 'Herr Yilmaz', joinToken: userToken('yilmaz@eltern.de'), e2eeCapable: false });
+  assert.is(pj.state, pb.ParticipantState.ADMITTED);
+  assert.is(pj.role, pb.Role.COHOST);
+  // The poll and its answer survived.
+  assert.is(await wireCodeOf(parentBack.call({ answerPoll: { pollId, option: 1 } })), 'ALREADY_ANSWERED');
+  const results = (await host2.call({ getPollResults: { pollId } })).pollResults!;
+  assert.equal(results.counts, [1, 0]);
+  // Media again: the host publishes at the new home, the Viennese participant receives it.
+  const vBack = await client(n3);
+  const vb = await vBack.join({ meetingId: MEETING, displayName: 'Herr Huber', joinToken: userToken('huber@eltern.at'), e2eeCapable: false });
+  assert.is(vb.state, pb.ParticipantState.ADMITTED);
+  const hp = await publish(host2, tracks);
+  peers.push(hp.pub);
+  stops.push(stream(hp.pub, tracks, 'host3'));
+  for (const id of hp.producers.values()) await vBack.waitFor('newProducer', (p) => p.id === id);
+  const s = await subscribe(vBack, [...hp.producers.values()]);
+  peers.push(s.sub);
+  await s.sub.waitFor(() => [...s.consumers.values()].every((cid) => s.sub.packetsOf(cid).length >= 3), 'media at the new home', 30_000);
 });
 
 test.run();

@@ -14,7 +14,8 @@ import { ClusterMedia, type NodeMediaHandle } from './ClusterMedia.js';
 import { keys } from './keys.js';
 import { MediaAgent, type PipeAddress, type PipeStat } from './MediaAgent.js';
 import { NodeRegistry, type NodeInfo } from './NodeRegistry.js';
-import { chooseHome, claimHome, purgeMeeting, readHome, renewHome, type HomeLease } from './placement.js';
+import type { MeetingPolicyState } from '../model/Meeting.js';
+import { chooseHome, claimHome, purgeMeeting, readHome, readPolicy, renewHome, takeOverHome, writePolicy, type HomeLease } from './placement.js';
 import { connectRedis, type RedisConnectOptions } from './redis.js';
 
 /** Cluster settings of one node. */
@@ -57,6 +58,8 @@ interface HomeMeeting {
   lease: HomeLease;
   media: ClusterMedia | undefined;
   timer: NodeJS.Timeout;
+  /** Writes the policy state through to Redis (coalesced: one write per turn of the event loop). */
+  writeThrough: (() => void) | undefined;
 }
 
 export class ClusterNode extends TypedEmitter<ClusterNodeEvents> {
@@ -174,10 +177,19 @@ export class ClusterNode extends TypedEmitter<ClusterNodeEvents> {
 
   /** The meeting's home, placing it when it has none and this node knows its init; undefined for an unknown meeting. */
   async placeMeeting(meetingId: string): Promise<HomeLease | undefined> {
-    const existing = await readHome(this.redis, meetingId).catch((e: unknown) => {
+    let existing = await readHome(this.redis, meetingId).catch((e: unknown) => {
       throw new C4vError('CLUSTER_UNAVAILABLE', `cluster store unreachable (${String(e)})`);
     });
     const init = this.#inits.get(meetingId);
+    if (existing && existing.nodeId !== this.nodeId && !this.registry.node(existing.nodeId)) {
+      // The home's registry entry expired (killed, partitioned): take the home role over for the
+      // least loaded serving node in the allowed regions. The fencing token of the dead home is
+      // checked in the same script, so concurrent takeovers agree on one new home.
+      const chosen = chooseHome(this.registry.nodes, existing.allowedRegions);
+      const { lease, won } = await takeOverHome(this.redis, existing, chosen.id, this.#o.leaseMs);
+      if (won) this.#logger.warn({ meetingId, dead: existing.nodeId, home: lease.nodeId, token: lease.token }, 'home role taken over');
+      existing = lease;
+    }
     if (existing) {
       // The home may still be creating it (or, after a restart, not have it): hosting is idempotent.
       if (init) await (existing.nodeId === this.nodeId ? this.hostMeeting(init, existing) : this.#askToHost(existing.nodeId, init));
@@ -205,12 +217,37 @@ export class ClusterNode extends TypedEmitter<ClusterNodeEvents> {
     let pending = this.#hosting.get(id);
     if (!pending) {
       pending = (async () => {
-        const home: HomeMeeting = { lease, media: undefined, timer: setInterval(() => void this.#renew(id), Math.max(100, this.#o.leaseMs / 3)) };
+        const home: HomeMeeting = {
+          lease,
+          media: undefined,
+          timer: setInterval(() => void this.#renew(id), Math.max(100, this.#o.leaseMs / 3)),
+          writeThrough: undefined,
+        };
         home.timer.unref();
         this.#homes.set(id, home);
         try {
           const meeting = await this.#core.createMeeting({ ...init, id });
           meeting.once('close', () => void this.#releaseHome(id));
+          // A previous home's policy (a takeover): rebuilt before anyone joins here.
+          const state = await readPolicy<MeetingPolicyState>(this.redis, id).catch(() => undefined);
+          if (state) {
+            meeting._restorePolicy(state);
+            this.#logger.warn({ meetingId: id, banned: state.banned.length, polls: state.polls.length, locked: state.locked }, 'policy state rebuilt from the previous home');
+          }
+          let queued = false;
+          home.writeThrough = () => {
+            if (queued || meeting.closed) return;
+            queued = true;
+            setImmediate(() => {
+              queued = false;
+              if (meeting.closed || this.#homes.get(id) !== home) return;
+              void writePolicy(this.redis, home.lease, meeting._policyState()).catch(() => undefined);
+            });
+          };
+          for (const e of ['participantjoined', 'participantwaiting', 'participantleft', 'settingschanged', 'pollclosed', 'audit', 'meetingstarted'] as const) {
+            meeting.on(e, home.writeThrough);
+          }
+          home.writeThrough();
           this.#logger.info({ meetingId: id, token: lease.token }, 'home of the meeting');
           this.safeEmit('home', { ...lease });
         } catch (error) {
@@ -233,13 +270,18 @@ export class ClusterNode extends TypedEmitter<ClusterNodeEvents> {
     } catch {
       return; // Redis down: the meeting goes on; the lease is renewed (or re-taken) once it is back.
     }
-    if (ok) return;
+    if (ok) {
+      // Poll answers raise no meeting event: the renewal tick writes them through too.
+      home.writeThrough?.();
+      return;
+    }
     // The lease is gone: after a Redis restart nobody holds it and this node takes it again (a new
     // token); if another node holds it now, this node is fenced off and gives the meeting up.
     const again = await claimHome(this.redis, meetingId, this.nodeId, home.lease.allowedRegions, this.#o.leaseMs).catch(() => undefined);
     if (!again) return;
     if (again.lease.nodeId === this.nodeId) {
       home.lease = again.lease;
+      home.writeThrough?.();
       this.#logger.warn({ meetingId, token: again.lease.token }, 'home lease re-taken (redis lost it)');
       return;
     }
@@ -325,6 +367,13 @@ export class ClusterNode extends TypedEmitter<ClusterNodeEvents> {
     void this.agent.meetingsOf(nodeId).then((ids) => {
       for (const id of ids) void this.agent.closeMeeting(id, 'released');
     });
+    // Meetings this node knows whose home that was: take the home role over now rather than at
+    // the next join, so the returning participants find it ready.
+    for (const id of this.#inits.keys()) {
+      void readHome(this.redis, id)
+        .then((lease) => (lease?.nodeId === nodeId ? this.placeMeeting(id) : undefined))
+        .catch((e: unknown) => this.#logger.warn({ err: String(e), meetingId: id }, 'takeover failed; the next join retries'));
+    }
     this.safeEmit('nodelost', nodeId);
   }
 

@@ -123,6 +123,11 @@ export class MediaAgent {
   async open(meetingId: string, allowedRegions: readonly string[], home: string): Promise<MeetingMedia> {
     if (this.#closed) throw new MediaError('CLOSED', 'media agent closed');
     let pending = this.#meetings.get(meetingId);
+    // Media left over from a previous home (it died; this is the new home's call): start afresh.
+    if (pending && (await pending.catch(() => undefined))?.home !== home) {
+      await this.closeMeeting(meetingId, 'released');
+      pending = this.#meetings.get(meetingId);
+    }
     if (!pending) {
       pending = MeetingMedia.create({
         meetingId,

@@ -13,6 +13,8 @@ export const keys = {
   meeting: (id: string) => `${PREFIX}meeting:${id}`,
   /** String: `<nodeId>|<token>` while a node holds the home lease (PX = lease TTL). */
   lease: (id: string) => `${PREFIX}meeting:${id}:lease`,
+  /** String (JSON): the meeting's policy state, written through by the home (fenced by its token). */
+  policy: (id: string) => `${PREFIX}meeting:${id}:policy`,
   /** Counter: fencing tokens of the meeting's home leases. */
   epoch: (id: string) => `${PREFIX}meeting:${id}:epoch`,
   /** String: the meeting of an (opaque) participant id, so a resume can be routed. */

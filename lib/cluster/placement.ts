@@ -35,11 +35,30 @@ const RENEW = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0`;
 
-// KEYS: lease, epoch, record. ARGV: expected value. Purges only while the caller holds the lease.
+// KEYS: lease, epoch, record, policy. ARGV: expected value. Purges only while the caller holds the lease.
 const PURGE = `
 local cur = redis.call('GET', KEYS[1])
 if cur and cur ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+return 1`;
+
+// KEYS: lease, epoch, record. ARGV: the dead holder's value, new node, lease ms, record TTL s.
+// Takes the lease over from a holder the registry lost, only if that holder still has it.
+const TAKEOVER = `
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= ARGV[1] then return {0, cur} end
+local token = redis.call('INCR', KEYS[2])
+local v = ARGV[2] .. '|' .. token
+redis.call('SET', KEYS[1], v, 'PX', ARGV[3])
+redis.call('HSET', KEYS[3], 'home', ARGV[2], 'token', token)
+redis.call('EXPIRE', KEYS[3], ARGV[4])
+return {1, v}`;
+
+// KEYS: lease, policy. ARGV: expected lease value, state JSON, TTL s. A fenced write: a home that
+// lost its lease (a newer token holds it) cannot overwrite the new home's state.
+const WRITE_POLICY = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
 return 1`;
 
 /** The least loaded serving node of `nodes` in `allowedRegions` (ties: lowest id); REGION_UNAVAILABLE when none. */
@@ -94,6 +113,37 @@ export async function renewHome(redis: Redis, lease: HomeLease, leaseMs: number)
 
 /** Deletes the meeting's records at its end (only by the lease holder). */
 export async function purgeMeeting(redis: Redis, lease: HomeLease): Promise<boolean> {
-  const r = await redis.eval(PURGE, 3, keys.lease(lease.meetingId), keys.epoch(lease.meetingId), keys.meeting(lease.meetingId), `${lease.nodeId}|${lease.token}`);
+  const m = lease.meetingId;
+  const r = await redis.eval(PURGE, 4, keys.lease(m), keys.epoch(m), keys.meeting(m), keys.policy(m), `${lease.nodeId}|${lease.token}`);
   return r === 1;
+}
+
+/** Moves the lease from `dead` (a holder the registry lost) to `nodeId`; returns the holder afterwards. */
+export async function takeOverHome(redis: Redis, dead: HomeLease, nodeId: string, leaseMs: number): Promise<{ lease: HomeLease; won: boolean }> {
+  const m = dead.meetingId;
+  const [won, value] = (await redis.eval(
+    TAKEOVER,
+    3,
+    keys.lease(m),
+    keys.epoch(m),
+    keys.meeting(m),
+    `${dead.nodeId}|${dead.token}`,
+    nodeId,
+    String(leaseMs),
+    String(MEETING_RECORD_TTL_S),
+  )) as [number, string];
+  return { lease: parseLease(m, value, dead.allowedRegions), won: won === 1 };
+}
+
+/** Writes the meeting's policy state, only while `lease` is the current one (fencing). */
+export async function writePolicy(redis: Redis, lease: HomeLease, state: unknown): Promise<boolean> {
+  const m = lease.meetingId;
+  const r = await redis.eval(WRITE_POLICY, 2, keys.lease(m), keys.policy(m), `${lease.nodeId}|${lease.token}`, JSON.stringify(state), String(MEETING_RECORD_TTL_S));
+  return r === 1;
+}
+
+/** The policy state the meeting's last home wrote, if any. */
+export async function readPolicy<T>(redis: Redis, meetingId: string): Promise<T | undefined> {
+  const v = await redis.get(keys.policy(meetingId));
+  return v ? (JSON.parse(v) as T) : undefined;
 }

@@ -12,6 +12,19 @@ import { within } from './util.js';
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const NODE = process.execPath;
 
+// The runner SIGKILLs a finished or timed-out test file; its node and redis processes must not
+// outlive it (a process 'exit' handler still runs for a normal exit; the detached-free children
+// are killed here by their own pids).
+const children = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+function track(c: ChildProcess): ChildProcess {
+  children.add(c);
+  c.once('exit', () => children.delete(c));
+  return c;
+}
+
 async function freePort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
@@ -65,7 +78,7 @@ export async function startRedis(options: { password?: string } = {}): Promise<R
       conf,
       [`port ${port}`, 'bind 127.0.0.1', `dir ${dir}`, 'save ""', 'appendonly no', 'protected-mode yes', ...(options.password ? [`requirepass ${options.password}`] : [])].join('\n'),
     );
-    const c = spawn('redis-server', [conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = track(spawn('redis-server', [conf], { stdio: ['ignore', 'pipe', 'pipe'] }));
     child = c;
     c.on('error', () => undefined);
     await waitForLine(c, /Ready to accept connections/, 'redis-server', 15_000).catch((error: Error) => {
@@ -127,7 +140,7 @@ export async function startNode(o: { id: string; host: string; region: string; r
       },
     }),
   );
-  const child = spawn(NODE, [join(ROOT, 'dist/bin/c4v-media.js'), 'serve', '--config', config], {
+  const child = track(spawn(NODE, [join(ROOT, 'dist/bin/c4v-media.js'), 'serve', '--config', config], {
     cwd: dir,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
@@ -146,7 +159,7 @@ export async function startNode(o: { id: string; host: string; region: string; r
       C4V_CLUSTER_NODE_TTL_MS: '1000',
       C4V_CLUSTER_LEASE_MS: '2000',
     },
-  });
+  }));
   child.stderr!.on('data', (d: Buffer) => {
     if (process.env.C4V_TEST_NODE_LOG) process.stderr.write(`[${o.id}] ${d.toString()}`);
   });
