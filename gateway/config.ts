@@ -193,6 +193,7 @@ export const ENV_VARS: Readonly<Record<string, string>> = Object.freeze({
   C4V_CLUSTER_HEARTBEAT_MS: 'cluster.heartbeatMs',
   C4V_CLUSTER_NODE_TTL_MS: 'cluster.nodeTtlMs',
   C4V_CLUSTER_LEASE_MS: 'cluster.leaseMs',
+  C4V_CLUSTER_REQUEST_TIMEOUT_MS: 'cluster.requestTimeoutMs',
 });
 
 function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {

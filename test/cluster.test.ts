@@ -1,6 +1,8 @@
 // Cluster mode with real processes: one redis-server and three `c4v-media serve` nodes on
 // 127.0.0.2 (de-fra), 127.0.0.3 (at-vie) and 127.0.0.4 (ch-zrh); werift participants through
 // the real gateways. The meeting allows DE and AT: the Zurich node must never carry its media.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { JoinTokens } from '../gateway/tokens.js';
@@ -20,7 +22,28 @@ const tracks: TrackSpec[] = [
 
 let redis: RedisProcess;
 /** Who is where after the meeting test (the later tests go on with the same meeting). */
-const state: { host?: SignallingClient; parent?: SignallingClient; parent2?: SignallingClient; hostProducers?: string[] } = {};
+const state: {
+  host?: SignallingClient;
+  parent?: SignallingClient;
+  parent2?: SignallingClient;
+  viennese?: SignallingClient;
+  hostProducers?: string[];
+  received?: Awaited<ReturnType<typeof subscribe>>;
+} = {};
+
+/** Runs the real CLI (`c4v-media ...`) with extra environment; resolves with its exit code and output. */
+function runCli(args: string[], env: Record<string, string>): Promise<{ code: number; text: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [fileURLToPath(new URL('../bin/c4v-media.js', import.meta.url)), ...args], {
+      env: { ...process.env, ...env, C4V_TOKEN_SECRET: CLUSTER_SECRET },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let text = '';
+    child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (text += d.toString()));
+    child.on('close', (code) => resolve({ code: code ?? -1, text }));
+  });
+}
 let nodes: NodeProcess[] = [];
 const clients: SignallingClient[] = [];
 const peers: Array<{ close(): Promise<void> }> = [];
@@ -255,6 +278,56 @@ test('the home node is killed: another node takes the home role over and rebuild
   const s = await subscribe(vBack, [...hp.producers.values()]);
   peers.push(s.sub);
   await s.sub.waitFor(() => [...s.consumers.values()].every((cid) => s.sub.packetsOf(cid).length >= 3), 'media at the new home', 30_000);
+  Object.assign(state, { host: host2, parent: parentBack, viennese: vBack, received: s });
+});
+
+test('Redis restarts (empty): media keeps flowing, the nodes re-register, the home re-takes its lease, joins work again', async () => {
+  const [, n3, n4] = nodes as [NodeProcess, NodeProcess, NodeProcess];
+  const s = state.received!;
+  const cid = [...s.consumers.values()][0]!;
+  await redis.restart();
+  // Media does not touch Redis: packets keep arriving after the restart.
+  const at = s.sub.packetsOf(cid).length;
+  await s.sub.waitFor(() => s.sub.packetsOf(cid).length >= at + 10, 'media after the Redis restart', 20_000);
+  await until('both nodes re-registered', async () => {
+    const h = await n3.health();
+    return h.cluster.redis === 'up' && h.cluster.nodes.length === 2 ? true : undefined;
+  });
+  const { Redis } = await import('ioredis');
+  const r = new Redis(redis.url);
+  try {
+    const lease = await until('the home lease re-taken', async () => (await r.get(`c4v:meeting:${MEETING}:lease`)) ?? undefined);
+    assert.ok(lease.startsWith('n3|'), 'the same home holds it again (a new token)');
+    assert.ok((await r.smembers('c4v:nodes')).sort().join() === 'n3,n4');
+  } finally {
+    r.disconnect();
+  }
+  assert.ok(nodes.length === 3 && (await n4.health()).cluster.homeMeetings.length === 0);
+  // Signalling through the bus works again: a newcomer waits, the host admits.
+  const newcomer = await client(n3);
+  const nj = await newcomer.join({ meetingId: MEETING, displayName: 'Frau Berger', joinToken: userToken('berger@eltern.at'), e2eeCapable: false });
+  assert.is(nj.state, pb.ParticipantState.WAITING_ROOM);
+  await state.host!.waitFor('waitingList', (l) => (l.participants ?? []).some((p) => p.participantId === nj.participantId));
+  await state.host!.call({ admit: { participantId: nj.participantId } });
+  await newcomer.admitted();
+});
+
+test('c4v-media drain: the node is marked draining in the registry and refuses joins with NODE_DRAINING', async () => {
+  const [, n3, n4] = nodes as [NodeProcess, NodeProcess, NodeProcess];
+  const out = await runCli(['drain', 'n4'], { C4V_REDIS_URL: redis.url });
+  assert.is(out.code, 0, out.text);
+  assert.match(out.text, /node n4 is draining/);
+  await until('n4 draining in the registry', async () =>
+    (await n3.health()).cluster.nodes.find((x: { id: string; state: string }) => x.id === 'n4')?.state === 'draining' ? true : undefined,
+  );
+  assert.is(sample(await n3.metrics(), 'c4v_cluster_nodes{state="draining"}'), 1);
+  const c = await client(n4);
+  await c.hello();
+  assert.is(await wireCodeOf(c.joinOnly({ meetingId: MEETING, displayName: 'Gast', e2eeCapable: false })), 'NODE_DRAINING');
+  // A node that is not there: a coded time-out, not a hang.
+  const missing = await runCli(['drain', 'n9'], { C4V_REDIS_URL: redis.url, C4V_CLUSTER_REQUEST_TIMEOUT_MS: '500' });
+  assert.is(missing.code, 1);
+  assert.match(missing.text, /CLUSTER_TIMEOUT/);
 });
 
 test.run();

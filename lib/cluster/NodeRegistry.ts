@@ -45,6 +45,9 @@ export class NodeRegistry extends TypedEmitter<NodeRegistryEvents> {
   #beating: Promise<void> | undefined;
   #redisUp = true;
   #closed = false;
+  #started = false;
+  /** Until then a node missing from Redis is not reported lost (Redis was just reconnected, maybe restarted empty). */
+  #graceUntil = 0;
 
   constructor(o: { redis: Redis; logger: Logger; intervalMs: number; ttlMs: number; self: () => Omit<NodeInfo, 'at'> }) {
     super();
@@ -54,11 +57,17 @@ export class NodeRegistry extends TypedEmitter<NodeRegistryEvents> {
     this.#intervalMs = o.intervalMs;
     this.#ttlMs = o.ttlMs;
     this.#self = o.self;
+    // A reconnect may be to a restarted, empty Redis: every node re-registers within one
+    // heartbeat, so give them a TTL's time before anyone is declared lost.
+    o.redis.on('ready', () => {
+      if (this.#started) this.#graceUntil = Date.now() + this.#ttlMs;
+    });
   }
 
   /** Writes the first entry and starts beating. */
   async start(): Promise<void> {
     await this.beat();
+    this.#started = true;
     this.#timer = setInterval(() => void this.beat(), this.#intervalMs);
     this.#timer.unref();
   }
@@ -104,6 +113,7 @@ export class NodeRegistry extends TypedEmitter<NodeRegistryEvents> {
         else void r.srem(keys.nodes(), id);
       });
       const before = this.#view;
+      if (Date.now() < this.#graceUntil) for (const [id, info] of before) if (!next.has(id)) next.set(id, info);
       this.#view = next;
       if (!this.#redisUp) {
         this.#redisUp = true;
