@@ -179,7 +179,10 @@ export async function startNode(o: { id: string; host: string; region: string; r
     url,
     httpUrl,
     child,
-    kill: exit('SIGKILL'),
+    kill: async () => {
+      await exit('SIGKILL')();
+      rmSync(dir, { recursive: true, force: true });
+    },
     stop: async () => {
       await exit('SIGTERM')();
       rmSync(dir, { recursive: true, force: true });
