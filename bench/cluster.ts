@@ -49,7 +49,7 @@ async function join(n: NodeProcess, identity: string, host = false): Promise<Sig
   await c.join({
     meetingId: MEETING,
     displayName: identity,
-    joinToken: tokens.issue({ identity, role: host ? 'host' : 'participant', meetingId: MEETING }),
+    joinToken: await tokens.mint({ identity, role: host ? 'host' : 'participant', meetingId: MEETING }),
     e2eeCapable: false,
   });
   return c;

@@ -2,7 +2,7 @@
 // delivers `fanout` copies, told apart by SSRC, to the receiver's address.
 import { randomBytes } from 'node:crypto';
 import type { types as ms } from 'mediasoup';
-import type { PacketEngine, ReceiverCopy, SrtpKey, UdpSocket } from '../lib/native/index.js';
+import type { PacketEngine, ReceiverCopy, SrtpKey, UdpSocket } from './native/index.js';
 
 export type PathName = 'native' | 'mediasoup' | 'mediasoup-srtp' | 'library';
 

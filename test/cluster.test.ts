@@ -20,6 +20,9 @@ const tracks: TrackSpec[] = [
   { name: 'cam', kind: 'video', source: 'camera' },
 ];
 
+const hostToken = (): Promise<string> => tokens.mint({ identity: HOST, role: 'host', meetingId: MEETING });
+const userToken = (identity: string): Promise<string> => tokens.mint({ identity, role: 'participant', meetingId: MEETING });
+
 let redis: RedisProcess;
 /** Who is where after the meeting test (the later tests go on with the same meeting). */
 const state: {
@@ -94,7 +97,7 @@ test('one meeting over two nodes: waiting room and lock from either node, media 
   const [n2, n3, n4] = nodes as [NodeProcess, NodeProcess, NodeProcess];
   // The host connects to Vienna; the meeting is placed at this first join (one home, by load).
   const host = await client(n3);
-  const hj = await host.join({ meetingId: MEETING, displayName: 'Frau Schmidt', joinToken: tokens.issue({ identity: HOST, role: 'host', meetingId: MEETING }), e2eeCapable: false });
+  const hj = await host.join({ meetingId: MEETING, displayName: 'Frau Schmidt', joinToken: await hostToken(), e2eeCapable: false });
   assert.is(hj.state, pb.ParticipantState.ADMITTED);
   const homes = (await Promise.all(nodes.map(async (n) => [n.id, (await n.health()).cluster.homeMeetings as string[]] as const))).filter(([, m]) => m.includes(MEETING));
   assert.is(homes.length, 1, 'exactly one home');
@@ -103,7 +106,7 @@ test('one meeting over two nodes: waiting room and lock from either node, media 
 
   // A parent at Frankfurt waits in the waiting room; the host (at Vienna) admits them.
   const parent = await client(n2);
-  const pj = await parent.join({ meetingId: MEETING, displayName: 'Herr Yilmaz', joinToken: tokens.issue({ identity: 'yilmaz@eltern.de', role: 'participant', meetingId: MEETING }), e2eeCapable: false });
+  const pj = await parent.join({ meetingId: MEETING, displayName: 'Herr Yilmaz', joinToken: await userToken('yilmaz@eltern.de'), e2eeCapable: false });
   assert.is(pj.state, pb.ParticipantState.WAITING_ROOM);
   await host.waitFor('waitingList', (l) => (l.participants ?? []).some((p) => p.participantId === pj.participantId));
   await host.call({ admit: { participantId: pj.participantId } });
@@ -126,7 +129,7 @@ test('one meeting over two nodes: waiting room and lock from either node, media 
 
   // A second parent at Frankfurt, admitted from Vienna.
   const parent2 = await client(n2);
-  const p2j = await parent2.join({ meetingId: MEETING, displayName: 'Frau Novak', joinToken: tokens.issue({ identity: 'novak@eltern.de', role: 'participant', meetingId: MEETING }), e2eeCapable: false });
+  const p2j = await parent2.join({ meetingId: MEETING, displayName: 'Frau Novak', joinToken: await userToken('novak@eltern.de'), e2eeCapable: false });
   await host.waitFor('waitingList', (l) => (l.participants ?? []).some((p) => p.participantId === p2j.participantId));
   await host.call({ admit: { participantId: p2j.participantId } });
   await parent2.admitted();
@@ -175,8 +178,6 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_
   }
 }
 
-const hostToken = (): string => tokens.issue({ identity: HOST, role: 'host', meetingId: MEETING });
-const userToken = (identity: string): string => tokens.issue({ identity, role: 'participant', meetingId: MEETING });
 
 test('a non-home node is killed: the others see its producers end; its participant rejoins at another node and media flows again', async () => {
   const [n2, n3] = nodes as [NodeProcess, NodeProcess];
@@ -187,7 +188,7 @@ test('a non-home node is killed: the others see its producers end; its participa
   await until('n3 gone from the registry', async () => ((await n2.health()).cluster.nodes.length === 2 ? true : undefined));
   // The host's client reconnects to the surviving allowed node (what the SDK does) and goes on.
   const host = await client(n2);
-  const hj = await host.join({ meetingId: MEETING, displayName: 'Frau Schmidt', joinToken: hostToken(), e2eeCapable: false });
+  const hj = await host.join({ meetingId: MEETING, displayName: 'Frau Schmidt', joinToken: await hostToken(), e2eeCapable: false });
   assert.is(hj.state, pb.ParticipantState.ADMITTED);
   assert.is(hj.role, pb.Role.HOST);
   const hp = await publish(host, tracks);
@@ -210,7 +211,7 @@ test('the home node is killed: another node takes the home role over and rebuild
 
   // Policy state at the home (Frankfurt): a removed (banned) participant, a co-host, a poll with an answer, the lock.
   const troll = await client(n2);
-  const tj = await troll.join({ meetingId: MEETING, displayName: 'Störer', joinToken: userToken('stoerer@example.de'), e2eeCapable: false });
+  const tj = await troll.join({ meetingId: MEETING, displayName: 'Störer', joinToken: await userToken('stoerer@example.de'), e2eeCapable: false });
   await host.waitFor('waitingList', (l) => (l.participants ?? []).some((p) => p.participantId === tj.participantId));
   await host.call({ admit: { participantId: tj.participantId } });
   await troll.admitted();
@@ -222,7 +223,7 @@ test('the home node is killed: another node takes the home role over and rebuild
   await parent.call({ answerPoll: { pollId, option: 0 } });
   // A participant at Vienna, relayed to the home: it must be told to reconnect when the home dies.
   const viennese = await client(n3);
-  const vj = await viennese.join({ meetingId: MEETING, displayName: 'Herr Huber', joinToken: userToken('huber@eltern.at'), e2eeCapable: false });
+  const vj = await viennese.join({ meetingId: MEETING, displayName: 'Herr Huber', joinToken: await userToken('huber@eltern.at'), e2eeCapable: false });
   await host.waitFor('waitingList', (l) => (l.participants ?? []).some((p) => p.participantId === vj.participantId));
   await host.call({ admit: { participantId: vj.participantId } });
   await viennese.admitted();
@@ -248,19 +249,19 @@ test('the home node is killed: another node takes the home role over and rebuild
 
   // Everyone comes back at Vienna (the SDK's reconnect).
   const host2 = await client(n3);
-  const hj = await host2.join({ meetingId: MEETING, displayName: 'Frau Schmidt', joinToken: hostToken(), e2eeCapable: false });
+  const hj = await host2.join({ meetingId: MEETING, displayName: 'Frau Schmidt', joinToken: await hostToken(), e2eeCapable: false });
   assert.is(hj.state, pb.ParticipantState.ADMITTED);
   // The lock survived: a newcomer is refused; the ban survived: refused even before the lock.
   const late = await client(n3);
   await late.hello();
-  assert.is(await wireCodeOf(late.joinOnly({ meetingId: MEETING, displayName: 'Neu', joinToken: userToken('neu@eltern.de'), e2eeCapable: false })), 'MEETING_LOCKED');
+  assert.is(await wireCodeOf(late.joinOnly({ meetingId: MEETING, displayName: 'Neu', joinToken: await userToken('neu@eltern.de'), e2eeCapable: false })), 'MEETING_LOCKED');
   await host2.call({ unlock: {} });
   const troll2 = await client(n3);
   await troll2.hello();
-  assert.is(await wireCodeOf(troll2.joinOnly({ meetingId: MEETING, displayName: 'Störer', joinToken: userToken('stoerer@example.de'), e2eeCapable: false })), 'BANNED');
+  assert.is(await wireCodeOf(troll2.joinOnly({ meetingId: MEETING, displayName: 'Störer', joinToken: await userToken('stoerer@example.de'), e2eeCapable: false })), 'BANNED');
   // The co-host comes back as co-host, straight in (it was admitted at the old home).
   const parentBack = await client(n3);
-  const pj = await parentBack.join({ meetingId: MEETING, displayName: 'Herr Yilmaz', joinToken: userToken('yilmaz@eltern.de'), e2eeCapable: false });
+  const pj = await parentBack.join({ meetingId: MEETING, displayName: 'Herr Yilmaz', joinToken: await userToken('yilmaz@eltern.de'), e2eeCapable: false });
   assert.is(pj.state, pb.ParticipantState.ADMITTED);
   assert.is(pj.role, pb.Role.COHOST);
   // The poll and its answer survived.
@@ -269,7 +270,7 @@ test('the home node is killed: another node takes the home role over and rebuild
   assert.equal(results.counts, [1, 0]);
   // Media again: the host publishes at the new home, the Viennese participant receives it.
   const vBack = await client(n3);
-  const vb = await vBack.join({ meetingId: MEETING, displayName: 'Herr Huber', joinToken: userToken('huber@eltern.at'), e2eeCapable: false });
+  const vb = await vBack.join({ meetingId: MEETING, displayName: 'Herr Huber', joinToken: await userToken('huber@eltern.at'), e2eeCapable: false });
   assert.is(vb.state, pb.ParticipantState.ADMITTED);
   const hp = await publish(host2, tracks);
   peers.push(hp.pub);
@@ -305,7 +306,7 @@ test('Redis restarts (empty): media keeps flowing, the nodes re-register, the ho
   assert.ok(nodes.length === 3 && (await n4.health()).cluster.homeMeetings.length === 0);
   // Signalling through the bus works again: a newcomer waits, the host admits.
   const newcomer = await client(n3);
-  const nj = await newcomer.join({ meetingId: MEETING, displayName: 'Frau Berger', joinToken: userToken('berger@eltern.at'), e2eeCapable: false });
+  const nj = await newcomer.join({ meetingId: MEETING, displayName: 'Frau Berger', joinToken: await userToken('berger@eltern.at'), e2eeCapable: false });
   assert.is(nj.state, pb.ParticipantState.WAITING_ROOM);
   await state.host!.waitFor('waitingList', (l) => (l.participants ?? []).some((p) => p.participantId === nj.participantId));
   await state.host!.call({ admit: { participantId: nj.participantId } });

@@ -16,7 +16,7 @@ export async function serveCluster(config: ServeConfig): Promise<number> {
       `  metrics:    ${server.gateway.httpUrl}/metrics`,
       `  health:     ${server.gateway.httpUrl}/healthz`,
       `  meeting:    ${server.meetingId} (placed on its home node at the first join)`,
-      `  host token: ${server.hostToken()}`,
+      `  host token: ${await server.hostToken()}`,
       '',
     ].join('\n'),
   );

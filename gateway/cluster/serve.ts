@@ -7,7 +7,7 @@ import { createLogger, createMediaCore, createMetricsRegistry, SetupError, type 
 import { startClusterNode, type ClusterNode } from '../../lib/cluster/ClusterNode.js';
 import type { ServeConfig } from '../config.js';
 import { createGateway, type Gateway } from '../Gateway.js';
-import { JoinTokens } from '../tokens.js';
+import { joinTokensFromConfig, type JoinTokens } from '../tokens.js';
 import { ClusterEdge } from './ClusterEdge.js';
 
 const require = createRequire(import.meta.url);
@@ -21,16 +21,16 @@ export interface ClusterServer {
   tokens: JoinTokens;
   /** The demo meeting's id (its home may be another node). */
   meetingId: string;
-  hostToken(): string;
+  hostToken(): Promise<string>;
   /** Leaves the cluster (registry entry removed, home leases purged), stops the gateway and workers. */
   close(): Promise<void>;
 }
 
 export async function startClusterServer(config: ServeConfig, logger?: Logger): Promise<ClusterServer> {
   const log = logger ?? createLogger({ level: config.logging.level, logPersonalData: config.logging.personalData, base: { service: 'c4v-media', node: config.cluster.nodeId } });
-  if (!config.tokens.secret) {
+  if (!config.tokens.secret && !config.tokens.keys?.length) {
     // Every node verifies the tokens of every meeting: a per-process random secret cannot work.
-    throw new SetupError('CONFIG_INVALID', 'cluster mode needs tokens.secret (C4V_TOKEN_SECRET), the same on every node');
+    throw new SetupError('CONFIG_INVALID', 'cluster mode needs tokens.secret (C4V_TOKEN_SECRET) or tokens.keys, the same on every node');
   }
   const registry = createMetricsRegistry();
   const listenInfo = {
@@ -51,7 +51,7 @@ export async function startClusterServer(config: ServeConfig, logger?: Logger): 
   });
   let node: ClusterNode | undefined;
   try {
-    const tokens = new JoinTokens(config.tokens.secret);
+    const tokens = joinTokensFromConfig(config.tokens);
     const gateway = await createGateway({
       core,
       logger: log,
@@ -100,7 +100,7 @@ export async function startClusterServer(config: ServeConfig, logger?: Logger): 
       edge,
       tokens,
       meetingId: d.meeting.id,
-      hostToken: () => tokens.issue({ identity: d.meeting.hostIdentity, role: 'host', meetingId: d.meeting.id, displayName: d.meeting.hostName }, config.tokens.ttlSeconds),
+      hostToken: () => tokens.mint({ identity: d.meeting.hostIdentity, role: 'host', meetingId: d.meeting.id, displayName: d.meeting.hostName }, { ttlSeconds: config.tokens.ttlSeconds }),
       async close() {
         await n.drain().catch(() => undefined);
         await gateway.close();
