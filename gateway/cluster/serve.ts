@@ -3,7 +3,18 @@
 // demo meeting *defined* here and placed on its home node at its first join (any node may be it).
 import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
-import { createLogger, createMediaCore, createMetricsRegistry, SetupError, type MediaCore } from '../../lib/index.js';
+import {
+  createControlPlaneAdapter,
+  createLogger,
+  createMediaCore,
+  createMetricsRegistry,
+  FileSink,
+  HttpSink,
+  SetupError,
+  type ControlPlaneAdapter,
+  type ControlPlaneSink,
+  type MediaCore,
+} from '../../lib/index.js';
 import { startClusterNode, type ClusterNode } from '../../lib/cluster/ClusterNode.js';
 import type { ServeConfig } from '../config.js';
 import { createGateway, type Gateway } from '../Gateway.js';
@@ -22,6 +33,8 @@ export interface ClusterServer {
   /** The demo meeting's id (its home may be another node). */
   meetingId: string;
   hostToken(): Promise<string>;
+  /** The metadata-only control-plane adapter of this node (undefined when switched off). */
+  controlPlane: ControlPlaneAdapter | undefined;
   /** Leaves the cluster (registry entry removed, home leases purged), stops the gateway and workers. */
   close(): Promise<void>;
 }
@@ -50,7 +63,24 @@ export async function startClusterServer(config: ServeConfig, logger?: Logger): 
     media: { listenInfos: [listenInfo] },
   });
   let node: ClusterNode | undefined;
+  let controlPlane: ControlPlaneAdapter | undefined;
   try {
+    // Each node exports the metadata of the meetings it is home of (their model lives there), as
+    // the single-node server does.
+    if (config.controlPlane.enabled) {
+      const cp = config.controlPlane;
+      const sinks: ControlPlaneSink[] = [];
+      if (cp.filePath) sinks.push(new FileSink({ path: cp.filePath, purgeOnRetention: cp.purgeFile }));
+      if (cp.url && cp.secret) sinks.push(new HttpSink({ url: cp.url, secret: cp.secret, format: cp.format }));
+      controlPlane = createControlPlaneAdapter({
+        source: core,
+        outboxPath: cp.outboxPath,
+        sinks,
+        logger: log,
+        strictPermissions: cp.strictPermissions,
+        ...(cp.pseudonymKeyPath ? { pseudonymKeyPath: cp.pseudonymKeyPath } : {}),
+      });
+    }
     const tokens = joinTokensFromConfig(config.tokens);
     const gateway = await createGateway({
       core,
@@ -100,17 +130,20 @@ export async function startClusterServer(config: ServeConfig, logger?: Logger): 
       edge,
       tokens,
       meetingId: d.meeting.id,
+      controlPlane,
       hostToken: () => tokens.mint({ identity: d.meeting.hostIdentity, role: 'host', meetingId: d.meeting.id, displayName: d.meeting.hostName }, { ttlSeconds: config.tokens.ttlSeconds }),
       async close() {
         await n.drain().catch(() => undefined);
         await gateway.close();
         await n.close();
         core.close();
+        await controlPlane?.close();
       },
     };
   } catch (error) {
     await node?.close();
     core.close();
+    await controlPlane?.close();
     throw error;
   }
 }
