@@ -1,6 +1,6 @@
 // Cluster mode with real processes: one redis-server and three `c4v-media serve` nodes on
 // 127.0.0.2 (de-fra), 127.0.0.3 (at-vie) and 127.0.0.4 (ch-zrh); werift participants through
-// the real gateways. The meeting allows DE and AT: the Zurich node must never carry its media.
+// the real gateways, one meeting (DACH) spread over all three. Region pinning: cluster-regions.test.ts.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
@@ -60,7 +60,7 @@ async function client(n: NodeProcess): Promise<SignallingClient> {
 
 test.before(async () => {
   redis = await startRedis();
-  const settings = { waitingRoom: true, hostRequiredToStart: true, allowGuests: true, allowedRegions: ['DE', 'AT'] };
+  const settings = { waitingRoom: true, hostRequiredToStart: true, allowGuests: true, allowedRegions: ['DE', 'AT', 'CH'] };
   nodes = await Promise.all([
     startNode({ id: 'n2', host: '127.0.0.2', region: 'de-fra', redisUrl: redis.url, settings }),
     startNode({ id: 'n3', host: '127.0.0.3', region: 'at-vie', redisUrl: redis.url, settings }),
@@ -93,78 +93,95 @@ test('every node registers: /healthz shows the cluster view with all three nodes
   assert.is(sample(await n2!.metrics(), 'c4v_cluster_nodes{state="serving"}'), 3);
 });
 
-test('one meeting over two nodes: waiting room and lock from either node, media both ways, one crossing per producer', async () => {
+test('one meeting over three nodes: waiting room and lock from any node, all-to-all audio and video, one crossing per producer and node pair', async () => {
   const [n2, n3, n4] = nodes as [NodeProcess, NodeProcess, NodeProcess];
+  // Zurich is made the busiest node (two idle clients), so that placement by load is predictable
+  // here: Vienna gets the host's connection, Frankfurt nothing, so Frankfurt becomes the home.
+  for (let i = 0; i < 2; i++) await client(n4);
+  await until('Zurich\'s load in the registry', async () =>
+    (await n3.health()).cluster.nodes.find((x: { id: string; participants: number }) => x.id === 'n4')?.participants === 2 ? true : undefined,
+  );
   // The host connects to Vienna; the meeting is placed at this first join (one home, by load).
   const host = await client(n3);
   const hj = await host.join({ meetingId: MEETING, displayName: 'Frau Schmidt', joinToken: await hostToken(), e2eeCapable: false });
   assert.is(hj.state, pb.ParticipantState.ADMITTED);
   const homes = (await Promise.all(nodes.map(async (n) => [n.id, (await n.health()).cluster.homeMeetings as string[]] as const))).filter(([, m]) => m.includes(MEETING));
   assert.is(homes.length, 1, 'exactly one home');
-  // By load: the host's own connection counts at Vienna, so the idle Frankfurt node is chosen.
   assert.is(homes[0]![0], 'n2', 'the least loaded node in an allowed region is the home');
 
-  // A parent at Frankfurt waits in the waiting room; the host (at Vienna) admits them.
-  const parent = await client(n2);
-  const pj = await parent.join({ meetingId: MEETING, displayName: 'Herr Yilmaz', joinToken: await userToken('yilmaz@eltern.de'), e2eeCapable: false });
-  assert.is(pj.state, pb.ParticipantState.WAITING_ROOM);
-  await host.waitFor('waitingList', (l) => (l.participants ?? []).some((p) => p.participantId === pj.participantId));
-  await host.call({ admit: { participantId: pj.participantId } });
-  await parent.admitted();
+  // A parent at Frankfurt and one at Zurich wait in the waiting room; the host (at Vienna) admits them.
+  const admitted = async (n: NodeProcess, identity: string, name: string): Promise<SignallingClient> => {
+    const c = await client(n);
+    const j = await c.join({ meetingId: MEETING, displayName: name, joinToken: await userToken(identity), e2eeCapable: false });
+    assert.is(j.state, pb.ParticipantState.WAITING_ROOM, `${name} waits at ${n.id}`);
+    await host.waitFor('waitingList', (l) => (l.participants ?? []).some((p) => p.participantId === j.participantId));
+    await host.call({ admit: { participantId: j.participantId } });
+    await c.admitted();
+    return c;
+  };
+  const parent = await admitted(n2, 'yilmaz@eltern.de', 'Herr Yilmaz');
+  const parent2 = await admitted(n4, 'novak@eltern.ch', 'Frau Novak');
 
-  // Zurich is outside the meeting's regions: refused there, fail-closed.
-  const swiss = await client(n4);
-  await swiss.hello();
-  assert.is(await wireCodeOf(swiss.joinOnly({ meetingId: MEETING, displayName: 'Gast', e2eeCapable: false })), 'REGION_UNAVAILABLE');
-
-  // Locked from Vienna: a new guest is refused at Frankfurt and at Vienna alike.
+  // Locked from Vienna: a new guest is refused at every node alike.
   await host.call({ lock: {} });
   await parent.waitFor('meetingLocked', (l) => l.locked === true);
-  for (const n of [n2, n3]) {
+  await parent2.waitFor('meetingLocked', (l) => l.locked === true);
+  for (const n of [n2, n3, n4]) {
     const late = await client(n);
     await late.hello();
     assert.is(await wireCodeOf(late.joinOnly({ meetingId: MEETING, displayName: 'Spät', e2eeCapable: false })), 'MEETING_LOCKED', `locked at ${n.id}`);
   }
   await host.call({ unlock: {} });
+  // One more listener at Frankfurt: a second consumer of the same producers behind one crossing.
+  const parent3 = await admitted(n2, 'weber@eltern.de', 'Frau Weber');
 
-  // A second parent at Frankfurt, admitted from Vienna.
-  const parent2 = await client(n2);
-  const p2j = await parent2.join({ meetingId: MEETING, displayName: 'Frau Novak', joinToken: await userToken('novak@eltern.de'), e2eeCapable: false });
-  await host.waitFor('waitingList', (l) => (l.participants ?? []).some((p) => p.participantId === p2j.participantId));
-  await host.call({ admit: { participantId: p2j.participantId } });
-  await parent2.admitted();
-
-  // Media: the host (Vienna) and the parent (Frankfurt) publish; each receives the other's.
-  const hp = await publish(host, tracks);
-  const pp = await publish(parent, tracks);
-  peers.push(hp.pub, pp.pub);
-  stops.push(stream(hp.pub, tracks, 'host'), stream(pp.pub, tracks, 'parent'));
-  for (const id of hp.producers.values()) await parent.waitFor('newProducer', (p) => p.id === id);
-  for (const id of pp.producers.values()) await host.waitFor('newProducer', (p) => p.id === id);
-  const atParent = await subscribe(parent, [...hp.producers.values()]);
-  const atParent2 = await subscribe(parent2, [...hp.producers.values()]);
-  const atHost = await subscribe(host, [...pp.producers.values()]);
-  peers.push(atParent.sub, atParent2.sub, atHost.sub);
-  for (const [who, s, tag] of [['parent', atParent, 'host'], ['parent2', atParent2, 'host'], ['host', atHost, 'parent']] as const) {
-    await s.sub.waitFor(() => [...s.consumers.values()].every((cid) => s.sub.packetsOf(cid).length >= 3), `audio and video at the ${who}`, 30_000);
-    for (const cid of s.consumers.values()) assert.ok(s.sub.packetsOf(cid).every((p) => p.payload.includes(Buffer.from(`${tag}:`))), `${who} gets ${tag}'s streams`);
+  // Media all-to-all: each of the three publishes and receives the other two.
+  const people = [
+    { who: 'host', c: host },
+    { who: 'parent', c: parent },
+    { who: 'parent2', c: parent2 },
+  ];
+  const pubs = new Map<string, Awaited<ReturnType<typeof publish>>>();
+  for (const p of people) {
+    const pub = await publish(p.c, tracks);
+    pubs.set(p.who, pub);
+    peers.push(pub.pub);
+    stops.push(stream(pub.pub, tracks, p.who));
   }
+  for (const p of people) {
+    const others = people.filter((o) => o !== p);
+    const ids = others.flatMap((o) => [...pubs.get(o.who)!.producers.values()]);
+    for (const id of ids) await p.c.waitFor('newProducer', (x) => x.id === id);
+    const s = await subscribe(p.c, ids);
+    peers.push(s.sub);
+    await s.sub.waitFor(() => [...s.consumers.values()].every((cid) => s.sub.packetsOf(cid).length >= 3), `audio and video at the ${p.who}`, 30_000);
+    for (const o of others) {
+      for (const producerId of pubs.get(o.who)!.producers.values()) {
+        const got = s.sub.packetsOf(s.consumers.get(producerId)!);
+        assert.ok(got.every((x) => x.payload.includes(Buffer.from(`${o.who}:`))), `${p.who} gets ${o.who}'s own streams`);
+      }
+    }
+  }
+  const hostIds = [...pubs.get('host')!.producers.values()];
+  const s3 = await subscribe(parent3, hostIds);
+  peers.push(s3.sub);
+  await s3.sub.waitFor(() => [...s3.consumers.values()].every((cid) => s3.sub.packetsOf(cid).length >= 3), 'the host at the second Frankfurt listener', 30_000);
 
-  // Two consumers at Frankfurt of the host's two producers: still one crossing per producer.
-  const m3 = await n3.metrics();
-  const m2 = await n2.metrics();
-  assert.is(sample(m3, 'c4v_cluster_pipe_producers{peer="n2",direction="out"}'), 2, 'the host\'s two producers cross Vienna -> Frankfurt once each');
-  assert.is(sample(m2, 'c4v_cluster_pipe_producers{peer="n3",direction="in"}'), 2);
-  assert.is(sample(m2, 'c4v_cluster_pipe_producers{peer="n3",direction="out"}'), 2, 'the parent\'s two producers cross once each');
-  assert.ok((sample(m3, 'c4v_cluster_pipe_packets{peer="n2",direction="out"}') ?? 0) > 0, 'pipe packet counters move');
-  assert.ok((sample(m2, 'c4v_cluster_pipe_packets{peer="n3",direction="in"}') ?? 0) > 0);
-  // Zurich carries nothing of this meeting.
-  const m4 = await n4.metrics();
-  assert.not.match(m4, /c4v_cluster_pipe_producers\{/);
-  assert.is(sample(m4, 'c4v_cluster_home_meetings'), 0);
+  // Pipe counters: every producer crosses to each of the two other nodes exactly once (two
+  // listeners at Frankfurt share the host's crossing), and packets move on every crossing.
+  const ids = { n2, n3, n4 };
+  for (const [id, n] of Object.entries(ids)) {
+    const m = await n.metrics();
+    for (const peer of Object.keys(ids).filter((x) => x !== id)) {
+      for (const dir of ['out', 'in']) {
+        assert.is(sample(m, `c4v_cluster_pipe_producers{peer="${peer}",direction="${dir}"}`), 2, `${id} ${dir} ${peer}: two producers, once each`);
+        assert.ok((sample(m, `c4v_cluster_pipe_packets{peer="${peer}",direction="${dir}"}`) ?? 0) > 0, `${id} ${dir} ${peer}: packets cross`);
+      }
+    }
+  }
   // Relayed requests were measured at the edge.
   assert.ok((sample(await n3.metrics(), 'c4v_cluster_relay_request_seconds_count{type="join",hop="relayed"}') ?? 0) >= 1);
-  Object.assign(state, { host, parent, parent2, hostProducers: [...hp.producers.values()] });
+  Object.assign(state, { host, parent, parent2, hostProducers: hostIds });
 });
 
 async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
@@ -204,7 +221,7 @@ test('a non-home node is killed: the others see its producers end; its participa
 test('the home node is killed: another node takes the home role over and rebuilds lock, bans, roles and polls', async () => {
   const n2 = nodes[0]!;
   // Vienna comes back (a fresh process) so that the meeting has an allowed node left after Frankfurt.
-  const n3 = await startNode({ id: 'n3', host: '127.0.0.3', region: 'at-vie', redisUrl: redis.url, settings: { waitingRoom: true, hostRequiredToStart: true, allowGuests: true, allowedRegions: ['DE', 'AT'] } });
+  const n3 = await startNode({ id: 'n3', host: '127.0.0.3', region: 'at-vie', redisUrl: redis.url, settings: { waitingRoom: true, hostRequiredToStart: true, allowGuests: true, allowedRegions: ['DE', 'AT', 'CH'] } });
   nodes[1] = n3;
   await until('n3 back in the registry', async () => ((await n2.health()).cluster.nodes.some((x: { id: string }) => x.id === 'n3') ? true : undefined));
   const { host, parent } = state as Required<typeof state>;

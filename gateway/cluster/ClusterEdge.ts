@@ -250,6 +250,8 @@ export class ClusterEdge {
         state: n.draining ? 'draining' : 'serving',
         redis: n.registry.redisUp ? 'up' : 'down',
         homeMeetings: n.homeMeetings,
+        /** Meetings with media (a MeetingMedia shard) on this node. */
+        mediaMeetings: n.agent.meetingIds,
         nodes: n.registry.nodes.map((x) => ({ id: x.id, region: x.region, state: x.state, participants: x.participants, cpu: Math.round(x.cpu * 1000) / 1000 })),
       },
     };
