@@ -93,7 +93,7 @@ test('every node registers: /healthz shows the cluster view with all three nodes
   assert.is(sample(await n2!.metrics(), 'c4v_cluster_nodes{state="serving"}'), 3);
 });
 
-test('one meeting over three nodes: waiting room and lock from any node, all-to-all audio and video, one crossing per producer and node pair', async () => {
+test('one meeting over three nodes: waiting room and lock from any node, all-to-all audio and video, chat across nodes, one crossing per producer and node pair', async () => {
   const [n2, n3, n4] = nodes as [NodeProcess, NodeProcess, NodeProcess];
   // Zurich is made the busiest node (two idle clients), so that placement by load is predictable
   // here: Vienna gets the host's connection, Frankfurt nothing, so Frankfurt becomes the home.
@@ -143,16 +143,21 @@ test('one meeting over three nodes: waiting room and lock from any node, all-to-
   ];
   const pubs = new Map<string, Awaited<ReturnType<typeof publish>>>();
   for (const p of people) {
-    const pub = await publish(p.c, tracks);
+    // The host also opens a chat channel: it crosses to the other nodes like a producer (SCTP over the pipe).
+    const pub = await publish(p.c, tracks, p.who === 'host' ? 1 : undefined);
     pubs.set(p.who, pub);
     peers.push(pub.pub);
     stops.push(stream(pub.pub, tracks, p.who));
   }
+  const chatId = pubs.get('host')!.chatId!;
+  const chatSubs: Array<Awaited<ReturnType<typeof subscribe>>> = [];
   for (const p of people) {
     const others = people.filter((o) => o !== p);
     const ids = others.flatMap((o) => [...pubs.get(o.who)!.producers.values()]);
     for (const id of ids) await p.c.waitFor('newProducer', (x) => x.id === id);
-    const s = await subscribe(p.c, ids);
+    if (p.who !== 'host') await p.c.waitFor('newChat', (x) => x.id === chatId);
+    const s = await subscribe(p.c, ids, p.who !== 'host' ? [chatId] : []);
+    if (p.who !== 'host') chatSubs.push(s);
     peers.push(s.sub);
     await s.sub.waitFor(() => [...s.consumers.values()].every((cid) => s.sub.packetsOf(cid).length >= 3), `audio and video at the ${p.who}`, 30_000);
     for (const o of others) {
@@ -162,6 +167,10 @@ test('one meeting over three nodes: waiting room and lock from any node, all-to-
       }
     }
   }
+  // Chat from Vienna reaches Frankfurt and Zurich.
+  await pubs.get('host')!.pub.chatOpen();
+  pubs.get('host')!.pub.sendChat('Willkommen zum Elternabend');
+  for (const s of chatSubs) await s.sub.waitFor(() => s.sub.chat.some((c) => c.text === 'Willkommen zum Elternabend'), 'the host\'s chat on another node', 20_000);
   const hostIds = [...pubs.get('host')!.producers.values()];
   const s3 = await subscribe(parent3, hostIds);
   peers.push(s3.sub);

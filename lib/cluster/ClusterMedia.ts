@@ -8,7 +8,7 @@ import { MediaError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
 import type { MediaPlane, MeetingMedia, MeetingMediaEvents } from '../media/MeetingMedia.js';
 import type { ConsumerInfo, DataConsumerInfo, MediaSource, PlacementEntry, ProducerInfo, TransportInfo } from '../model/types.js';
-import type { PipedProducer, PipeEndpoint } from './MediaAgent.js';
+import type { PipedData, PipedProducer, PipeEndpoint } from './MediaAgent.js';
 
 /** One node's media of the meeting, as the home drives it. */
 export interface NodeMediaHandle {
@@ -34,7 +34,7 @@ export class ClusterMedia extends TypedEmitter<MeetingMediaEvents> implements Me
   readonly #handles = new Map<string, Promise<NodeMediaHandle>>();
   readonly #nodeOf = new Map<string, string>();
   readonly #producers = new Map<string, ProducerRecord>();
-  readonly #chats = new Map<string, { participantId: string; node: string }>();
+  readonly #chats = new Map<string, { participantId: string; node: string; targets: Set<string> }>();
   readonly #pipes = new Map<string, Promise<void>>();
   readonly #links = new Map<string, Promise<void>>();
   readonly #remotePlacements = new Map<string, PlacementEntry>();
@@ -154,26 +154,6 @@ export class ClusterMedia extends TypedEmitter<MeetingMediaEvents> implements Me
   /** @internal */
   _adoptTransport(participantId: string, transport: ms.Transport, direction: 'send' | 'recv'): void {
     this.#local._adoptTransport(participantId, transport, direction);
-  }
-
-  /** @internal */
-  _primaryRouter(): ms.Router {
-    return this.#local._primaryRouter();
-  }
-
-  /** @internal */
-  _producerRouter(producerId: string): ms.Router {
-    return this.#local._producerRouter(producerId);
-  }
-
-  /** @internal */
-  _bringToPrimary(producerId: string): Promise<void> {
-    return this.#local._bringToPrimary(producerId);
-  }
-
-  /** @internal */
-  _adoptProducer(router: ms.Router, producer: ms.Producer, info: ProducerInfo): void {
-    this.#local._adoptProducer(router, producer, info);
   }
 
   // Producers ------------------------------------------------------------------------------------
@@ -297,18 +277,34 @@ export class ClusterMedia extends TypedEmitter<MeetingMediaEvents> implements Me
   async produceData(participantId: string, transportId: string, sctpStreamParameters: ms.SctpStreamParameters): Promise<string> {
     const node = this.nodeOf(participantId);
     const id = await this.#on<string>(participantId, 'produceData', transportId, sctpStreamParameters);
-    this.#chats.set(id, { participantId, node });
+    this.#chats.set(id, { participantId, node, targets: new Set() });
     return id;
   }
 
   async consumeData(participantId: string, transportId: string, dataProducerId: string): Promise<DataConsumerInfo> {
     const c = this.#chats.get(dataProducerId);
     if (!c) throw new MediaError('NOT_FOUND', `no chat channel ${dataProducerId} in this meeting`);
-    if (c.node !== this.nodeOf(participantId)) {
-      // NOTE: data channels do not cross nodes yet (see notes/issue-13.md); said plainly, not dropped silently.
-      throw new MediaError('INVALID_STATE', 'this chat channel is on another node; chat across nodes is not supported yet');
-    }
+    const target = this.nodeOf(participantId);
+    if (c.node !== target) await this.#pipeData(dataProducerId, c, target);
     return this.#on(participantId, 'consumeData', transportId, dataProducerId);
+  }
+
+  /** The chat channel's copy on `target`: like producers, once per node pair (SCTP over the same pipe). */
+  #pipeData(id: string, c: { participantId: string; node: string; targets: Set<string> }, target: string): Promise<void> {
+    const key = `${id}|${target}`;
+    let pending = this.#pipes.get(key);
+    if (!pending) {
+      pending = (async () => {
+        await this.#link(c.node, target);
+        const [src, dst] = await Promise.all([this.#handle(c.node), this.#handle(target)]);
+        const piped = await src.call<PipedData>('pipeConsumeData', target, id);
+        await dst.call('pipeProduceData', c.node, id, c.participantId, piped);
+        c.targets.add(target);
+      })();
+      this.#pipes.set(key, pending);
+      pending.catch(() => this.#pipes.delete(key));
+    }
+    return pending;
   }
 
   closeChat(): void {
@@ -361,8 +357,13 @@ export class ClusterMedia extends TypedEmitter<MeetingMediaEvents> implements Me
       }
       case 'chatclosed': {
         const [id, pid] = args as [string, string];
-        if (this.#chats.get(id)?.node !== nodeId) return;
+        const c = this.#chats.get(id);
+        if (c?.node !== nodeId) return;
         this.#chats.delete(id);
+        for (const t of c.targets) {
+          this.#pipes.delete(`${id}|${t}`);
+          void this.#handles.get(t)?.then((h) => h.call('closeAdoptedData', id)).catch(() => undefined);
+        }
         this.safeEmit('chatclosed', id, pid);
         return;
       }
@@ -406,8 +407,12 @@ export class ClusterMedia extends TypedEmitter<MeetingMediaEvents> implements Me
       else if (r.targets.delete(nodeId)) this.#pipes.delete(`${r.info.id}|${nodeId}`);
     }
     for (const [id, c] of [...this.#chats]) {
-      if (c.node !== nodeId) continue;
+      if (c.node !== nodeId) {
+        if (c.targets.delete(nodeId)) this.#pipes.delete(`${id}|${nodeId}`);
+        continue;
+      }
       this.#chats.delete(id);
+      for (const t of c.targets) void this.#handles.get(t)?.then((h) => h.call('closeAdoptedData', id)).catch(() => undefined);
       this.safeEmit('chatclosed', id, c.participantId);
     }
     for (const [pid, n] of [...this.#nodeOf]) if (n === nodeId) this.#nodeOf.delete(pid);

@@ -30,6 +30,13 @@ export interface PipedProducer {
   paused: boolean;
 }
 
+/** What a pipe data consumer on the source node hands the target node to produce a chat channel from. */
+export interface PipedData {
+  sctpStreamParameters: ms.SctpStreamParameters;
+  label: string;
+  protocol: string;
+}
+
 /** One producer crossing between this node and a peer node, with its packet counter. */
 export interface PipeStat {
   meetingId: string;
@@ -81,13 +88,16 @@ interface Link {
 interface AgentMeeting {
   media: MeetingMedia;
   home: string;
-  /** Ids of producers adopted from other nodes (their close is not this node's to report). */
+  /** Ids of producers and chat data producers adopted from other nodes (their close is not this node's to report). */
   adopted: Set<string>;
   links: Map<string, Promise<Link>>;
   /** Pipe consumers (producers leaving this node), key `<producerId>|<peer>`. */
   out: Map<string, ms.Consumer>;
   /** Pipe producers (producers arriving here), key `<producerId>|<peer>`. */
   in: Map<string, ms.Producer>;
+  /** Chat data channels leaving / arriving, same keys. */
+  dataOut: Map<string, ms.DataConsumer>;
+  dataIn: Map<string, ms.DataProducer>;
 }
 
 export class MediaAgent {
@@ -136,11 +146,12 @@ export class MediaAgent {
         ...(this.#options ? { options: this.#options } : {}),
         logger: this.#logger,
       }).then((media) => {
-        const m: AgentMeeting = { media, home, adopted: new Set(), links: new Map(), out: new Map(), in: new Map() };
+        const m: AgentMeeting = { media, home, adopted: new Set(), links: new Map(), out: new Map(), in: new Map(), dataOut: new Map(), dataIn: new Map() };
         for (const event of FORWARDED_EVENTS) {
           media.on(event, (...args: unknown[]) => {
             // An adopted producer closing is the end of a pipe, not news for the home.
             if (event === 'producerclosed' && m.adopted.delete((args[0] as ProducerInfo).id)) return;
+            if (event === 'chatclosed' && m.adopted.delete(args[0] as string)) return;
             this.#report(m.home, meetingId, event, event === 'recoveryfailed' ? [String((args[0] as Error).message)] : args);
           });
         }
@@ -246,6 +257,47 @@ export class MediaAgent {
     producer.observer.once('close', () => m.in.delete(key));
     m.adopted.add(info.id);
     m.media._adoptProducer(link.router, producer, info);
+  }
+
+  /** Source side: sends a chat DataProducer of this node into the pipe towards `peer`. */
+  async pipeConsumeData(meetingId: string, peer: string, dataProducerId: string): Promise<PipedData> {
+    const m = await this.#meeting(meetingId);
+    const key = `${dataProducerId}|${peer}`;
+    let dc = m.dataOut.get(key);
+    if (!dc || dc.closed) {
+      const link = await this.#link(m, peer);
+      await m.media._bringDataToPrimary(dataProducerId);
+      dc = await link.transport.consumeData({ dataProducerId });
+      m.dataOut.set(key, dc);
+      dc.observer.once('close', () => m.dataOut.delete(key));
+    }
+    return { sctpStreamParameters: dc.sctpStreamParameters!, label: dc.label, protocol: dc.protocol };
+  }
+
+  /** Target side: produces the other node's chat DataProducer (same id) from the pipe and adopts it. */
+  async pipeProduceData(meetingId: string, peer: string, dataProducerId: string, participantId: string, piped: PipedData): Promise<void> {
+    const m = await this.#meeting(meetingId);
+    const key = `${dataProducerId}|${peer}`;
+    if (m.dataIn.has(key)) return;
+    const link = await this.#link(m, peer);
+    const dp = await link.transport.produceData({
+      id: dataProducerId,
+      sctpStreamParameters: piped.sctpStreamParameters,
+      label: piped.label,
+      protocol: piped.protocol,
+      appData: { participantId, piped: true },
+    });
+    m.dataIn.set(key, dp);
+    dp.observer.once('close', () => m.dataIn.delete(key));
+    m.adopted.add(dataProducerId);
+    m.media._adoptDataProducer(link.router, dp, participantId);
+  }
+
+  /** Closes the copy of another node's chat channel here. */
+  async closeAdoptedData(meetingId: string, dataProducerId: string): Promise<void> {
+    const m = await this.#meeting(meetingId).catch(() => undefined);
+    if (!m) return;
+    for (const [key, dp] of m.dataIn) if (key.startsWith(`${dataProducerId}|`)) dp.close();
   }
 
   /** Closes the copy of another node's producer here (its source closed it). */

@@ -759,6 +759,30 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     });
   }
 
+  /** @internal Pipes a chat DataProducer of this node onto the primary router (cross-node pipes sit there). */
+  async _bringDataToPrimary(dataProducerId: string): Promise<void> {
+    const r = this.#dataProducers.get(dataProducerId);
+    if (!r) throw new MediaError('NOT_FOUND', `no chat channel ${dataProducerId} in this meeting`);
+    const primary = [...this.#shards].find((s) => !s.dead);
+    if (!primary) throw new MediaError('CLOSED', 'no live router in this meeting');
+    await this.#pipe('data', dataProducerId, r.shard, primary);
+  }
+
+  /** @internal Registers another node's chat DataProducer that a PipeTransport on `router` produced here (same id). */
+  _adoptDataProducer(router: ms.Router, dp: ms.DataProducer, participantId: string): void {
+    const shard = [...this.#shards].find((s) => s.router === router && !s.dead);
+    if (!shard || this.#closed) {
+      dp.close();
+      throw new MediaError('CLOSED', 'the router of this pipe is gone');
+    }
+    this.#dataProducers.set(dp.id, { id: dp.id, participantId, dataProducer: dp, shard });
+    dp.observer.once('close', () => {
+      this.#dataProducers.delete(dp.id);
+      for (const key of [...this.#pipes.keys()]) if (key.startsWith(`${dp.id}:`)) this.#pipes.delete(key);
+      this.safeEmit('chatclosed', dp.id, participantId);
+    });
+  }
+
   /** Closes every router. Idempotent. */
   close(reason: NonNullable<PlacementEntry['endReason']> = 'meeting-ended'): void {
     if (this.#closed) return;
@@ -778,5 +802,11 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
  * its home meetings a ClusterMedia (lib/cluster/) with the same shape, whose participants' media
  * may live on other nodes.
  */
-export type MediaPlane = Omit<{ [K in keyof MeetingMedia]: MeetingMedia[K] }, keyof TypedEmitter<MeetingMediaEvents>> &
+export type MediaPlane = Omit<
+  { [K in keyof MeetingMedia]: MeetingMedia[K] },
+  keyof TypedEmitter<MeetingMediaEvents> | ClusterHooks
+> &
   TypedEmitter<MeetingMediaEvents>;
+
+/** The hooks only a node's own media agent uses (not part of what a Meeting needs). */
+type ClusterHooks = '_primaryRouter' | '_producerRouter' | '_bringToPrimary' | '_adoptProducer' | '_bringDataToPrimary' | '_adoptDataProducer';
