@@ -104,6 +104,8 @@ export interface ServeConfig {
     nodeTtlMs: number;
     leaseMs: number;
     requestTimeoutMs: number;
+    /** SIGTERM: home meetings still running move to another node after this long (ms). */
+    drainDeadlineMs: number;
   };
   demo: {
     account: AccountInit;
@@ -137,7 +139,7 @@ export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
     pseudonymKeyPath: '',
   },
   api: { enabled: true, storePath: '', adminKeyId: 'admin' },
-  cluster: { redis: '', nodeId: hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 64) || 'node', heartbeatMs: 1000, nodeTtlMs: 3000, leaseMs: 5000, requestTimeoutMs: 5000 },
+  cluster: { redis: '', nodeId: hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 64) || 'node', heartbeatMs: 1000, nodeTtlMs: 3000, leaseMs: 5000, requestTimeoutMs: 5000, drainDeadlineMs: 30_000 },
   demo: {
     account: { id: 'demo', name: 'Demo GmbH', defaults: {}, locked: [] },
     meeting: {
@@ -269,6 +271,7 @@ export const ENV_VARS: Readonly<Record<string, string>> = Object.freeze({
   C4V_CLUSTER_NODE_TTL_MS: 'cluster.nodeTtlMs',
   C4V_CLUSTER_LEASE_MS: 'cluster.leaseMs',
   C4V_CLUSTER_REQUEST_TIMEOUT_MS: 'cluster.requestTimeoutMs',
+  C4V_CLUSTER_DRAIN_DEADLINE_MS: 'cluster.drainDeadlineMs',
 });
 
 function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
@@ -473,7 +476,7 @@ function validate(raw: unknown, source: string): ServeConfig {
     api.adminSecret = c.secret(ap.adminSecret, 'api.adminSecret');
   }
 
-  const cl = c.object(top.cluster, 'cluster', ['redis', 'redisPassword', 'redisTlsCaFile', 'nodeId', 'heartbeatMs', 'nodeTtlMs', 'leaseMs', 'requestTimeoutMs']);
+  const cl = c.object(top.cluster, 'cluster', ['redis', 'redisPassword', 'redisTlsCaFile', 'nodeId', 'heartbeatMs', 'nodeTtlMs', 'leaseMs', 'requestTimeoutMs', 'drainDeadlineMs']);
   const redis = c.string(cl.redis ?? '', 'cluster.redis', { max: 1024 });
   if (redis !== '' && !/^rediss?:\/\/[^/]/.test(redis)) c.fail('cluster.redis', 'expected a redis:// or rediss:// URL (the value is not echoed: it may hold a password)');
   const nodeId = c.string(cl.nodeId, 'cluster.nodeId', { min: 1, max: 64 });
@@ -485,6 +488,7 @@ function validate(raw: unknown, source: string): ServeConfig {
     nodeTtlMs: c.int(cl.nodeTtlMs, 'cluster.nodeTtlMs', 100, 600_000),
     leaseMs: c.int(cl.leaseMs, 'cluster.leaseMs', 100, 600_000),
     requestTimeoutMs: c.int(cl.requestTimeoutMs, 'cluster.requestTimeoutMs', 100, 600_000),
+    drainDeadlineMs: c.int(cl.drainDeadlineMs, 'cluster.drainDeadlineMs', 0, 24 * 3600_000),
   };
   if (cluster.nodeTtlMs <= cluster.heartbeatMs) c.fail('cluster.nodeTtlMs', 'must be longer than cluster.heartbeatMs');
   if (cl.redisPassword !== undefined && cl.redisPassword !== '') cluster.redisPassword = c.string(cl.redisPassword, 'cluster.redisPassword', { min: 1 });

@@ -339,18 +339,32 @@ test('Redis restarts (empty): media keeps flowing, the nodes re-register, the ho
   await newcomer.admitted();
 });
 
-test('c4v-media drain: the node is marked draining in the registry and refuses joins with NODE_DRAINING', async () => {
+test('c4v-media drain --deadline: the home node stops taking joins, then its meeting moves to another node with its policy', async () => {
   const [, n3, n4] = nodes as [NodeProcess, NodeProcess, NodeProcess];
-  const out = await runCli(['drain', 'n4'], { C4V_REDIS_URL: redis.url });
+  const { host, parent } = state as Required<typeof state>;
+  const out = await runCli(['drain', 'n3', '--deadline', '1'], { C4V_REDIS_URL: redis.url });
   assert.is(out.code, 0, out.text);
-  assert.match(out.text, /node n4 is draining/);
-  await until('n4 draining in the registry', async () =>
-    (await n3.health()).cluster.nodes.find((x: { id: string; state: string }) => x.id === 'n4')?.state === 'draining' ? true : undefined,
+  assert.match(out.text, /node n3 is draining; its meetings move in 1 s/);
+  await until('n3 draining in the registry', async () =>
+    (await n4.health()).cluster.nodes.find((x: { id: string; state: string }) => x.id === 'n3')?.state === 'draining' ? true : undefined,
   );
-  assert.is(sample(await n3.metrics(), 'c4v_cluster_nodes{state="draining"}'), 1);
-  const c = await client(n4);
+  assert.is(sample(await n4.metrics(), 'c4v_cluster_nodes{state="draining"}'), 1);
+  const c = await client(n3);
   await c.hello();
   assert.is(await wireCodeOf(c.joinOnly({ meetingId: MEETING, displayName: 'Gast', e2eeCapable: false })), 'NODE_DRAINING');
+  // After the deadline the meeting moves: its participants are told to reconnect, and at Zurich
+  // (the only serving node left) the host and the co-host come back as before.
+  assert.is((await host.waitClosed(15_000)).code, 4000 + pb.CloseReason.SERVER_SHUTDOWN);
+  assert.is((await parent.waitClosed(15_000)).code, 4000 + pb.CloseReason.SERVER_SHUTDOWN);
+  await until('Zurich holding the home role', async () => ((await n4.health()).cluster.homeMeetings.includes(MEETING) ? true : undefined));
+  const host2 = await client(n4);
+  const hj = await host2.join({ meetingId: MEETING, displayName: 'Frau Schmidt', joinToken: await hostToken(), e2eeCapable: false });
+  assert.is(hj.state, pb.ParticipantState.ADMITTED);
+  assert.is(hj.role, pb.Role.HOST);
+  const co = await client(n4);
+  const cj = await co.join({ meetingId: MEETING, displayName: 'Herr Yilmaz', joinToken: await userToken('yilmaz@eltern.de'), e2eeCapable: false });
+  assert.is(cj.state, pb.ParticipantState.ADMITTED);
+  assert.is(cj.role, pb.Role.COHOST);
   // A node that is not there: a coded time-out, not a hang.
   const missing = await runCli(['drain', 'n9'], { C4V_REDIS_URL: redis.url, C4V_CLUSTER_REQUEST_TIMEOUT_MS: '500' });
   assert.is(missing.code, 1);

@@ -35,18 +35,26 @@ export async function serveCluster(config: ServeConfig): Promise<number> {
 
 export const drain: CliCommand = {
   name: 'drain',
-  summary: 'cluster mode: stop new meeting placements on a node (c4v-media drain NODE_ID)',
-  usage: `usage: c4v-media drain NODE_ID [--config FILE]
+  summary: 'cluster mode: stop new meeting placements on a node (c4v-media drain NODE_ID [--deadline S])',
+  usage: `usage: c4v-media drain NODE_ID [--deadline SECONDS] [--config FILE]
 
-Marks a cluster node as draining (no new meetings are placed there, new joins at it are refused
-with NODE_DRAINING); its running meetings go on. Reaches the node over the cluster bus, so it
-needs the same cluster.redis as the nodes (C4V_REDIS_URL).`,
+Marks a cluster node as draining: no new meetings are placed there and new joins at it are
+refused with NODE_DRAINING; its running meetings go on. With --deadline, the meetings whose home
+it is move to another node after that many seconds (policy kept) and its remaining clients are
+told to reconnect elsewhere. Reaches the node over the cluster bus, so it needs the same
+cluster.redis as the nodes (C4V_REDIS_URL).`,
 
   async run(args) {
     let file = process.env.C4V_CONFIG || undefined;
     let target: string | undefined;
+    let deadlineMs: number | undefined;
     for (let i = 0; i < args.length; i++) {
       if (args[i] === '--config' && args[i + 1]) file = args[++i];
+      else if (args[i] === '--deadline' && args[i + 1]) {
+        const v = Number(args[++i]);
+        if (!Number.isFinite(v) || v < 0) throw new UsageError('--deadline takes seconds >= 0');
+        deadlineMs = Math.round(v * 1000);
+      }
       else if (!args[i]!.startsWith('-') && !target) target = args[i];
       else throw new UsageError(`unknown argument ${args[i]}`);
     }
@@ -60,8 +68,8 @@ needs the same cluster.redis as the nodes (C4V_REDIS_URL).`,
     const bus = new Bus({ nodeId: `drain-${process.pid}`, redis, logger: createLogger({ level: 'silent' }), timeoutMs: config.cluster.requestTimeoutMs });
     try {
       await bus.start();
-      await bus.request(target, 'cluster.drain', {});
-      process.stdout.write(`c4v-media drain: node ${target} is draining\n`);
+      await bus.request(target, 'cluster.drain', deadlineMs !== undefined ? { deadlineMs } : {});
+      process.stdout.write(`c4v-media drain: node ${target} is draining${deadlineMs !== undefined ? `; its meetings move in ${deadlineMs / 1000} s` : ''}\n`);
       return 0;
     } finally {
       bus.close();

@@ -161,6 +161,7 @@ export class ClusterEdge {
   readonly #relayed = new Map<string, { socket: VirtualSocket; from: string }>();
   #nextId = 1;
   #clients = 0;
+  readonly #sockets = new Set<WebSocket>();
 
   constructor(o: ClusterEdgeOptions) {
     this.#node = o.node;
@@ -236,6 +237,10 @@ export class ClusterEdge {
     node.setLoad(() => this.#clients);
     this.#serveBus();
     node.on('nodelost', (id) => this.#onNodeLost(id));
+    // Drain deadline: whoever is still connected here is sent to another node.
+    node.on('drained', () => {
+      for (const ws of [...this.#sockets]) this.#sendAway(ws, 'this node is draining: reconnect to another node');
+    });
     o.gateway._socketRouter = (ws, address) => this.#accept(ws, address);
     o.gateway._healthExtra = () => this.health();
   }
@@ -261,7 +266,11 @@ export class ClusterEdge {
 
   #accept(ws: WebSocket, address: string): void {
     this.#clients++;
-    ws.once('close', () => this.#clients--);
+    this.#sockets.add(ws);
+    ws.once('close', () => {
+      this.#clients--;
+      this.#sockets.delete(ws);
+    });
     const held: Buffer[] = [];
     const swallow: number[] = [];
     let routing = false;
@@ -440,13 +449,17 @@ export class ClusterEdge {
     for (const [cid, link] of [...this.#links]) {
       if (link.home !== nodeId) continue;
       this.#links.delete(cid);
-      const { code, text } = closeFrameFor('server-shutdown');
-      if (link.ws.readyState === OPEN) {
-        link.ws.send(encodeEnvelope({ id: 0, notification: { closing: { reason: closeReasonToWire('server-shutdown'), message: 'the meeting\'s home node is gone: reconnect' } } }));
-        link.ws.close(code, text);
-      }
+      this.#sendAway(link.ws, 'the meeting\'s home node is gone: reconnect');
     }
     for (const r of [...this.#relayed.values()]) if (r.from === nodeId) r.socket.gone(1006);
+  }
+
+  /** Closes a client's WebSocket with a Closing notice (SERVER_SHUTDOWN): the SDK reconnects. */
+  #sendAway(ws: WebSocket, message: string): void {
+    if (ws.readyState !== OPEN) return;
+    const { code, text } = closeFrameFor('server-shutdown');
+    ws.send(encodeEnvelope({ id: 0, notification: { closing: { reason: closeReasonToWire('server-shutdown'), message } } }));
+    ws.close(code, text);
   }
 
   /** Open client WebSockets on this node. */

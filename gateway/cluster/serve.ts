@@ -133,7 +133,14 @@ export async function startClusterServer(config: ServeConfig, logger?: Logger): 
       controlPlane,
       hostToken: () => tokens.mint({ identity: d.meeting.hostIdentity, role: 'host', meetingId: d.meeting.id, displayName: d.meeting.hostName }, { ttlSeconds: config.tokens.ttlSeconds }),
       async close() {
-        await n.drain().catch(() => undefined);
+        // SIGTERM: drain; home meetings still running move to another node after the deadline.
+        if (n.homeMeetings.length > 0) {
+          const drained = n.whenDrained();
+          await n.drain(cl.drainDeadlineMs).catch(() => undefined);
+          await drained;
+        } else {
+          await n.drain().catch(() => undefined);
+        }
         await gateway.close();
         await n.close();
         core.close();

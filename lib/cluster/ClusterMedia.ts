@@ -338,9 +338,11 @@ export class ClusterMedia extends TypedEmitter<MeetingMediaEvents> implements Me
     this.#closed = true;
     for (const [node, h] of this.#handles) {
       if (node === this.#self.nodeId) continue;
-      void h.then((x) => x.call('closeMedia', reason)).catch(() => undefined);
+      void h.then((x) => x.call('closeMedia', reason, this.#self.nodeId)).catch(() => undefined);
     }
     this.#local.close(reason);
+    // Through the agent too, so that it forgets this meeting's (now closed) media on this node.
+    void this.#self.call('closeMedia', reason, this.#self.nodeId).catch(() => undefined);
   }
 
   // Events of the nodes --------------------------------------------------------------------------

@@ -49,6 +49,8 @@ export type ClusterNodeEvents = {
   homelost: [string];
   /** This node started draining. */
   draining: [];
+  /** The drain deadline passed: home meetings were moved (or could not be) and clients should go. */
+  drained: [];
   listenererror: [string, unknown];
 };
 
@@ -60,6 +62,8 @@ interface HomeMeeting {
   timer: NodeJS.Timeout;
   /** Writes the policy state through to Redis (coalesced: one write per turn of the event loop). */
   writeThrough: (() => void) | undefined;
+  /** Kept for a move to another node (drain); never written to Redis. */
+  init: MeetingInit;
 }
 
 export class ClusterNode extends TypedEmitter<ClusterNodeEvents> {
@@ -79,6 +83,7 @@ export class ClusterNode extends TypedEmitter<ClusterNodeEvents> {
   #cpu = 0;
   #lastCpu: { at: number; ms: number } | undefined;
   #draining = false;
+  #drainTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
   /** @internal Use startClusterNode(). */
@@ -222,6 +227,7 @@ export class ClusterNode extends TypedEmitter<ClusterNodeEvents> {
           media: undefined,
           timer: setInterval(() => void this.#renew(id), Math.max(100, this.#o.leaseMs / 3)),
           writeThrough: undefined,
+          init,
         };
         home.timer.unref();
         this.#homes.set(id, home);
@@ -353,7 +359,7 @@ export class ClusterNode extends TypedEmitter<ClusterNodeEvents> {
     });
     bus.handle('media', (a: { m: string; method: string; args: unknown[] }) => dispatch(this.agent, a.m, a.method, a.args));
     bus.handle('cluster.pipeStats', () => this.pipeStats());
-    bus.handle('cluster.drain', () => this.drain());
+    bus.handle('cluster.drain', (a: { deadlineMs?: number }) => this.drain(typeof a?.deadlineMs === 'number' ? a.deadlineMs : undefined));
     bus.listen('media.ev', (b: { m: string; event: string; args: unknown[] }, from: string) => {
       this.#homes.get(b.m)?.media?._onNodeEvent(from, b.event, b.args);
     });
@@ -377,19 +383,61 @@ export class ClusterNode extends TypedEmitter<ClusterNodeEvents> {
     this.safeEmit('nodelost', nodeId);
   }
 
-  /** Stops new placements on this node (state draining in the registry). */
-  async drain(): Promise<void> {
-    if (this.#draining) return;
-    this.#draining = true;
-    this.#logger.info('draining: no new meetings are placed here');
-    await this.registry.beat();
-    this.safeEmit('draining');
+  /**
+   * Stops new placements on this node (state draining in the registry; joins here get
+   * NODE_DRAINING). With `deadlineMs`, the home meetings still running then move: the policy is
+   * written, the lease moves to the least loaded serving node in the allowed regions (which
+   * rebuilds the meeting from it), this node's copy closes, and 'drained' tells the edge to send
+   * its remaining clients away (they reconnect at another node).
+   */
+  async drain(deadlineMs?: number): Promise<void> {
+    if (deadlineMs !== undefined && (!Number.isFinite(deadlineMs) || deadlineMs < 0)) throw new TypeError('drain deadline must be >= 0 ms');
+    if (!this.#draining) {
+      this.#draining = true;
+      this.#logger.info({ deadlineMs }, 'draining: no new meetings are placed here');
+      await this.registry.beat();
+      this.safeEmit('draining');
+    }
+    if (deadlineMs !== undefined) {
+      clearTimeout(this.#drainTimer);
+      this.#drainTimer = setTimeout(() => void this.#moveHomes(), deadlineMs);
+      this.#drainTimer.unref();
+    }
+  }
+
+  /** Resolves once a drain deadline passed and the home meetings were moved (or could not be). */
+  whenDrained(): Promise<void> {
+    return new Promise((resolve) => this.once('drained', () => resolve()));
+  }
+
+  async #moveHomes(): Promise<void> {
+    for (const [id, home] of [...this.#homes]) {
+      const meeting = this.#core.getMeeting(id);
+      if (!meeting || meeting.closed) continue;
+      try {
+        await writePolicy(this.redis, home.lease, meeting._policyState());
+        await this.registry.beat();
+        // This node is draining, so chooseHome picks another one (REGION_UNAVAILABLE when none).
+        const chosen = chooseHome(this.registry.nodes, home.lease.allowedRegions);
+        const { lease, won } = await takeOverHome(this.redis, home.lease, chosen.id, this.#o.leaseMs);
+        clearInterval(home.timer);
+        this.#homes.delete(id);
+        if (won) await this.#askToHost(lease.nodeId, home.init);
+        this.#logger.info({ meetingId: id, to: lease.nodeId, token: lease.token }, 'drain: meeting moved to another node');
+        // Its participants here hear 'server-shutdown' and rejoin; the new home lets them back in.
+        meeting.close();
+      } catch (error) {
+        this.#logger.warn({ meetingId: id, err: String(error) }, 'drain: meeting could not move; it stays here');
+      }
+    }
+    this.safeEmit('drained');
   }
 
   /** Leaves the cluster: home meetings are closed by the core's owner; the entry is removed. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#drainTimer);
     for (const h of this.#homes.values()) clearInterval(h.timer);
     await this.registry.close();
     for (const h of [...this.#homes.values()]) await purgeMeeting(this.redis, h.lease).catch(() => undefined);
@@ -411,7 +459,9 @@ const PIPE_OPS: Record<string, (agent: MediaAgent, m: string, args: any[]) => Pr
   closeAdoptedData: (a, m, [id]) => a.closeAdoptedData(m, id),
   setAdoptedPaused: (a, m, [id, paused]) => a.setAdoptedPaused(m, id, paused),
   dropPeer: (a, m, [peer]) => a.dropPeer(m, peer),
-  closeMedia: (a, m, [reason]) => a.closeMeeting(m, reason === 'released' ? 'released' : 'meeting-ended'),
+  // Only the home that owns the media may close it: after a move, the old home's close must not
+  // end the new home's media on the same node.
+  closeMedia: (a, m, [reason, home]) => a.closeMeetingOf(m, home, reason === 'released' ? 'released' : 'meeting-ended'),
 };
 
 /** The one dispatch of a home's media call on a node (in-process for the home's own node, or from the bus). */

@@ -349,6 +349,12 @@ export class MediaAgent {
     m?.media.close(reason);
   }
 
+  /** Closes the meeting's media here if `home` is still its home (a stale home's close is ignored). */
+  async closeMeetingOf(meetingId: string, home: string, reason: 'meeting-ended' | 'released'): Promise<void> {
+    const m = await this.#meetings.get(meetingId)?.catch(() => undefined);
+    if (m && m.home === home) await this.closeMeeting(meetingId, reason);
+  }
+
   /** Meetings on this node whose home is `home`. */
   async meetingsOf(home: string): Promise<string[]> {
     const ids: string[] = [];

@@ -158,6 +158,8 @@ export async function startNode(o: { id: string; host: string; region: string; r
       C4V_CLUSTER_HEARTBEAT_MS: '200',
       C4V_CLUSTER_NODE_TTL_MS: '1000',
       C4V_CLUSTER_LEASE_MS: '2000',
+      // At the end of a test (SIGTERM) nothing waits for meetings to finish.
+      C4V_CLUSTER_DRAIN_DEADLINE_MS: '0',
     },
   }));
   child.stderr!.on('data', (d: Buffer) => {
