@@ -80,7 +80,7 @@ export interface ServeConfig {
    */
   api: {
     enabled: boolean;
-    /** SQLite file of accounts, meeting definitions and API keys; empty: the outbox file (or .c4v-state/definitions.db). */
+    /** SQLite file of accounts, meeting definitions and API keys; empty: the outbox file. Needs the control plane on: its retention purges the definitions. */
     storePath: string;
     /** The admin API key id and secret (>= 32 characters); a random pair per start when empty. */
     adminKeyId: string;
@@ -118,6 +118,11 @@ export interface ServeConfig {
       settings: Partial<MeetingSettings>;
     };
   };
+  /**
+   * Issue 10: graceful shutdown on SIGTERM / SIGINT. The control-plane outbox gets `timeoutMs` to
+   * deliver what the ending meetings produced; what is left stays on disk for the next start.
+   */
+  shutdown: { timeoutMs: number };
 }
 
 /** The embedded defaults: a loopback demo with one meeting, waiting room and host-required start. */
@@ -150,6 +155,7 @@ export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
       settings: { waitingRoom: true, hostRequiredToStart: true, allowGuests: true },
     },
   },
+  shutdown: { timeoutMs: 10_000 },
 });
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -262,6 +268,8 @@ export const ENV_VARS: Readonly<Record<string, string>> = Object.freeze({
   C4V_CONTROL_PLANE_PURGE_FILE: 'controlPlane.purgeFile',
   C4V_STRICT_PERMISSIONS: 'controlPlane.strictPermissions',
   C4V_PSEUDONYM_KEY: 'controlPlane.pseudonymKeyPath',
+  // Issue 10: graceful shutdown.
+  C4V_SHUTDOWN_TIMEOUT_MS: 'shutdown.timeoutMs',
   // Issue 13: cluster mode.
   C4V_REDIS_URL: 'cluster.redis',
   C4V_REDIS_PASSWORD: 'cluster.redisPassword',
@@ -312,7 +320,7 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } =
 
 function validate(raw: unknown, source: string): ServeConfig {
   const c = new Checker(source);
-  const top = c.object(raw, '(top)', ['server', 'workers', 'media', 'tokens', 'limits', 'logging', 'controlPlane', 'demo', 'api', 'cluster']);
+  const top = c.object(raw, '(top)', ['server', 'workers', 'media', 'tokens', 'limits', 'logging', 'controlPlane', 'demo', 'api', 'shutdown', 'cluster']);
 
   const s = c.object(top.server, 'server', ['host', 'port', 'path', 'tls', 'allowInsecurePublic', 'trustedProxies', 'forwardedHeader', 'allowedOrigins']);
   let tls: ServeConfig['server']['tls'];
@@ -476,6 +484,11 @@ function validate(raw: unknown, source: string): ServeConfig {
     api.adminSecret = c.secret(ap.adminSecret, 'api.adminSecret');
   }
 
+
+  // Issue 10: graceful shutdown.
+  const sd = c.object(top.shutdown, 'shutdown', ['timeoutMs']);
+  const shutdown: ServeConfig['shutdown'] = { timeoutMs: c.int(sd.timeoutMs, 'shutdown.timeoutMs', 0, 600_000) };
+
   const cl = c.object(top.cluster, 'cluster', ['redis', 'redisPassword', 'redisTlsCaFile', 'nodeId', 'heartbeatMs', 'nodeTtlMs', 'leaseMs', 'requestTimeoutMs', 'drainDeadlineMs']);
   const redis = c.string(cl.redis ?? '', 'cluster.redis', { max: 1024 });
   if (redis !== '' && !/^rediss?:\/\/[^/]/.test(redis)) c.fail('cluster.redis', 'expected a redis:// or rediss:// URL (the value is not echoed: it may hold a password)');
@@ -494,7 +507,7 @@ function validate(raw: unknown, source: string): ServeConfig {
   if (cl.redisPassword !== undefined && cl.redisPassword !== '') cluster.redisPassword = c.string(cl.redisPassword, 'cluster.redisPassword', { min: 1 });
   if (cl.redisTlsCaFile !== undefined && cl.redisTlsCaFile !== '') cluster.redisTlsCaFile = c.string(cl.redisTlsCaFile, 'cluster.redisTlsCaFile', { min: 1 });
 
-  return { server, workers, media, tokens, limits, logging, controlPlane, demo: { account, meeting }, api, cluster };
+  return { server, workers, media, tokens, limits, logging, controlPlane, demo: { account, meeting }, api, shutdown, cluster };
 }
 
 // The setting names of the contract (types.ts MeetingSettings); their values are checked by the
