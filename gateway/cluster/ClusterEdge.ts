@@ -22,11 +22,22 @@ const CLOSED = 3;
 /** The part of ws.WebSocket a Connection uses; frames come from and go to `out`. */
 class VirtualSocket extends EventEmitter {
   readyState = OPEN;
-  bufferedAmount = 0;
   binaryType = 'nodebuffer';
 
-  constructor(private readonly out: { frame(d: Buffer): void; close(code: number, reason: string): void; ping(): void }) {
+  constructor(
+    private readonly out: {
+      frame(d: Buffer): void;
+      close(code: number, reason: string): void;
+      ping(): void;
+      /** Bytes queued for the client (the Connection's slow-reader bound); 0 when not known here. */
+      buffered?(): number;
+    },
+  ) {
     super();
+  }
+
+  get bufferedAmount(): number {
+    return this.out.buffered?.() ?? 0;
   }
 
   send(data: Uint8Array): void {
@@ -77,6 +88,7 @@ class EdgeLink {
     swallow: number[],
     private readonly timeoutMs: number,
     private readonly metrics: EdgeMetrics,
+    private readonly maxBufferedBytes: number,
   ) {
     this.#swallow = new Set(swallow);
     ws.on('message', (d: Buffer) => this.fromClient(d));
@@ -124,7 +136,14 @@ class EdgeLink {
       this.#pending.delete(id);
       this.metrics.requests.observe({ type: p.type, hop: this.home === '' ? 'local' : 'relayed' }, Number(process.hrtime.bigint() - p.at) / 1e9);
     }
-    if (this.ws.readyState === OPEN) this.ws.send(d);
+    if (this.ws.readyState !== OPEN) return;
+    // A relayed client that does not read: the home cannot see this socket's buffer, so the edge
+    // applies the same bound (the home's Connection ends the session as a lost connection).
+    if (this.home !== '' && this.ws.bufferedAmount > this.maxBufferedBytes) {
+      this.ws.terminate();
+      return;
+    }
+    this.ws.send(d);
   }
 
   #sendError(id: number, code: ErrorCode, reason: string): void {
@@ -367,8 +386,17 @@ export class ClusterEdge {
         frame: (d) => link.toClient(d),
         close: (code, reason) => ws.close(code, reason),
         ping: () => ws.ping(),
+        buffered: () => ws.bufferedAmount,
       });
-      const link = new EdgeLink(ws, '', { frame: (d) => socket.feed(d), gone: (c) => socket.gone(c), pong: () => socket.pong() }, swallow, this.#timeoutMs, this.#metrics);
+      const link = new EdgeLink(
+        ws,
+        '',
+        { frame: (d) => socket.feed(d), gone: (c) => socket.gone(c), pong: () => socket.pong() },
+        swallow,
+        this.#timeoutMs,
+        this.#metrics,
+        this.#gateway.limits.maxBufferedBytes,
+      );
       this.#gateway._attach(socket as unknown as WebSocket, address);
       this.#watchJoin(socket, meetingId, this.#node.nodeId);
       for (const d of held) link.fromClient(d);
@@ -392,6 +420,7 @@ export class ClusterEdge {
       swallow,
       this.#timeoutMs,
       this.#metrics,
+      this.#gateway.limits.maxBufferedBytes,
     );
     this.#links.set(cid, link);
     send('relay.open', { c: cid, address, m: meetingId });

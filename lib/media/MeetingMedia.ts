@@ -812,7 +812,7 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
   }
 
   /** @internal The router a producer of this node lives on (the source of a cross-node pipe). */
-  _producerRouter(producerId: string): ms.Router {
+  _routerOfProducer(producerId: string): ms.Router {
     return this.#producerRecord(producerId).shard.router;
   }
 
@@ -894,4 +894,4 @@ export type MediaPlane = Omit<
   TypedEmitter<MeetingMediaEvents>;
 
 /** The hooks only a node's own media agent uses (not part of what a Meeting needs). */
-type ClusterHooks = '_primaryRouter' | '_producerRouter' | '_bringToPrimary' | '_adoptProducer' | '_bringDataToPrimary' | '_adoptDataProducer';
+type ClusterHooks = '_primaryRouter' | '_routerOfProducer' | '_bringToPrimary' | '_adoptProducer' | '_bringDataToPrimary' | '_adoptDataProducer';
