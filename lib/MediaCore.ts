@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { ArgumentError, C4vError } from './errors.js';
 import { TypedEmitter } from './events.js';
-import { MeetingMedia, type MeetingMediaOptions } from './media/MeetingMedia.js';
+import { MeetingMedia, type MediaPlane, type MeetingMediaOptions } from './media/MeetingMedia.js';
 import { WorkerPool, type PoolWorker, type WorkerPoolOptions } from './media/WorkerPool.js';
 import { DEFAULT_PASSWORD_LIMITS, Meeting, type PasswordAttemptLimits } from './model/Meeting.js';
 import type { Participant } from './model/Participant.js';
@@ -82,6 +82,11 @@ export class MediaCore extends TypedEmitter<MediaCoreEvents> {
   readonly #addressLimiter: AttemptLimiter;
   readonly #hashGate: ConcurrencyGate;
   #closed = false;
+  /**
+   * @internal Issue 13, cluster mode (lib/cluster/ClusterNode.ts): creates each new meeting's media
+   * plane (a ClusterMedia whose participants may sit on other nodes) instead of a local MeetingMedia.
+   */
+  _mediaPlaneFactory: ((p: { meetingId: string; allowedRegions: readonly string[] }) => Promise<MediaPlane>) | undefined;
 
   /** @internal Use createMediaCore(). */
   constructor(options: {
@@ -115,6 +120,11 @@ export class MediaCore extends TypedEmitter<MediaCoreEvents> {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** @internal The media-plane options every meeting of this core uses (issue 13: the cluster's per-node media). */
+  get _mediaOptions(): MeetingMediaOptions | undefined {
+    return this.#mediaOptions;
   }
 
   /** Creates (or replaces) an account: its default settings and the settings it locks. */
@@ -168,13 +178,15 @@ export class MediaCore extends TypedEmitter<MediaCoreEvents> {
       throw new ArgumentError('settings require a meeting password: pass init.password');
     }
     const passwordHash = init.password !== undefined ? await hashPassword(init.password) : init.passwordHash;
-    const media = await MeetingMedia.create({
-      meetingId: id,
-      pool: this.pool,
-      allowedRegions: settings.allowedRegions,
-      ...(this.#mediaOptions ? { options: this.#mediaOptions } : {}),
-      logger: this.logger,
-    });
+    const media = this._mediaPlaneFactory
+      ? await this._mediaPlaneFactory({ meetingId: id, allowedRegions: settings.allowedRegions })
+      : await MeetingMedia.create({
+          meetingId: id,
+          pool: this.pool,
+          allowedRegions: settings.allowedRegions,
+          ...(this.#mediaOptions ? { options: this.#mediaOptions } : {}),
+          logger: this.logger,
+        });
     if (this.#closed || this.#meetings.has(id)) {
       media.close();
       throw new C4vError(this.#closed ? 'CLOSED' : 'INVALID_STATE', this.#closed ? 'media core closed' : `meeting ${id} exists already`);

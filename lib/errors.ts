@@ -57,6 +57,11 @@ export const ErrorCodes = [
   // Issue 11: client SDK and protocol additions.
   /** A media parameter the server does not carry (e.g. `encodings[].active = false`). */
   'UNSUPPORTED_PARAMETER',
+  // Issue 13: cluster mode (Redis registry, home placement, bus).
+  'CLUSTER_UNAVAILABLE',
+  'CLUSTER_TIMEOUT',
+  'NODE_DRAINING',
+  'HOME_LOST',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];

@@ -1,5 +1,6 @@
 import { loadConfig, ENV_VARS } from '../../gateway/config.js';
 import { startDemoServer } from '../../gateway/serve.js';
+import { serveCluster } from './cluster.js';
 import { UsageError, type CliCommand } from './types.js';
 
 export const serve: CliCommand = {
@@ -26,6 +27,8 @@ Environment: C4V_CONFIG, ${Object.keys(ENV_VARS).join(', ')}`,
       else throw new UsageError(`unknown argument ${args[i]}`);
     }
     const config = loadConfig({ ...(file ? { file } : {}), env: process.env });
+    // Issue 13: with a Redis URL this node joins a cluster (bin/commands/cluster.ts).
+    if (config.cluster.redis) return serveCluster(config);
     const server = await startDemoServer(config);
     const { gateway, meeting } = server;
     // Join tokens are JWTs minted with jose (asynchronous).

@@ -842,6 +842,76 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     }
   }
 
+  // ---------------------------------------------------------------------------------------------
+  // Issue 13: hooks for the cluster's media plane (lib/cluster/MediaAgent.ts). A producer of
+  // another node arrives over a PipeTransport on one of this meeting's routers and is adopted
+  // here, so that consume() and the pipes between this node's shards work for it unchanged.
+  // ---------------------------------------------------------------------------------------------
+
+  /** @internal The router a cross-node pipe of this meeting lands on (the oldest live shard's). */
+  _primaryRouter(): ms.Router {
+    this.#assertOpen();
+    const shard = [...this.#shards].find((s) => !s.dead);
+    if (!shard) throw new MediaError('CLOSED', 'no live router in this meeting');
+    return shard.router;
+  }
+
+  /** @internal The router a producer of this node lives on (the source of a cross-node pipe). */
+  _routerOfProducer(producerId: string): ms.Router {
+    return this.#producerRecord(producerId).shard.router;
+  }
+
+  /** @internal Pipes a producer of this node onto the primary router, where the cross-node pipes sit. */
+  async _bringToPrimary(producerId: string): Promise<void> {
+    const r = this.#producerRecord(producerId);
+    const primary = [...this.#shards].find((s) => !s.dead);
+    if (!primary) throw new MediaError('CLOSED', 'no live router in this meeting');
+    await this.#pipe('producer', producerId, r.shard, primary);
+  }
+
+  /**
+   * @internal Registers a producer that a PipeTransport on `router` produced for another node's
+   * producer (same id), so that this node's participants can consume it. It closes with its pipe.
+   */
+  _adoptProducer(router: ms.Router, producer: ms.Producer, info: ProducerInfo): void {
+    const shard = [...this.#shards].find((s) => s.router === router && !s.dead);
+    if (!shard || this.#closed) {
+      producer.close();
+      throw new MediaError('CLOSED', 'the router of this pipe is gone');
+    }
+    const record: ProducerRecord = { info: { ...info, paused: producer.paused }, producer, shard };
+    this.#producers.set(producer.id, record);
+    producer.observer.once('close', () => {
+      this.#producers.delete(producer.id);
+      for (const key of [...this.#pipes.keys()]) if (key.startsWith(`${producer.id}:`)) this.#pipes.delete(key);
+      this.safeEmit('producerclosed', { ...record.info });
+    });
+  }
+
+  /** @internal Pipes a chat DataProducer of this node onto the primary router (cross-node pipes sit there). */
+  async _bringDataToPrimary(dataProducerId: string): Promise<void> {
+    const r = this.#dataProducers.get(dataProducerId);
+    if (!r) throw new MediaError('NOT_FOUND', `no chat channel ${dataProducerId} in this meeting`);
+    const primary = [...this.#shards].find((s) => !s.dead);
+    if (!primary) throw new MediaError('CLOSED', 'no live router in this meeting');
+    await this.#pipe('data', dataProducerId, r.shard, primary);
+  }
+
+  /** @internal Registers another node's chat DataProducer that a PipeTransport on `router` produced here (same id). */
+  _adoptDataProducer(router: ms.Router, dp: ms.DataProducer, participantId: string): void {
+    const shard = [...this.#shards].find((s) => s.router === router && !s.dead);
+    if (!shard || this.#closed) {
+      dp.close();
+      throw new MediaError('CLOSED', 'the router of this pipe is gone');
+    }
+    this.#dataProducers.set(dp.id, { id: dp.id, participantId, dataProducer: dp, shard });
+    dp.observer.once('close', () => {
+      this.#dataProducers.delete(dp.id);
+      for (const key of [...this.#pipes.keys()]) if (key.startsWith(`${dp.id}:`)) this.#pipes.delete(key);
+      this.safeEmit('chatclosed', dp.id, participantId);
+    });
+  }
+
   /** Closes every router. Idempotent. */
   close(reason: NonNullable<PlacementEntry['endReason']> = 'meeting-ended'): void {
     if (this.#closed) return;
@@ -856,3 +926,17 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     this.#peers.clear();
   }
 }
+
+/**
+ * What a Meeting needs from its media plane: MeetingMedia's public members. A cluster node gives
+ * its home meetings a ClusterMedia (lib/cluster/) with the same shape, whose participants' media
+ * may live on other nodes.
+ */
+export type MediaPlane = Omit<
+  { [K in keyof MeetingMedia]: MeetingMedia[K] },
+  keyof TypedEmitter<MeetingMediaEvents> | ClusterHooks
+> &
+  TypedEmitter<MeetingMediaEvents>;
+
+/** The hooks only a node's own media agent uses (not part of what a Meeting needs). */
+type ClusterHooks = '_primaryRouter' | '_routerOfProducer' | '_bringToPrimary' | '_adoptProducer' | '_bringDataToPrimary' | '_adoptDataProducer';
