@@ -610,7 +610,7 @@ export class Connection implements SessionSink {
       case 'closeTransport': {
         const id = r.closeTransport!.transportId ?? '';
         if (!id) throw new ArgumentError('close_transport needs a transport id');
-        p.closeTransport(id);
+        await p.closeTransport(id);
         s.transportClosed(id);
         return ok;
       }

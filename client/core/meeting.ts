@@ -638,7 +638,9 @@ export class MeetingClient<T = unknown> extends Emitter<MeetingClientEvents<T>> 
         const died = new Set((n.reconnect!.producers ?? []).map((p) => p.id));
         this.emit('reconnecting', 'media');
         this.#enqueue(async () => {
-          for (const [source, l] of this.#local) if (l.lostId && !died.has(l.lostId)) this.#local.delete(source);
+          // An empty list (a server that cannot tell, e.g. another cluster node served us):
+          // publish everything again.
+          if (died.size > 0) for (const [source, l] of this.#local) if (l.lostId && !died.has(l.lostId)) this.#local.delete(source);
           this.#dropMedia();
           await this.#startMedia();
           this.emit('reconnected', 'media');

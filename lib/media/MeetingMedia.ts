@@ -751,17 +751,11 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     return (await this.#consumer(participantId, consumerId).getStats()).filter((s): s is ms.ConsumerStat => s.type === 'outbound-rtp');
   }
 
-  /** The consumer's kind ('audio' | 'video') and mediasoup type ('simple', 'simulcast', 'svc', 'pipe'). */
-  consumerKind(participantId: string, consumerId: string): { kind: 'audio' | 'video'; type: string } {
-    const c = this.#consumer(participantId, consumerId);
-    return { kind: c.kind, type: c.type };
-  }
-
   /**
    * Issue 10: closes one of a participant's transports. Its producers, consumers, data producers
    * and data consumers close with it (mediasoup closes them; the usual close events follow).
    */
-  closeTransport(participantId: string, transportId: string): void {
+  closeTransport(participantId: string, transportId: string): void | Promise<void> {
     this.#transport(participantId, transportId).close();
   }
 

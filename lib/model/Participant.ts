@@ -280,9 +280,9 @@ export class Participant extends TypedEmitter<ParticipantEvents> {
    * Issue 10: closes one of this participant's transports, and with it every producer, consumer
    * and chat channel on it (the usual producerclosed / chatclosed events follow).
    */
-  closeTransport(transportId: string): void {
+  async closeTransport(transportId: string): Promise<void> {
     this.#assertAdmitted();
-    this.meeting._media.closeTransport(this.id, transportId);
+    await this.meeting._media.closeTransport(this.id, transportId);
   }
 
   /** Issue 11: own producers that died with their worker and were not published again yet. */
