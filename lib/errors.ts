@@ -52,6 +52,10 @@ export const ErrorCodes = [
   // Issue 9: install and the npm package.
   'NODE_VERSION_UNSUPPORTED',
   'WORKER_BUILD_FAILED',
+  // Issue 12: end-to-end encryption in the client SDK (client/e2ee/).
+  'E2EE_MESSAGE_INVALID',
+  'E2EE_KEY_INVALID',
+  'E2EE_NOT_SUPPORTED',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];

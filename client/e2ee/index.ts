@@ -1,0 +1,41 @@
+// c4v-media client E2EE: SFrame-style frame encryption with clear codec prefixes, the key
+// schedule (ECDH P-256 + HKDF + AES-GCM key wrapping, a key leader, rotation and ratchet) and the
+// meeting security code. Runs in browsers and in Node 22 (WebCrypto only).
+export { E2eeError, type E2eeErrorCode } from './errors.js';
+export {
+  FrameCryptor,
+  encodeHeader,
+  decodeHeader,
+  deriveSFrameKey,
+  senderBaseKey,
+  CIPHER_SUITE,
+  type CryptorStats,
+  type DecryptResult,
+  type DropReason,
+  type KeySink,
+  type SFrameHeader,
+  type SFrameKey,
+} from './sframe.js';
+export { clearPrefixLength, codecOf, isVp8Keyframe, h264Escape, h264Unescape, h264NalHeaderOffsets, type FrameCodec } from './codecs.js';
+export {
+  generateKeyPair,
+  importPublicKey,
+  generateGroupKey,
+  ratchetGroupKey,
+  wrapGroupKey,
+  unwrapGroupKey,
+  type ParticipantKeyPair,
+  type WrapContext,
+  type WrappedKey,
+} from './keys.js';
+export { encodeKeyMessage, decodeKeyMessage, KEY_MESSAGE_VERSION, type KeyMessage } from './messages.js';
+export { securityCode, SECURITY_CODE_GROUPS, type CodeMember } from './securityCode.js';
+export {
+  createE2eeSession,
+  electLeader,
+  E2eeSession,
+  type E2eeMember,
+  type E2eeSessionEvents,
+  type E2eeSessionOptions,
+  type KeyChangeReason,
+} from './session.js';
