@@ -258,11 +258,18 @@ export class E2eeSession extends Emitter<E2eeSessionEvents> {
           this.#keyed.delete(from);
         }
         if (m.wantsReply) await this.#send(from, encodeKeyMessage({ type: 'hello', publicKey: this.#pair.publicRaw, wantsReply: false }));
+        const pending = this.#pending.get(from);
+        if (pending && from === this.#leader) {
+          this.#pending.delete(from);
+          await this.#acceptKey(from, pending);
+        }
         break;
       }
       case 'key': {
-        if (from !== this.#leader) {
+        if (from !== this.#leader || !this.#peers.has(from)) {
+          // Not our leader (yet), or its hello was lost: keep the key until it is, and ask for the hello.
           this.#pending.set(from, m);
+          if (from === this.#leader) await this.#send(from, encodeKeyMessage({ type: 'hello', publicKey: this.#pair.publicRaw, wantsReply: true }));
           return;
         }
         await this.#acceptKey(from, m);
@@ -340,7 +347,7 @@ export class E2eeSession extends Emitter<E2eeSessionEvents> {
       if (leader === this.selfId) this.#mustRotate = true;
       this.emit('leader', leader);
       const pending = leader === undefined ? undefined : this.#pending.get(leader);
-      if (pending && leader !== this.selfId) {
+      if (pending && leader !== this.selfId && this.#peers.has(leader!)) {
         this.#pending.delete(leader!);
         await this.#acceptKey(leader!, pending).catch((error: unknown) => this.emit('messageerror', leader!, error as Error));
       }
