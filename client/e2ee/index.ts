@@ -39,3 +39,15 @@ export {
   type E2eeSessionOptions,
   type KeyChangeReason,
 } from './session.js';
+export { createFrameTransform, type EncodedFrameLike, type FrameDrop, type FrameTransformOptions } from './frameTransform.js';
+export {
+  createE2eeTransforms,
+  detectTransformApi,
+  peerConnectionOptions,
+  E2eeTransforms,
+  type E2eeTransformsHandlers,
+  type E2eeTransformsOptions,
+  type RtpEndpointLike,
+  type TransformApi,
+  type WorkerLike,
+} from './transform.js';
