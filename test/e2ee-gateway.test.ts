@@ -50,7 +50,7 @@ class E2eeClient {
 
   static async join(t: TestGateway, name: string, host = false): Promise<E2eeClient> {
     const c = await t.client();
-    await c.join({ meetingId: MEETING, displayName: name, joinToken: host ? t.hostToken() : t.userToken(`${name}@x.de`), e2eeCapable: true });
+    await c.join({ meetingId: MEETING, displayName: name, joinToken: await (host ? t.hostToken() : t.userToken(`${name}@x.de`)), e2eeCapable: true });
     const cryptor = new FrameCryptor(c.participantId);
     const session = await createE2eeSession({
       meetingId: MEETING,

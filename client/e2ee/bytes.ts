@@ -1,4 +1,5 @@
 // Small byte helpers shared by the E2EE modules. Browser-safe: no Node Buffer.
+import { ArgumentError } from '../../lib/errors.js';
 
 /** Concatenates byte arrays into one new array. */
 export function concat(...parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
@@ -32,7 +33,7 @@ export function u32(n: number): Uint8Array<ArrayBuffer> {
  * differently (`"ab" + "c"` vs `"a" + "bc"`) in a key-derivation context.
  */
 export function field(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
-  if (bytes.byteLength > 0xffff) throw new TypeError('a context field is at most 65535 bytes');
+  if (bytes.byteLength > 0xffff) throw new ArgumentError('a context field is at most 65535 bytes');
   const out = new Uint8Array(2 + bytes.byteLength);
   out[0] = bytes.byteLength >> 8;
   out[1] = bytes.byteLength & 0xff;

@@ -2,6 +2,7 @@
 // decrypts incoming encoded frames with a FrameCryptor. Used by the E2EE worker for both browser
 // APIs (RTCRtpScriptTransform and createEncodedStreams); written against the few frame members
 // it needs so that it runs (and is tested) in Node as well.
+import { ArgumentError } from '../../lib/errors.js';
 import type { DropReason, FrameCryptor } from './sframe.js';
 
 /** The members of RTCEncodedVideoFrame / RTCEncodedAudioFrame this transform uses. */
@@ -39,9 +40,9 @@ export function createFrameTransform<F extends EncodedFrameLike>(
   options: FrameTransformOptions,
   onDrop?: (drop: FrameDrop) => void,
 ): TransformStream<F, F> {
-  if (options.direction !== 'send' && options.direction !== 'receive') throw new TypeError("direction must be 'send' or 'receive'");
+  if (options.direction !== 'send' && options.direction !== 'receive') throw new ArgumentError("direction must be 'send' or 'receive'");
   const from = options.participantId;
-  if (options.direction === 'receive' && (typeof from !== 'string' || from === '')) throw new TypeError('a receive transform needs the participantId of the sender');
+  if (options.direction === 'receive' && (typeof from !== 'string' || from === '')) throw new ArgumentError('a receive transform needs the participantId of the sender');
   return new TransformStream<F, F>({
     async transform(frame, controller) {
       if (frame.data.byteLength === 0) {

@@ -7,6 +7,7 @@
 //   wrapped = AES-256-GCM(kek, iv, group key, aad = the same context)
 // with a fresh random salt and iv per wrap, so no two wraps share a key-encryption key even
 // though the ECDH secret of a pair stays the same.
+import { ArgumentError } from '../../lib/errors.js';
 import { concat, field, own, u32, utf8 } from './bytes.js';
 import { E2eeError } from './errors.js';
 import type { WebCryptoKey } from './sframe.js';
@@ -108,7 +109,7 @@ export interface WrappedKey {
 
 /** Wraps a group key for `recipient` (ECDH + HKDF + AES-GCM, see the file comment). */
 export async function wrapGroupKey(sender: ParticipantKeyPair, recipient: WebCryptoKey, groupKey: Uint8Array, context: WrapContext): Promise<WrappedKey> {
-  if (groupKey.byteLength !== GROUP_KEY_BYTES) throw new TypeError(`a group key is ${GROUP_KEY_BYTES} bytes`);
+  if (groupKey.byteLength !== GROUP_KEY_BYTES) throw new ArgumentError(`a group key is ${GROUP_KEY_BYTES} bytes`);
   const salt = globalThis.crypto.getRandomValues(new Uint8Array(SALT_BYTES));
   const iv = globalThis.crypto.getRandomValues(new Uint8Array(IV_BYTES));
   const ctx = contextBytes(context);

@@ -8,6 +8,7 @@
 //   ratchet (3): from kid (u32) | kid (u32): everyone derives key `kid` from key `from kid`
 //   request (4): kid (u32): the sender lacks this key (it saw a frame with it)
 // A kid (key id) names one group key; it is the SFrame KID of the frames sent with it.
+import { ArgumentError } from '../../lib/errors.js';
 import { E2eeError } from './errors.js';
 import { PUBLIC_KEY_BYTES, GROUP_KEY_BYTES, type WrappedKey } from './keys.js';
 
@@ -25,14 +26,14 @@ export type KeyMessage =
   | { type: 'request'; kid: number };
 
 function checkKid(kid: number): void {
-  if (!Number.isInteger(kid) || kid < 0 || kid > 0xffff_ffff) throw new TypeError(`key id out of range: ${kid}`);
+  if (!Number.isInteger(kid) || kid < 0 || kid > 0xffff_ffff) throw new ArgumentError(`key id out of range: ${kid}`);
 }
 
 /** Encodes a key message. */
 export function encodeKeyMessage(m: KeyMessage): Uint8Array {
   switch (m.type) {
     case 'hello': {
-      if (m.publicKey.byteLength !== PUBLIC_KEY_BYTES) throw new TypeError(`a public key is ${PUBLIC_KEY_BYTES} bytes`);
+      if (m.publicKey.byteLength !== PUBLIC_KEY_BYTES) throw new ArgumentError(`a public key is ${PUBLIC_KEY_BYTES} bytes`);
       const out = new Uint8Array(3 + PUBLIC_KEY_BYTES);
       out.set([KEY_MESSAGE_VERSION, TYPE.hello, m.wantsReply ? 1 : 0]);
       out.set(m.publicKey, 3);
@@ -41,7 +42,7 @@ export function encodeKeyMessage(m: KeyMessage): Uint8Array {
     case 'key': {
       checkKid(m.kid);
       const { salt, iv, ciphertext } = m.wrapped;
-      if (salt.byteLength !== 16 || iv.byteLength !== 12 || ciphertext.byteLength !== WRAPPED_BYTES) throw new TypeError('a wrapped key has salt 16, iv 12 and ciphertext 48 bytes');
+      if (salt.byteLength !== 16 || iv.byteLength !== 12 || ciphertext.byteLength !== WRAPPED_BYTES) throw new ArgumentError('a wrapped key has salt 16, iv 12 and ciphertext 48 bytes');
       const out = new Uint8Array(6 + 16 + 12 + WRAPPED_BYTES);
       out.set([KEY_MESSAGE_VERSION, TYPE.key]);
       new DataView(out.buffer).setUint32(2, m.kid);

@@ -1,5 +1,6 @@
 // The meeting security code: what participants read to each other to check that everyone sees
 // the same set of public keys, i.e. that no one (the server included) swapped a key in between.
+import { ArgumentError } from '../../lib/errors.js';
 import { concat, field, utf8 } from './bytes.js';
 
 /** Groups of digits in a code. 6 groups of 4 digits: about 80 bits. */
@@ -19,10 +20,10 @@ export interface CodeMember {
  * or a swapped key changes it.
  */
 export async function securityCode(meetingId: string, members: readonly CodeMember[]): Promise<string> {
-  if (typeof meetingId !== 'string' || meetingId === '') throw new TypeError('securityCode needs the meeting id');
+  if (typeof meetingId !== 'string' || meetingId === '') throw new ArgumentError('securityCode needs the meeting id');
   const sorted = [...members].sort((a, b) => (a.participantId < b.participantId ? -1 : a.participantId > b.participantId ? 1 : 0));
   for (let i = 1; i < sorted.length; i++) {
-    if (sorted[i]!.participantId === sorted[i - 1]!.participantId) throw new TypeError(`participant ${sorted[i]!.participantId} is listed twice`);
+    if (sorted[i]!.participantId === sorted[i - 1]!.participantId) throw new ArgumentError(`participant ${sorted[i]!.participantId} is listed twice`);
   }
   const input = concat(
     utf8('c4v-media security code v1'),

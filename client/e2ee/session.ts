@@ -12,6 +12,7 @@
 // - A key arriving late (a late joiner, a lost message) is requested: a frame with an unknown key
 //   id makes the receiver send `request` to the leader, which answers with the current key.
 // Key ids are random 32-bit numbers, so keys made by different leaders never share an id.
+import { ArgumentError } from '../../lib/errors.js';
 import { Emitter } from './emitter.js';
 import { E2eeError } from './errors.js';
 import { generateGroupKey, generateKeyPair, importPublicKey, ratchetGroupKey, unwrapGroupKey, wrapGroupKey, type ParticipantKeyPair } from './keys.js';
@@ -120,11 +121,11 @@ export class E2eeSession extends Emitter<E2eeSessionEvents> {
   /** @internal Use createE2eeSession. */
   constructor(options: E2eeSessionOptions, pair: ParticipantKeyPair) {
     super();
-    if (typeof options.meetingId !== 'string' || options.meetingId === '') throw new TypeError('E2EE needs the meeting id');
-    if (typeof options.selfId !== 'string' || options.selfId === '') throw new TypeError('E2EE needs this participant id');
-    if (typeof options.send !== 'function') throw new TypeError('E2EE needs a send function for key messages');
+    if (typeof options.meetingId !== 'string' || options.meetingId === '') throw new ArgumentError('E2EE needs the meeting id');
+    if (typeof options.selfId !== 'string' || options.selfId === '') throw new ArgumentError('E2EE needs this participant id');
+    if (typeof options.send !== 'function') throw new ArgumentError('E2EE needs a send function for key messages');
     const keep = options.keepKeys ?? 2;
-    if (!Number.isInteger(keep) || keep < 1) throw new TypeError('keepKeys must be an integer of at least 1');
+    if (!Number.isInteger(keep) || keep < 1) throw new ArgumentError('keepKeys must be an integer of at least 1');
     this.meetingId = options.meetingId;
     this.selfId = options.selfId;
     this.#send = options.send;
@@ -187,12 +188,12 @@ export class E2eeSession extends Emitter<E2eeSessionEvents> {
   setMembers(members: readonly E2eeMember[]): Promise<void> {
     const next = new Map<string, E2eeMember>();
     for (const m of members) {
-      if (typeof m?.participantId !== 'string' || m.participantId === '') throw new TypeError('a member needs a participantId');
-      if (typeof m.isHost !== 'boolean' || typeof m.joinOrder !== 'number' || Number.isNaN(m.joinOrder)) throw new TypeError(`member ${m.participantId} needs isHost and joinOrder`);
-      if (next.has(m.participantId)) throw new TypeError(`member ${m.participantId} is listed twice`);
+      if (typeof m?.participantId !== 'string' || m.participantId === '') throw new ArgumentError('a member needs a participantId');
+      if (typeof m.isHost !== 'boolean' || typeof m.joinOrder !== 'number' || Number.isNaN(m.joinOrder)) throw new ArgumentError(`member ${m.participantId} needs isHost and joinOrder`);
+      if (next.has(m.participantId)) throw new ArgumentError(`member ${m.participantId} is listed twice`);
       next.set(m.participantId, { participantId: m.participantId, isHost: m.isHost, joinOrder: m.joinOrder });
     }
-    if (!next.has(this.selfId)) throw new TypeError('the member list must include this participant');
+    if (!next.has(this.selfId)) throw new ArgumentError('the member list must include this participant');
     return this.#enqueue(async () => {
       for (const id of this.#roster.keys()) {
         if (!next.has(id)) {

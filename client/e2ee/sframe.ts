@@ -9,6 +9,7 @@
 // Keys: a group key (named by its key id, the KID on the wire) is never used directly. Each
 // sender's base key is HKDF(group key, "c4v-media e2ee sender" | sender id | kid), so two senders
 // with the same key and counter never share a nonce.
+import { ArgumentError } from '../../lib/errors.js';
 import { concat, field, own, u32, utf8 } from './bytes.js';
 import { clearPrefixLength, codecOf, h264Escape, h264Unescape, H264_TRAILER, type FrameCodec } from './codecs.js';
 
@@ -54,8 +55,8 @@ function writeBigEndian(out: Uint8Array, at: number, n: number, len: number): vo
  * fits in its 3 bits, a larger one follows in the fewest big-endian bytes (length - 1 in the bits).
  */
 export function encodeHeader(kid: number, ctr: number): Uint8Array {
-  if (!Number.isSafeInteger(kid) || kid < 0 || kid > MAX_KID) throw new TypeError(`SFrame key id out of range: ${kid}`);
-  if (!Number.isSafeInteger(ctr) || ctr < 0 || ctr > MAX_CTR) throw new TypeError(`SFrame counter out of range: ${ctr}`);
+  if (!Number.isSafeInteger(kid) || kid < 0 || kid > MAX_KID) throw new ArgumentError(`SFrame key id out of range: ${kid}`);
+  if (!Number.isSafeInteger(ctr) || ctr < 0 || ctr > MAX_CTR) throw new ArgumentError(`SFrame counter out of range: ${ctr}`);
   const kLen = kid < 8 ? 0 : minBytes(kid);
   const cLen = ctr < 8 ? 0 : minBytes(ctr);
   const out = new Uint8Array(1 + kLen + cLen);
@@ -164,7 +165,7 @@ export interface KeySink {
 }
 
 function checkKid(kid: number): void {
-  if (!Number.isSafeInteger(kid) || kid < 0 || kid > MAX_KID) throw new TypeError(`key id out of range: ${kid}`);
+  if (!Number.isSafeInteger(kid) || kid < 0 || kid > MAX_KID) throw new ArgumentError(`key id out of range: ${kid}`);
 }
 
 /**
@@ -181,13 +182,13 @@ export class FrameCryptor implements KeySink {
   readonly #stats: CryptorStats = { encrypted: 0, decrypted: 0, droppedNoKey: 0, droppedUnknownKey: 0, droppedAuthFailed: 0, droppedMalformed: 0 };
 
   constructor(selfId: string) {
-    if (typeof selfId !== 'string' || selfId === '') throw new TypeError('FrameCryptor needs this participant id');
+    if (typeof selfId !== 'string' || selfId === '') throw new ArgumentError('FrameCryptor needs this participant id');
     this.selfId = selfId;
   }
 
   setKey(kid: number, groupKey: Uint8Array): void {
     checkKid(kid);
-    if (!(groupKey instanceof Uint8Array) || groupKey.byteLength !== 32) throw new TypeError('a group key is 32 bytes');
+    if (!(groupKey instanceof Uint8Array) || groupKey.byteLength !== 32) throw new ArgumentError('a group key is 32 bytes');
     this.#groupKeys.set(kid, groupKey.slice());
     // A replaced key must not be used through what was derived from the old one, nor reuse its counters.
     for (const id of [...this.#derived.keys()]) if (id.startsWith(`${kid}/`)) this.#derived.delete(id);
@@ -195,7 +196,7 @@ export class FrameCryptor implements KeySink {
   }
 
   useKey(kid: number): void {
-    if (!this.#groupKeys.has(kid)) throw new TypeError(`no group key ${kid}`);
+    if (!this.#groupKeys.has(kid)) throw new ArgumentError(`no group key ${kid}`);
     if (this.#sendKid !== kid) this.#counter = 0;
     this.#sendKid = kid;
   }
