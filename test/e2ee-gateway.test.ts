@@ -8,10 +8,11 @@ import * as assert from 'uvu/assert';
 import {
   FrameCryptor,
   clearPrefixLength,
-  createE2eeSession,
+  createE2eeController,
   isVp8Keyframe,
-  type E2eeMember,
+  type E2eeController,
   type E2eeSession,
+  type RosterEntry,
 } from '../client/e2ee/index.js';
 import { pb } from '../gateway/wire.js';
 import { HOST, testGateway, type TestGateway } from './helpers/gateway.js';
@@ -30,66 +31,70 @@ function secretBody(n = 900): Uint8Array {
   return out;
 }
 
-/** One meeting client: signalling, its E2EE session and frame cryptor, fed from the wire. */
+/**
+ * One meeting client: signalling plus the E2EE controller the SDK plugs in, fed from the wire
+ * exactly as the SDK does (key_message, participant list, joins and leaves).
+ */
 class E2eeClient {
-  readonly groupKeys: Uint8Array[] = [];
   readonly errors: Error[] = [];
-  roster: E2eeMember[] = [];
-  #order = 0;
+  roster: RosterEntry[] = [];
 
   private constructor(
     readonly name: string,
     readonly c: SignallingClient,
-    readonly session: E2eeSession,
+    readonly controller: E2eeController,
     readonly cryptor: FrameCryptor,
-  ) {}
+    /** Every group key this client ever used, to look for in what the server relayed. */
+    readonly groupKeys: Uint8Array[],
+  ) {
+    controller.on('error', (e) => void this.errors.push(e));
+  }
 
   get id(): string {
     return this.c.participantId;
+  }
+
+  get session(): E2eeSession {
+    return this.controller.session;
   }
 
   static async join(t: TestGateway, name: string, host = false): Promise<E2eeClient> {
     const c = await t.client();
     await c.join({ meetingId: MEETING, displayName: name, joinToken: await (host ? t.hostToken() : t.userToken(`${name}@x.de`)), e2eeCapable: true });
     const cryptor = new FrameCryptor(c.participantId);
-    const session = await createE2eeSession({
+    const groupKeys: Uint8Array[] = [];
+    const setKey = cryptor.setKey.bind(cryptor);
+    cryptor.setKey = (kid, key) => (groupKeys.push(key.slice()), setKey(kid, key));
+    const controller = await createE2eeController({
       meetingId: MEETING,
       selfId: c.participantId,
       sink: cryptor,
       send: async (to, data) => void (await c.call({ sendKeyMessage: { toParticipantId: to ?? '', data } })),
     });
-    const client = new E2eeClient(name, c, session, cryptor);
-    // Keep every group key this client ever used, to look for it in what the server relayed.
-    const setKey = cryptor.setKey.bind(cryptor);
-    cryptor.setKey = (kid, key) => (client.groupKeys.push(key.slice()), setKey(kid, key));
+    const client = new E2eeClient(name, c, controller, cryptor, groupKeys);
     c.ws.on('message', (raw: Buffer) => client.#onWire(raw));
     const list = (await c.call({ getParticipants: {} })).participants!.participants ?? [];
     for (const p of list) client.#add(p);
-    await client.#publishRoster();
-    await session.start();
+    if (!client.roster.some((p) => p.id === client.id)) client.roster.push({ id: client.id, role: host ? 'host' : 'participant', e2eeCapable: true });
+    await controller.setParticipants(client.roster);
     return client;
   }
 
   #add(p: { participantId?: string | null; role?: number | null; e2eeCapable?: boolean | null }): void {
-    if (!p.e2eeCapable || this.roster.some((m) => m.participantId === p.participantId)) return;
-    this.roster.push({ participantId: p.participantId!, isHost: p.role === pb.Role.HOST, joinOrder: this.#order++ });
-  }
-
-  #publishRoster(): Promise<void> {
-    if (!this.roster.some((m) => m.participantId === this.id)) this.roster.push({ participantId: this.id, isHost: false, joinOrder: this.#order++ });
-    return this.session.setMembers(this.roster).catch((e: Error) => void this.errors.push(e));
+    if (this.roster.some((m) => m.id === p.participantId)) return;
+    this.roster.push({ id: p.participantId!, role: p.role === pb.Role.HOST ? 'host' : 'participant', e2eeCapable: p.e2eeCapable ?? false });
   }
 
   #onWire(raw: Buffer): void {
     const n = pb.Envelope.decode(raw).notification;
     if (n?.keyMessage) {
-      this.session.receive(n.keyMessage.fromParticipantId!, n.keyMessage.data!).catch((e: Error) => void this.errors.push(e));
+      void this.controller.receive(n.keyMessage.fromParticipantId!, n.keyMessage.data!);
     } else if (n?.participantJoined) {
       this.#add(n.participantJoined);
-      void this.#publishRoster();
+      this.controller.setParticipants(this.roster).catch((e: Error) => void this.errors.push(e));
     } else if (n?.participantLeft) {
-      this.roster = this.roster.filter((m) => m.participantId !== n.participantLeft!.participantId);
-      void this.#publishRoster();
+      this.roster = this.roster.filter((m) => m.id !== n.participantLeft!.participantId);
+      this.controller.setParticipants(this.roster).catch((e: Error) => void this.errors.push(e));
     }
   }
 }

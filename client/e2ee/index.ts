@@ -51,3 +51,14 @@ export {
   type TransformApi,
   type WorkerLike,
 } from './transform.js';
+export {
+  createE2eeController,
+  e2eeLabel,
+  e2eeRefusalText,
+  E2eeController,
+  type E2eeControllerEvents,
+  type E2eeControllerOptions,
+  type E2eeLabel,
+  type E2eeMode,
+  type RosterEntry,
+} from './controller.js';
