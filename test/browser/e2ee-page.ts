@@ -48,7 +48,8 @@ window.loopback = async (o) => {
   const pc2 = new RTCPeerConnection(config);
   pc1.onicecandidate = (e) => e.candidate && pc2.addIceCandidate(e.candidate);
   pc2.onicecandidate = (e) => e.candidate && pc1.addIceCandidate(e.candidate);
-  const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 360, frameRate: 30 } });
+  const size = o.size ?? [640, 360];
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: o.kind !== 'video', video: o.kind === 'audio' ? false : { width: size[0], height: size[1], frameRate: 30 } });
   let tx, rx;
   if (o.e2ee) {
     tx = e2ee.createE2eeTransforms({ selfId: 'alice', globals });
@@ -71,6 +72,7 @@ window.loopback = async (o) => {
   const video = document.getElementById('v');
   let presented = 0;
   let audioReceiver;
+  const delays = o.measure ? [] : undefined;
   pc2.ontrack = (e) => {
     if (rx) rx.attachReceiver(e.receiver, 'alice');
     if (e.track.kind === 'audio') {
@@ -82,7 +84,12 @@ window.loopback = async (o) => {
     }
     if (e.track.kind === 'video') {
       video.srcObject = new MediaStream([e.track]);
-      const tick = () => { presented++; video.requestVideoFrameCallback(tick); };
+      const tick = (_now, meta) => {
+        presented++;
+        // Capture (sender clock) to expected display (receiver clock): one clock in a loopback.
+        if (delays && presented > 30 && meta.captureTime) delays.push(meta.expectedDisplayTime - meta.captureTime);
+        video.requestVideoFrameCallback(tick);
+      };
       video.requestVideoFrameCallback(tick);
     }
   };
@@ -90,7 +97,40 @@ window.loopback = async (o) => {
   await pc2.setRemoteDescription(pc1.localDescription);
   await pc2.setLocalDescription(await pc2.createAnswer());
   await pc1.setRemoteDescription(pc2.localDescription);
+  if (o.measure) {
+    // Cost figures at the asked size: no downscaling under CPU load, and room to send it.
+    for (const sender of pc1.getSenders()) {
+      if (sender.track?.kind !== 'video') continue;
+      const p = sender.getParameters();
+      p.degradationPreference = 'maintain-resolution';
+      for (const e of p.encodings) e.maxBitrate = 2500000;
+      await sender.setParameters(p);
+    }
+  }
   const frames = o.frames ?? 30;
+  if (o.measure) {
+    // Cost figures (bench/e2ee-browser.ts): run for a while, then report what it took.
+    if (o.kind !== 'audio') await until(() => delays.length >= o.measure, 120000, o.measure + ' measured frames');
+    else await until(async () => ((await inbound(pc2, 'audio'))?.jitterBufferEmittedCount ?? 0) >= o.measure * 960, 120000, 'audio frames');
+    const v = o.kind !== 'audio' ? await inbound(pc2, 'video') : undefined;
+    const a = o.kind !== 'video' ? await inbound(pc2, 'audio') : undefined;
+    const sorted = (delays ?? []).slice().sort((x, y) => x - y);
+    const result = {
+      delayMedianMs: sorted.length ? sorted[Math.floor(sorted.length / 2)] : undefined,
+      delayP95Ms: sorted.length ? sorted[Math.floor(sorted.length * 0.95)] : undefined,
+      videoBytesPerFrame: v ? v.bytesReceived / Math.max(1, v.framesReceived ?? v.framesDecoded) : undefined,
+      frameWidth: v?.frameWidth,
+      audioJitterBufferMs: a && a.jitterBufferEmittedCount ? (1000 * a.jitterBufferDelay) / a.jitterBufferEmittedCount : undefined,
+      tx: tx ? await tx.stats() : undefined,
+      rx: rx ? await rx.stats() : undefined,
+    };
+    pc1.close();
+    pc2.close();
+    for (const t of stream.getTracks()) t.stop();
+    tx?.close();
+    rx?.close();
+    return result;
+  }
   if (o.wrongKey) {
     await until(async () => (await rx.stats()).droppedAuthFailed >= frames, 30000, 'dropped frames');
   } else {
