@@ -123,6 +123,20 @@ test('an H264 frame keeps SPS, PPS and the slice NAL header in the clear, and ga
   }
 });
 
+test('an H264 frame whose parameter sets and start codes the receiver rebuilt still decrypts; its slice header is authenticated', async () => {
+  const { alice, bob } = pair();
+  const frame = h264Idr();
+  const enc = (await alice.encrypt('h264', frame))!;
+  // What a depacketizer hands over: 4-byte start codes everywhere, SPS and PPS in front again.
+  const idrAt = h264NalHeaderOffsets(enc)[2]! - 3;
+  const rebuilt = new Uint8Array([...enc.subarray(0, idrAt), 0, ...enc.subarray(idrAt)]);
+  const dec = await bob.decrypt('alice', 'h264', rebuilt);
+  assert.ok(dec.ok, JSON.stringify(dec));
+  const tampered = enc.slice();
+  tampered[idrAt + 3] = 0x61; // the IDR slice claims to be a non-IDR one
+  assert.is((await bob.decrypt('alice', 'h264', tampered)).ok, false);
+});
+
 test('H264 escaping removes every start code, also across the clear boundary, and is reversible', () => {
   const data = new Uint8Array([0, 0, 1, 0, 0, 0, 0, 0, 3, 0, 0, 2, 5, 0]);
   for (const before of [new Uint8Array([0x65]), new Uint8Array([0x65, 0]), new Uint8Array([0, 0])]) {

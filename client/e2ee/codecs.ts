@@ -78,6 +78,17 @@ export function clearPrefixLength(codec: FrameCodec, frame: Uint8Array): number 
   return Math.min(n, frame.byteLength);
 }
 
+/**
+ * The part of the clear prefix that is authenticated (AAD). VP8 and opus: all of it; the
+ * receiving browser hands those bytes over as they were sent. H264: only the last two bytes (the
+ * slice's NAL header and the byte after it), because the receiver's depacketizer rebuilds the
+ * bytes before them: it writes every start code as 00 00 00 01 and may put SPS and PPS it saw
+ * earlier in front of an IDR slice, so those bytes can differ from what the sender had.
+ */
+export function authenticatedPrefix(codec: FrameCodec, prefix: Uint8Array): Uint8Array {
+  return codec === 'h264' ? prefix.subarray(Math.max(0, prefix.byteLength - 2)) : prefix;
+}
+
 /** Trailing zero bytes of `bytes`, at most 2: the state an emulation-prevention pass starts in. */
 function trailingZeros(bytes: Uint8Array): number {
   let z = 0;

@@ -3,15 +3,16 @@
 // An encrypted frame is   clear prefix | SFrame header | AES-GCM ciphertext and tag
 // where the header carries the key id (KID) and the counter (CTR) as in RFC 9605 §4.3, the key and
 // salt come from the base key as in §4.4.2 (cipher suite AES_128_GCM_SHA256_128), the nonce is the
-// salt XOR the counter, and the AAD is the clear prefix followed by the header (§4.4.3 with the
-// prefix as "metadata"). For H264 the part after the prefix is escaped (codecs.ts).
+// salt XOR the counter, and the AAD is the header followed by the clear prefix (§4.4.3 with the
+// prefix as "metadata"; for H264 only its last two bytes, see authenticatedPrefix). For H264 the
+// part after the prefix is escaped (codecs.ts).
 //
 // Keys: a group key (named by its key id, the KID on the wire) is never used directly. Each
 // sender's base key is HKDF(group key, "c4v-media e2ee sender" | sender id | kid), so two senders
 // with the same key and counter never share a nonce.
 import { ArgumentError } from '../../lib/errors.js';
 import { concat, field, own, u32, utf8 } from './bytes.js';
-import { clearPrefixLength, codecOf, h264Escape, h264Unescape, H264_TRAILER, type FrameCodec } from './codecs.js';
+import { authenticatedPrefix, clearPrefixLength, codecOf, h264Escape, h264Unescape, H264_TRAILER, type FrameCodec } from './codecs.js';
 
 type Subtle = typeof globalThis.crypto.subtle;
 /** A WebCrypto key (typed through `crypto.subtle`, so this file compiles for browsers and Node). */
@@ -256,7 +257,7 @@ export class FrameCryptor implements KeySink {
     const ctr = this.#counter++;
     const n = clearPrefixLength(c, frame);
     const prefix = frame.subarray(0, n);
-    const sealed = await sframeSeal(await k, kid, ctr, prefix, frame.subarray(n));
+    const sealed = await sframeSeal(await k, kid, ctr, authenticatedPrefix(c, prefix), frame.subarray(n));
     const out = c === 'h264' ? concat(prefix, h264Escape(sealed, prefix), new Uint8Array([H264_TRAILER])) : concat(prefix, sealed);
     this.#stats.encrypted++;
     this.#stats.encryptMs += performance.now() - started;
@@ -281,7 +282,7 @@ export class FrameCryptor implements KeySink {
     const key = await k;
     try {
       const plain = await subtle().decrypt(
-        { name: 'AES-GCM', iv: nonceOf(key.salt, header.ctr), additionalData: concat(body.subarray(0, header.length), prefix), tagLength: 128 },
+        { name: 'AES-GCM', iv: nonceOf(key.salt, header.ctr), additionalData: concat(body.subarray(0, header.length), authenticatedPrefix(c, prefix)), tagLength: 128 },
         key.key,
         own(body.subarray(header.length)),
       );
