@@ -80,7 +80,7 @@ export interface ServeConfig {
    */
   api: {
     enabled: boolean;
-    /** SQLite file of accounts, meeting definitions and API keys; empty: the outbox file (or .c4v-state/definitions.db). */
+    /** SQLite file of accounts, meeting definitions and API keys; empty: the outbox file. Needs the control plane on: its retention purges the definitions. */
     storePath: string;
     /** The admin API key id and secret (>= 32 characters); a random pair per start when empty. */
     adminKeyId: string;
@@ -97,6 +97,11 @@ export interface ServeConfig {
       settings: Partial<MeetingSettings>;
     };
   };
+  /**
+   * Issue 10: graceful shutdown on SIGTERM / SIGINT. The control-plane outbox gets `timeoutMs` to
+   * deliver what the ending meetings produced; what is left stays on disk for the next start.
+   */
+  shutdown: { timeoutMs: number };
 }
 
 /** The embedded defaults: a loopback demo with one meeting, waiting room and host-required start. */
@@ -128,6 +133,7 @@ export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
       settings: { waitingRoom: true, hostRequiredToStart: true, allowGuests: true },
     },
   },
+  shutdown: { timeoutMs: 10_000 },
 });
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -240,6 +246,8 @@ export const ENV_VARS: Readonly<Record<string, string>> = Object.freeze({
   C4V_CONTROL_PLANE_PURGE_FILE: 'controlPlane.purgeFile',
   C4V_STRICT_PERMISSIONS: 'controlPlane.strictPermissions',
   C4V_PSEUDONYM_KEY: 'controlPlane.pseudonymKeyPath',
+  // Issue 10: graceful shutdown.
+  C4V_SHUTDOWN_TIMEOUT_MS: 'shutdown.timeoutMs',
 });
 
 function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
@@ -280,7 +288,7 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } =
 
 function validate(raw: unknown, source: string): ServeConfig {
   const c = new Checker(source);
-  const top = c.object(raw, '(top)', ['server', 'workers', 'media', 'tokens', 'limits', 'logging', 'controlPlane', 'demo', 'api']);
+  const top = c.object(raw, '(top)', ['server', 'workers', 'media', 'tokens', 'limits', 'logging', 'controlPlane', 'demo', 'api', 'shutdown']);
 
   const s = c.object(top.server, 'server', ['host', 'port', 'path', 'tls', 'allowInsecurePublic', 'trustedProxies', 'forwardedHeader', 'allowedOrigins']);
   let tls: ServeConfig['server']['tls'];
@@ -444,7 +452,12 @@ function validate(raw: unknown, source: string): ServeConfig {
     api.adminSecret = c.secret(ap.adminSecret, 'api.adminSecret');
   }
 
-  return { server, workers, media, tokens, limits, logging, controlPlane, demo: { account, meeting }, api };
+
+  // Issue 10: graceful shutdown.
+  const sd = c.object(top.shutdown, 'shutdown', ['timeoutMs']);
+  const shutdown: ServeConfig['shutdown'] = { timeoutMs: c.int(sd.timeoutMs, 'shutdown.timeoutMs', 0, 600_000) };
+
+  return { server, workers, media, tokens, limits, logging, controlPlane, demo: { account, meeting }, api, shutdown };
 }
 
 // The setting names of the contract (types.ts MeetingSettings); their values are checked by the

@@ -8,6 +8,7 @@ import { WorkerPool, type PoolWorker, type WorkerPoolOptions } from './media/Wor
 import { DEFAULT_PASSWORD_LIMITS, Meeting, type PasswordAttemptLimits } from './model/Meeting.js';
 import type { Participant } from './model/Participant.js';
 import { AttemptLimiter, ConcurrencyGate, assertPassword, hashPassword } from './model/password.js';
+import { isPictureUrl, PICTURE_URL_RULE } from './model/pictureUrl.js';
 
 // Issue 15: the shape hashPassword() writes (`scrypt$N$r$p$<salt>$<hash>`).
 const PASSWORD_HASH_RE = /^scrypt\$\d{1,8}\$\d{1,3}\$\d{1,3}\$[A-Za-z0-9+/=]{8,128}\$[A-Za-z0-9+/=]{16,256}$/;
@@ -236,17 +237,8 @@ export async function createMediaCore(options: MediaCoreOptions): Promise<MediaC
   });
 }
 
-// Issue 16: the host's profile picture is allow-listed metadata; only a plain http(s) URL of sane
-// length is accepted, so nothing else can travel in that field.
+// The host's profile picture is allow-listed metadata: one rule (lib/model/pictureUrl.ts), shared
+// with the operator API's schema, so that nothing else can travel in that field.
 function assertPictureUrl(value: unknown): void {
-  let ok = typeof value === 'string' && value.length > 0 && value.length <= 2048;
-  if (ok) {
-    try {
-      const url = new URL(value as string);
-      ok = url.protocol === 'https:' || url.protocol === 'http:';
-    } catch {
-      ok = false;
-    }
-  }
-  if (!ok) throw new ArgumentError('hostProfilePictureUrl must be an http(s) URL of at most 2048 characters');
+  if (!isPictureUrl(value)) throw new ArgumentError(`hostProfilePictureUrl must be ${PICTURE_URL_RULE}`);
 }

@@ -45,6 +45,12 @@ export interface MeetingMediaOptions {
   srtpPipes?: boolean;
   /** ActiveSpeakerObserver interval in ms; default 300. */
   activeSpeakerInterval?: number;
+  /**
+   * How long a meeting whose every router died waits for a worker of its allowed regions to
+   * (re)appear before it ends with 'worker-failed'; default 30 000 ms. The pool respawns a dead
+   * worker within tens of milliseconds, so this only runs out when workers cannot start at all.
+   */
+  workerRecoveryTimeoutMs?: number;
 }
 
 /** A router of the meeting on one worker. */
@@ -156,6 +162,8 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
   #placing: Promise<unknown> = Promise.resolve();
   /** Set while a dead shard is being replaced; media calls wait on it. */
   #recovering: Promise<void> | undefined;
+  /** Ends a recovery's wait for a worker when the media closes (see #workerAdded). */
+  readonly #onCloseWaiters = new Set<() => void>();
   #closed = false;
 
   /** Places the meeting's first router on a worker in `allowedRegions` (REGION_UNAVAILABLE otherwise). */
@@ -190,7 +198,11 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
       mediaCodecs: o.mediaCodecs ?? DEFAULT_MEDIA_CODECS,
       srtpPipes: o.srtpPipes ?? true,
       activeSpeakerInterval: o.activeSpeakerInterval ?? 300,
+      workerRecoveryTimeoutMs: o.workerRecoveryTimeoutMs ?? 30_000,
     };
+    if (!Number.isFinite(this.#options.workerRecoveryTimeoutMs) || this.#options.workerRecoveryTimeoutMs < 0) {
+      throw new ArgumentError('workerRecoveryTimeoutMs must be a number >= 0');
+    }
     if (!Number.isInteger(this.#options.participantsPerWorker) || this.#options.participantsPerWorker < 1) {
       throw new ArgumentError('participantsPerWorker must be a positive integer');
     }
@@ -237,8 +249,8 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
   // Shards and placement
   // ---------------------------------------------------------------------------------------------
 
-  async #addShard(exclude: Set<PoolWorker>): Promise<Shard> {
-    const worker = this.#pool.pick(this.#allowedRegions, exclude);
+  /** A router of the meeting on `worker`, or on the least-loaded allowed worker not in `exclude`. */
+  async #addShard(exclude: Set<PoolWorker>, worker = this.#pool.pick(this.#allowedRegions, exclude)): Promise<Shard> {
     const router = await this.#pool.createRouter(worker, {
       mediaCodecs: this.#options.mediaCodecs,
       appData: { meetingId: this.meetingId },
@@ -267,6 +279,11 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     } catch (error) {
       // A router without speaker detection still carries media; say so and go on.
       this.#logger.warn({ err: String(error) }, 'no active speaker observer on this router');
+    }
+    if (router.closed) {
+      // The worker died while the router was being set up (its 'workerclose' has already fired,
+      // so the listener above would never run): this is no shard.
+      throw new MediaError('WORKER_DIED', `worker ${worker.id} died while the meeting was placed on it`);
     }
     router.on('workerclose', () => this.#onShardDied(shard));
     this.#shards.add(shard);
@@ -319,8 +336,15 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     if (shard.dead || this.#closed) return;
     shard.dead = true;
     this.#shards.delete(shard);
+    if (this.#pool.stopping) {
+      // The server is shutting down and its workers go first (a service manager signals every
+      // process): nothing to move, the meeting is about to close.
+      this.#endPlacement(shard, 'meeting-ended');
+      this.#forgetPipesTo(shard);
+      this.#logger.info({ workerId: shard.worker.id }, 'worker of the meeting stopped during shutdown');
+      return;
+    }
     this.#endPlacement(shard, 'worker-died');
-    this.#logger.error({ workerId: shard.worker.id }, 'worker of the meeting died; moving its media');
     const affected: string[] = [];
     for (const pid of shard.participants) {
       const peer = this.#peers.get(pid);
@@ -336,11 +360,27 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     this.#forgetPipesTo(shard);
     // The meeting always keeps one router (its capabilities, a place for the next transport).
     const needNew = ![...this.#shards].some((s) => !s.dead);
-    const recovery = (needNew ? this.#replaceShard(shard.worker) : Promise.resolve()).then(
-      () => {
-        this.safeEmit('reconnect', affected);
+    // One microtask later the pool has seen the exit too (mediasoup closes a dead worker's routers
+    // and then emits its 'died' in one go): only then is it known whether the worker crashed or
+    // was stopped, and whether a shutdown is under way.
+    const recovery = Promise.resolve()
+      .then(() => {
+        const fields = { workerId: shard.worker.id };
+        if (this.#pool.stopping) {
+          this.#logger.info(fields, 'worker of the meeting stopped during shutdown');
+          return false;
+        }
+        if (shard.worker.stoppedCleanly) this.#logger.info(fields, 'worker of the meeting was stopped; moving its media');
+        else this.#logger.error(fields, 'worker of the meeting died; moving its media');
+        return (needNew ? this.#replaceShard(shard.worker) : Promise.resolve()).then(() => true);
+      })
+      .then(
+      (moved) => {
+        // During a shutdown the participants are about to be closed: no reconnect for them.
+        if (moved && !this.#closed) this.safeEmit('reconnect', affected);
       },
       (error: unknown) => {
+        if (this.#closed || this.#pool.stopping) return;
         this.#logger.error({ err: String(error) }, 'could not move the meeting to another worker');
         this.safeEmit('recoveryfailed', error instanceof Error ? error : new Error(String(error)));
         this.safeEmit('reconnect', affected);
@@ -356,35 +396,68 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     for (const key of [...this.#pipes.keys()]) if (key.endsWith(`:${shard.router.id}`)) this.#pipes.delete(key);
   }
 
-  /** A new router on a live worker in an allowed region; waits for a replacement worker if none is up. */
+  /**
+   * A new router on a live worker of an allowed region. Several workers may die at once (a
+   * SIGKILL to the process group, an OOM kill): a worker that looks alive may be dying and fail
+   * with WORKER_DIED. Such a worker is skipped, and with none left the meeting waits for the
+   * pool's respawn, until `workerRecoveryTimeoutMs` has passed (then REGION_UNAVAILABLE).
+   */
   async #replaceShard(dead: PoolWorker): Promise<void> {
     const exclude = new Set<PoolWorker>([dead]);
-    try {
-      await this.#addShard(exclude);
-      return;
-    } catch (error) {
-      if (!(error instanceof C4vError && error.code === 'REGION_UNAVAILABLE')) throw error;
+    const deadline = Date.now() + this.#options.workerRecoveryTimeoutMs;
+    let lastError: unknown;
+    while (!this.#closed) {
+      let worker: PoolWorker;
+      try {
+        worker = this.#pool.pick(this.#allowedRegions, exclude);
+      } catch (error) {
+        if (!(error instanceof C4vError && error.code === 'REGION_UNAVAILABLE')) throw error;
+        await this.#workerAdded(exclude, deadline, lastError);
+        continue;
+      }
+      try {
+        await this.#addShard(exclude, worker);
+        return;
+      } catch (error) {
+        if (!(error instanceof C4vError && (error.code === 'WORKER_DIED' || error.code === 'REGION_UNAVAILABLE'))) throw error;
+        this.#logger.warn({ workerId: worker.id, err: error.message }, 'the replacement worker is gone too; trying the next one');
+        exclude.add(worker);
+        lastError = error;
+      }
     }
-    // The pool respawns dead workers: wait (bounded) for one in an allowed region.
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pool.off('workeradded', onAdded);
-        reject(new MediaError('REGION_UNAVAILABLE', 'no media worker came back in the allowed regions'));
-      }, 30_000);
-      const onAdded = (): void => {
+  }
+
+  /** Resolves when the pool has a live worker of the allowed regions not in `exclude`; rejects at `deadline`. */
+  #workerAdded(exclude: ReadonlySet<PoolWorker>, deadline: number, lastError: unknown): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const available = (): boolean => {
         try {
           this.#pool.pick(this.#allowedRegions, exclude);
+          return true;
         } catch {
-          return;
+          return false;
         }
+      };
+      const done = (): void => {
         clearTimeout(timer);
         this.#pool.off('workeradded', onAdded);
+        this.#onCloseWaiters.delete(onAdded);
+      };
+      const onAdded = (): void => {
+        if (!available() && !this.#closed) return;
+        done();
         resolve();
       };
+      const timer = setTimeout(() => {
+        done();
+        const cause = lastError instanceof Error ? ` (last: ${lastError.message})` : '';
+        reject(new MediaError('REGION_UNAVAILABLE', `no media worker came back in the allowed regions within ${this.#options.workerRecoveryTimeoutMs} ms${cause}`));
+      }, Math.max(0, deadline - Date.now()));
       this.#pool.on('workeradded', onAdded);
+      this.#onCloseWaiters.add(onAdded);
+      // A respawn may have finished between the failed pick and this subscription.
+      onAdded();
     });
-    if (this.#closed) return;
-    await this.#addShard(exclude);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -416,12 +489,23 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
   /** A WebRtcTransport (ICE + DTLS-SRTP, SCTP for chat) on the participant's router. */
   async createTransport(participantId: string, direction: 'send' | 'recv'): Promise<TransportInfo> {
     if (direction !== 'send' && direction !== 'recv') throw new ArgumentError(`direction must be 'send' or 'recv'`);
-    const shard = await this.#shardFor(participantId);
-    const transport = await shard.router.createWebRtcTransport({
-      listenInfos: this.#options.listenInfos,
-      enableSctp: true,
-      appData: { participantId, direction },
-    });
+    let shard: Shard;
+    let transport: ms.WebRtcTransport;
+    for (let attempt = 1; ; attempt++) {
+      shard = await this.#shardFor(participantId);
+      try {
+        transport = await shard.router.createWebRtcTransport({
+          listenInfos: this.#options.listenInfos,
+          enableSctp: true,
+          appData: { participantId, direction },
+        });
+        break;
+      } catch (error) {
+        // The shard's worker died under the request (several workers dying at once): its
+        // replacement is under way, so place the participant again rather than fail the client.
+        if (!shard.dead || this.#closed || attempt >= 3) throw error;
+      }
+    }
     const peer = this.#peers.get(participantId);
     if (!peer || peer.shard !== shard || this.#closed) {
       transport.close();
@@ -717,6 +801,7 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
   close(reason: NonNullable<PlacementEntry['endReason']> = 'meeting-ended'): void {
     if (this.#closed) return;
     this.#closed = true;
+    for (const wake of [...this.#onCloseWaiters]) wake();
     for (const shard of this.#shards) {
       shard.dead = true;
       this.#endPlacement(shard, reason);

@@ -953,7 +953,7 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
       }
     });
     m.on('recoveryfailed', (error) => {
-      this.#logger.error({ err: error.message }, 'no worker left in the allowed regions: ending the meeting');
+      this.#logger.error({ err: error.message }, 'no media worker of the allowed regions came back in time: ending the meeting');
       this.#end('worker-failed');
     });
   }
