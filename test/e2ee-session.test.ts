@@ -3,7 +3,7 @@
 // through the real server. Pure logic: waits on the relay's delivery promises, no timers.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { E2eeError, electLeader, type FrameCryptor } from '../client/e2ee/index.js';
+import { E2eeError, electLeader, encodeKeyMessage, generateGroupKey, generateKeyPair, importPublicKey, wrapGroupKey, type FrameCryptor } from '../client/e2ee/index.js';
 import { KeyRelay, contains, vp8Delta, type RelayPeer } from './helpers/e2ee.js';
 
 /** Whether `to` decrypts a fresh frame of `from`. */
@@ -167,15 +167,18 @@ test('a bad key message is refused with a coded error and changes nothing', asyn
   assert.ok(await decodes(a, b), 'the session still works');
 });
 
-test('a key from someone who is not the leader is not used', async () => {
+test('a valid key wrapped by someone who is not the leader is not used', async () => {
   const relay = new KeyRelay();
   const a = await relay.join('a');
-  const b = await relay.join('b');
+  const bPair = await generateKeyPair();
+  const b = await relay.join('b', false, bPair);
   const c = await relay.join('c');
-  // b forges a "key" message for c: b is no leader, so c keeps a's key.
-  const kid = c.session.currentKid;
-  await c.session.receive('b', new Uint8Array([1, 4, 0, 0, 0, 1]));
+  // b wraps a key of its own for c, correctly (with b's real private key): only leadership stops it.
+  const kid = c.session.currentKid!;
+  const wrapped = await wrapGroupKey(bPair, await importPublicKey(c.session.publicKey), generateGroupKey(), { meetingId: relay.meetingId, fromId: 'b', toId: 'c', kid: 12345 });
+  await c.session.receive('b', encodeKeyMessage({ type: 'key', kid: 12345, wrapped }));
   assert.is(c.session.currentKid, kid);
+  assert.not.ok(c.cryptor.kids.includes(12345), 'the forged key was not installed');
   await allDecode([a, b, c]);
 });
 

@@ -1,7 +1,7 @@
 // Helpers for the E2EE tests: sample codec frames, Shannon entropy, and a relay that stands in
 // for the gateway's opaque key-message forwarding in the pure-logic session tests (the gateway
 // test runs the same sessions through the real server).
-import { FrameCryptor, createE2eeSession, type E2eeMember, type E2eeSession } from '../../client/e2ee/index.js';
+import { FrameCryptor, createE2eeSession, type E2eeMember, type E2eeSession, type ParticipantKeyPair } from '../../client/e2ee/index.js';
 
 /** Hex string -> bytes. */
 export function hex(s: string): Uint8Array {
@@ -123,13 +123,14 @@ export class KeyRelay {
   }
 
   /** Admits a participant: a session of its own, the roster update to everyone, then its hello. */
-  async join(id: string, isHost = false): Promise<RelayPeer> {
+  async join(id: string, isHost = false, keyPair?: ParticipantKeyPair): Promise<RelayPeer> {
     const cryptor = new FrameCryptor(id);
     const session = await createE2eeSession({
       meetingId: this.meetingId,
       selfId: id,
       sink: cryptor,
       send: (to, data) => this.#deliver(id, to, data),
+      ...(keyPair ? { keyPair } : {}),
     });
     const peer: RelayPeer = { id, session, cryptor, received: [] };
     this.peers.set(id, peer);
