@@ -101,7 +101,7 @@ test('a VP8 delta frame keeps its 3-byte tag in the clear and is no keyframe to 
   assert.is(clearPrefixLength('vp8', frame), 3);
   assert.equal([...enc.subarray(0, 3)], [...frame.subarray(0, 3)]);
   assert.not.ok(isVp8Keyframe(enc));
-  assert.equal([...enc.subarray(3, 3 + 20)].join() === [...frame.subarray(3, 23)].join(), false, 'the payload is not sent as is');
+  assert.is.not(Buffer.from(enc.subarray(3, 23)).toString('hex'), Buffer.from(frame.subarray(3, 23)).toString('hex'), 'the payload is not sent as is');
   const dec = await bob.decrypt('alice', 'vp8', enc);
   assert.equal(dec.ok && [...dec.data], [...frame]);
 });
