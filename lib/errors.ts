@@ -62,6 +62,10 @@ export const ErrorCodes = [
   'CLUSTER_TIMEOUT',
   'NODE_DRAINING',
   'HOME_LOST',
+  // Issue 12: end-to-end encryption in the client SDK (client/e2ee/).
+  'E2EE_MESSAGE_INVALID',
+  'E2EE_KEY_INVALID',
+  'E2EE_NOT_SUPPORTED',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];
