@@ -5,6 +5,9 @@
 //   node dist/bench/e2ee-browser.js [--quick]
 import { Chromium, serveDist } from '../test/browser/e2ee-chromium.js';
 import { E2EE_PAGE } from '../test/browser/e2ee-page.js';
+import { inNetworkNamespace } from '../test/browser/netns.js';
+
+inNetworkNamespace(import.meta.url);
 
 interface Measured {
   delayMedianMs?: number;

@@ -6,6 +6,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Chromium, serveDist, type Page } from './e2ee-chromium.js';
 import { E2EE_PAGE } from './e2ee-page.js';
+import { inNetworkNamespace } from './netns.js';
+
+// Like every browser run: in its own network namespace with only lo (Chromium would otherwise
+// gather candidates on the machine's other interfaces).
+inNetworkNamespace(import.meta.url);
 
 interface LoopbackResult {
   unsupported?: string;
