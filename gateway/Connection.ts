@@ -419,6 +419,7 @@ export class Connection implements SessionSink {
         meetingTitle: meeting.title,
         rtpCapabilities: participant.state === 'admitted' ? rtpCapabilitiesToWire(meeting.rtpCapabilities) : null,
         e2eeRequired: meeting.settings.e2ee === 'required',
+        e2eeMode: meeting.settings.e2ee,
         reconnectGraceMs: this.ctx.limits.reconnectGraceMs,
         activeSpeakerId: participant.state === 'admitted' ? (meeting.activeSpeakerId ?? '') : '',
       },
