@@ -20,15 +20,17 @@ import { createLogger } from '../lib/telemetry/logger.js';
 import { createMetricsRegistry } from '../lib/telemetry/metrics.js';
 import { packetEngine, packetEngineInfo, readRecords, type PacketEngine } from '../lib/native/index.js';
 import { searchCapacity, type CapacityResult } from './capacity.js';
-import { runScenario, Scenario, type ScenarioResult } from './latency.js';
+import { mergeResults, runScenario, Scenario, type ScenarioResult } from './latency.js';
 import { libraryPath, memoryPerParticipant } from './library.js';
 import { runMicro, type MicroResult } from './micro.js';
 import { AUDIO, VIDEO, mediasoupPath, nativePath, type ForwardPath, type PathName, type Workload } from './paths.js';
-import { percentiles } from './stats.js';
+import { percentiles, quantileRatioInterval, type Interval } from './stats.js';
 import { cdfChart } from './svg.js';
+import { compareWorkerBuilds, parseWorkerBuilds, type WorkerBuild, type WorkerBuildResult } from './workerbuild.js';
+import { resolveWorkerBinary } from '../lib/media/workerBinary.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SECTIONS = ['latency', 'generator', 'capacity', 'machine', 'micro', 'memory'] as const;
+const SECTIONS = ['latency', 'generator', 'capacity', 'machine', 'micro', 'memory', 'build'] as const;
 /** Per-worker capacity: the last copy's p99 must stay under this (a real-time bound). */
 const REALTIME_P99_US = 200_000;
 type Section = (typeof SECTIONS)[number];
@@ -38,6 +40,8 @@ export interface BenchOptions {
   outDir: string;
   only: Section[];
   log: (line: string) => void;
+  /** Worker binaries for the 'build' section (`--worker-bin LABEL=PATH`, repeatable); the first is the baseline. */
+  workerBuilds: WorkerBuild[];
 }
 
 function parseArgs(argv: string[]): BenchOptions {
@@ -53,6 +57,7 @@ function parseArgs(argv: string[]): BenchOptions {
     outDir: resolve(outIdx >= 0 ? argv[outIdx + 1]! : join(ROOT, 'bench', 'results')),
     only: only as Section[],
     log: (line) => console.log(line),
+    workerBuilds: parseWorkerBuilds(argv),
   };
 }
 
@@ -64,6 +69,11 @@ const MEDIA_CODECS: ms.RouterRtpCodecCapability[] = [
 function fmtUs(us: number): string {
   if (!Number.isFinite(us)) return '-';
   return us >= 10_000 ? `${(us / 1000).toFixed(1)}ms` : us >= 1000 ? `${(us / 1000).toFixed(2)}ms` : `${us.toFixed(0)}us`;
+}
+
+/** A ratio with its 95% interval: `0.87x [0.84, 0.90]`. */
+function fmtInterval(i: Interval): string {
+  return `${i.value.toFixed(2)}x [${i.lo.toFixed(2)}, ${i.hi.toFixed(2)}]`;
 }
 
 function table(rows: Array<Record<string, string | number>>): string {
@@ -118,39 +128,57 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
     };
 
     // ---- latency -------------------------------------------------------------------------------
-    const latency: Array<Omit<ScenarioResult, 'cdf'>> = [];
+    const latency: Array<Omit<ScenarioResult, 'cdf' | 'samples'> & { segments?: number; precision?: { target: number; halfWidth: number; met: boolean } }> = [];
+    const full: ScenarioResult[] = [];
     if (has('latency')) {
       const fanouts = o.quick ? [1, 10] : [1, 10, 50, 100];
       // Paths take turns in rounds (rotating the order), so that whatever else loads the machine
       // lands on all of them alike.
       const rounds = o.quick ? 2 : 4;
       const roundSeconds = o.quick ? 0.5 : 1;
+      // Issue 14: a scenario is measured in segments (paths opened afresh, `rounds` rounds each,
+      // delays pooled) until the library / raw-SRTP p50 ratio's 95% interval is within +-3%, or
+      // the segment budget is spent; `precision` in the results says which.
+      const maxSegments = o.quick ? 1 : 4;
       for (const w of [AUDIO, VIDEO]) {
         for (const n of fanouts) {
           const series: Array<{ label: string; values: number[] }> = [];
           const frames = Math.round(roundSeconds * w.frameRate);
-          const open: Array<[PathName, Scenario]> = [];
-          try {
-            for (const [name, make] of makers(w, n)) open.push([name, await Scenario.open({ engine, makePath: make, workload: w, fanout: n }, frames * rounds)]);
-            for (let r = 0; r < rounds; r++) {
-              for (let i = 0; i < open.length; i++) await open[(i + r) % open.length]![1].round(frames);
+          const parts = new Map<PathName, ScenarioResult[]>();
+          let segments = 0;
+          let precision: Interval | undefined;
+          while (segments < maxSegments) {
+            const open: Array<[PathName, Scenario]> = [];
+            try {
+              for (const [name, make] of makers(w, n)) open.push([name, await Scenario.open({ engine, makePath: make, workload: w, fanout: n }, frames * rounds)]);
+              for (let r = 0; r < rounds; r++) {
+                for (let i = 0; i < open.length; i++) await open[(i + r + segments) % open.length]![1].round(frames);
+              }
+              for (const [name, sc] of open) parts.set(name, [...(parts.get(name) ?? []), await sc.finish()]);
+            } finally {
+              for (const [, sc] of open) await sc.close();
             }
-            for (const [name, sc] of open) {
-              const res = await sc.finish();
-              const { cdf, ...rest } = res;
-              latency.push(rest);
-              series.push({ label: `${name}: first copy`, values: cdf.first });
-              if (n > 1) series.push({ label: `${name}: last copy`, values: cdf.last });
-              o.log(`latency ${w.name} N=${n} ${name}: p50 ${fmtUs(res.first.p50)} p99 ${fmtUs(res.first.p99)} (last copy p50 ${fmtUs(res.last.p50)} p99 ${fmtUs(res.last.p99)}), loss ${(res.loss * 100).toFixed(2)}%, CPU ${res.cpuPercent.toFixed(1)}%`);
-            }
-          } finally {
-            for (const [, sc] of open) await sc.close();
+            segments++;
+            const lib = parts.get('library');
+            const raw = parts.get('mediasoup-srtp');
+            if (!lib || !raw) break;
+            precision = quantileRatioInterval(mergeResults(lib).samples.first, mergeResults(raw).samples.first, 0.5);
+            if (precision.halfWidth <= 0.03) break;
+          }
+          for (const [name, list] of parts) {
+            const res = mergeResults(list);
+            full.push(res);
+            const { cdf, samples, ...rest } = res;
+            latency.push({ ...rest, segments, ...(name === 'library' && precision ? { precision: { target: 0.03, halfWidth: precision.halfWidth, met: precision.halfWidth <= 0.03 } } : {}) });
+            series.push({ label: `${name}: first copy`, values: cdf.first });
+            if (n > 1) series.push({ label: `${name}: last copy`, values: cdf.last });
+            o.log(`latency ${w.name} N=${n} ${name}: p50 ${fmtUs(res.first.p50)} p99 ${fmtUs(res.first.p99)} (last copy p50 ${fmtUs(res.last.p50)} p99 ${fmtUs(res.last.p99)}), loss ${(res.loss * 100).toFixed(2)}%, CPU ${res.cpuPercent.toFixed(1)}%, ${segments} segment(s)`);
           }
           writeFileSync(join(o.outDir, `cdf-${w.name}-n${n}.svg`), cdfChart(`One-way delay CDF: ${w.name}, fan-out ${n} (${o.quick ? 'quick' : 'full'} run)`, series));
         }
       }
       results.latency = latency;
-      results.ratios = ratios(latency);
+      results.ratios = ratios(full);
     }
 
     // ---- generator headroom --------------------------------------------------------------------
@@ -245,6 +273,19 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
       results.machine = machine;
     }
 
+    // ---- worker builds side by side (issue 14) ---------------------------------------------------
+    if (has('build')) {
+      // Without --worker-bin the installed build runs against itself: an A/A comparison that shows
+      // how far apart two identical binaries measure in this run (the noise floor of the ratio).
+      const current = resolveWorkerBinary().path;
+      const builds = o.workerBuilds.length >= 2 ? o.workerBuilds : o.workerBuilds.length === 1 ? [{ label: 'current', bin: current }, o.workerBuilds[0]!] : [{ label: 'current', bin: current }, { label: 'current (A/A)', bin: current }];
+      results.build = await compareWorkerBuilds(engine, builds, {
+        fanout: o.quick ? { audio: 20, video: 10 } : { audio: 200, video: 50 },
+        rounds: o.quick ? 2 : 12,
+        roundSeconds: o.quick ? 0.5 : 1,
+        log: o.log,
+      });
+    }
   } finally {
     machineCore?.close();
     core.close();
@@ -352,10 +393,13 @@ interface Ratio {
   to: string;
   p50: number;
   p99: number;
+  /** 95% moving-block bootstrap intervals of the two ratios (issue 14). */
+  p50ci: Interval;
+  p99ci: Interval;
 }
 
 /** p50 / p99 (first copy) ratios: mediasoup vs native, SRTP vs plain, library vs mediasoup SRTP. */
-function ratios(rows: Array<Omit<ScenarioResult, 'cdf'>>): Ratio[] {
+function ratios(rows: ScenarioResult[]): Ratio[] {
   const out: Ratio[] = [];
   const find = (w: string, n: number, p: string) => rows.find((r) => r.workload === w && r.fanout === n && r.path === p);
   const pairs: Array<[string, string]> = [['mediasoup', 'native'], ['mediasoup-srtp', 'mediasoup'], ['library', 'mediasoup-srtp']];
@@ -363,7 +407,11 @@ function ratios(rows: Array<Omit<ScenarioResult, 'cdf'>>): Ratio[] {
     for (const [of, to] of pairs) {
       const a = find(r.workload, r.fanout, of);
       const b = find(r.workload, r.fanout, to);
-      if (a && b) out.push({ workload: r.workload, fanout: r.fanout, of, to, p50: a.first.p50 / b.first.p50, p99: a.first.p99 / b.first.p99 });
+      if (a && b) {
+        const p50ci = quantileRatioInterval(a.samples.first, b.samples.first, 0.5);
+        const p99ci = quantileRatioInterval(a.samples.first, b.samples.first, 0.99);
+        out.push({ workload: r.workload, fanout: r.fanout, of, to, p50: p50ci.value, p99: p99ci.value, p50ci, p99ci });
+      }
     }
   }
   return out;
@@ -372,7 +420,7 @@ function ratios(rows: Array<Omit<ScenarioResult, 'cdf'>>): Ratio[] {
 /** The console / README table. */
 export function report(results: Record<string, unknown>): string {
   const parts: string[] = [];
-  const latency = (results.latency ?? []) as Array<Omit<ScenarioResult, 'cdf'>>;
+  const latency = (results.latency ?? []) as Array<Omit<ScenarioResult, 'cdf' | 'samples'>>;
   if (latency.length) {
     parts.push('Forwarding latency (one-way, generator -> path -> receiver, first / last copy of each packet)\n');
     parts.push(
@@ -398,8 +446,8 @@ export function report(results: Record<string, unknown>): string {
   }
   const rat = (results.ratios ?? []) as Ratio[];
   if (rat.length) {
-    parts.push('\nRatios (first copy, same run)\n');
-    parts.push(table(rat.map((r) => ({ workload: r.workload, N: r.fanout, ratio: `${r.of} / ${r.to}`, p50: `${r.p50.toFixed(2)}x`, p99: `${r.p99.toFixed(2)}x` }))));
+    parts.push('\nRatios (first copy, same run; 95% bootstrap interval)\n');
+    parts.push(table(rat.map((r) => ({ workload: r.workload, N: r.fanout, ratio: `${r.of} / ${r.to}`, p50: fmtInterval(r.p50ci), p99: fmtInterval(r.p99ci) }))));
   }
   const cap = [...((results.capacity ?? []) as CapacityResult[]), ...((results.machine ?? []) as CapacityResult[])];
   if (cap.length) {
@@ -420,6 +468,13 @@ export function report(results: Record<string, unknown>): string {
         }),
       ),
     );
+  }
+  const build = results.build as WorkerBuildResult | undefined;
+  if (build?.rows.length) {
+    parts.push('\nWorker builds side by side (raw mediasoup SRTP, one worker per build, same run)\n');
+    parts.push(table(build.rows.map((r) => ({ workload: r.workload, N: r.fanout, build: r.build, 'CPU/copy': `${r.cpuUsPerCopy.toFixed(2)}us`, 'last p50': fmtUs(r.lastP50Us), 'last p99': fmtUs(r.lastP99Us), loss: `${(r.loss * 100).toFixed(2)}%`, rounds: r.rounds }))));
+    parts.push('');
+    parts.push(table(build.ratios.map((r) => ({ workload: r.workload, N: r.fanout, ratio: `${r.of} / ${r.to}`, 'CPU/copy': fmtInterval(r.cpuPerCopy), 'last p50': fmtInterval(r.lastP50) }))));
   }
   const g = results.generator as GeneratorResult | undefined;
   if (g) parts.push(`\nGenerator alone: ${g.achievedPps.toFixed(0)} packets/s, loss ${(g.loss * 100).toFixed(3)}%, p99 ${fmtUs(g.p99Us)}: ${g.headroom.toFixed(1)}x the highest rate used (${g.highestRateUsed.toFixed(0)}/s)`);
