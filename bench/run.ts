@@ -26,11 +26,12 @@ import { runMicro, type MicroResult } from './micro.js';
 import { AUDIO, VIDEO, mediasoupPath, nativePath, type ForwardPath, type PathName, type Workload } from './paths.js';
 import { percentiles, quantileRatioInterval, type Interval } from './stats.js';
 import { cdfChart } from './svg.js';
+import { spreadFanout, type SpreadResult } from './spread.js';
 import { compareWorkerBuilds, parseWorkerBuilds, type WorkerBuild, type WorkerBuildResult } from './workerbuild.js';
 import { resolveWorkerBinary } from '../lib/media/workerBinary.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SECTIONS = ['latency', 'generator', 'capacity', 'machine', 'micro', 'memory', 'build'] as const;
+const SECTIONS = ['latency', 'generator', 'capacity', 'machine', 'micro', 'memory', 'build', 'spread'] as const;
 /** Per-worker capacity: the last copy's p99 must stay under this (a real-time bound). */
 const REALTIME_P99_US = 200_000;
 type Section = (typeof SECTIONS)[number];
@@ -273,6 +274,18 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
       results.machine = machine;
     }
 
+    // ---- large fan-out spread over workers (issue 14) --------------------------------------------
+    if (has('spread')) {
+      // spreadAbove 1: the consumers are spread from the first one on (the default, 100, keeps a
+      // smaller meeting on one worker without pipes).
+      const spreadCore = await createMediaCore({ logger, registry: createMetricsRegistry(), workers: { workers: cpus().length }, media: { mediaCodecs: MEDIA_CODECS, spreadAbove: 1 } });
+      try {
+        results.spread = await spreadFanout(engine, core, spreadCore, { fanouts: o.quick ? [20] : [100, 500, 1000], rounds: o.quick ? 2 : 10, roundSeconds: o.quick ? 0.5 : 1, log: o.log });
+      } finally {
+        spreadCore.close();
+      }
+    }
+
     // ---- worker builds side by side (issue 14) ---------------------------------------------------
     if (has('build')) {
       // Without --worker-bin the installed build runs against itself: an A/A comparison that shows
@@ -468,6 +481,13 @@ export function report(results: Record<string, unknown>): string {
         }),
       ),
     );
+  }
+  const spreadRes = results.spread as SpreadResult | undefined;
+  if (spreadRes?.rows.length) {
+    parts.push('\nLarge fan-out: one producer, N audio consumers, library on one worker vs spread over all workers (same run)\n');
+    parts.push(table(spreadRes.rows.map((r) => ({ N: r.fanout, path: r.path, 'last p50': fmtUs(r.lastP50Us), 'last p99': fmtUs(r.lastP99Us), 'first p50': fmtUs(r.firstP50Us), loss: `${(r.loss * 100).toFixed(2)}%`, 'worker CPU': `${r.cpuPercent.toFixed(0)}%`, packets: r.packets }))));
+    parts.push('');
+    parts.push(table(spreadRes.ratios.map((r) => ({ N: r.fanout, ratio: 'spread / one worker', 'last p50': fmtInterval(r.lastP50), 'last p99': fmtInterval(r.lastP99) }))));
   }
   const build = results.build as WorkerBuildResult | undefined;
   if (build?.rows.length) {
