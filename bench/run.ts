@@ -27,11 +27,12 @@ import { AUDIO, VIDEO, mediasoupPath, nativePath, type ForwardPath, type PathNam
 import { percentiles, quantileRatioInterval, type Interval } from './stats.js';
 import { cdfChart } from './svg.js';
 import { spreadFanout, type SpreadResult } from './spread.js';
+import { signallingThroughput, type SignallingResult } from './signalling.js';
 import { compareWorkerBuilds, parseWorkerBuilds, type WorkerBuild, type WorkerBuildResult } from './workerbuild.js';
 import { resolveWorkerBinary } from '../lib/media/workerBinary.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SECTIONS = ['latency', 'generator', 'capacity', 'machine', 'micro', 'memory', 'build', 'spread'] as const;
+const SECTIONS = ['latency', 'generator', 'capacity', 'machine', 'micro', 'memory', 'build', 'spread', 'signalling'] as const;
 /** Per-worker capacity: the last copy's p99 must stay under this (a real-time bound). */
 const REALTIME_P99_US = 200_000;
 type Section = (typeof SECTIONS)[number];
@@ -274,6 +275,15 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
       results.machine = machine;
     }
 
+    // ---- signalling throughput (issue 14) --------------------------------------------------------
+    if (has('signalling')) {
+      const sig: SignallingResult[] = [];
+      for (const [roster, meetings] of o.quick ? [[10, 1]] : [[10, 5], [50, 1]]) {
+        sig.push(await signallingThroughput({ roster: roster!, meetings: meetings!, startRps: o.quick ? 500 : 2000, factor: o.quick ? 2 : 1.5, maxSteps: o.quick ? 2 : 8, stepSeconds: o.quick ? 0.5 : 2, log: o.log }));
+      }
+      results.signalling = sig;
+    }
+
     // ---- large fan-out spread over workers (issue 14) --------------------------------------------
     if (has('spread')) {
       // spreadAbove 1: the consumers are spread from the first one on (the default, 100, keeps a
@@ -482,6 +492,12 @@ export function report(results: Record<string, unknown>): string {
       ),
     );
   }
+  const sig = (results.signalling ?? []) as SignallingResult[];
+  if (sig.length) {
+    parts.push('\nSignalling throughput: get_participants against the gateway in its own process (one worker), open loop, rising rates\n');
+    parts.push(table(sig.flatMap((r) => r.steps.map((x) => ({ roster: r.roster, connections: r.connections, 'target/s': x.targetRps.toFixed(0), 'answered/s': x.achievedRps.toFixed(0), p50: `${x.p50Ms.toFixed(2)}ms`, p99: `${x.p99Ms.toFixed(2)}ms`, 'server CPU': `${x.serverCpuPercent.toFixed(0)}%`, 'req/s per server core': x.rpsPerServerCore.toFixed(0), 'generator CPU': `${x.generatorCpuPercent.toFixed(0)}%` })))));
+    for (const r of sig) parts.push(r.best ? `roster ${r.roster}: ${r.best.rpsPerServerCore.toFixed(0)} req/s per server core at ${r.best.achievedRps.toFixed(0)} req/s with p99 ${r.best.p99Ms.toFixed(2)} ms (<= ${r.p99BoundMs} ms); response ${r.responseBytes} B` : `roster ${r.roster}: no step had p99 <= ${r.p99BoundMs} ms`);
+  }
   const spreadRes = results.spread as SpreadResult | undefined;
   if (spreadRes?.rows.length) {
     parts.push('\nLarge fan-out: one producer, N audio consumers, library on one worker vs spread over all workers (same run)\n');
@@ -492,9 +508,9 @@ export function report(results: Record<string, unknown>): string {
   const build = results.build as WorkerBuildResult | undefined;
   if (build?.rows.length) {
     parts.push('\nWorker builds side by side (raw mediasoup SRTP, one worker per build, same run)\n');
-    parts.push(table(build.rows.map((r) => ({ workload: r.workload, N: r.fanout, build: r.build, 'CPU/copy': `${r.cpuUsPerCopy.toFixed(2)}us`, 'last p50': fmtUs(r.lastP50Us), 'last p99': fmtUs(r.lastP99Us), loss: `${(r.loss * 100).toFixed(2)}%`, rounds: r.rounds }))));
+    parts.push(table(build.rows.map((r) => ({ workload: r.workload, N: r.fanout, build: r.build, 'CPU/copy': `${r.cpuUsPerCopy.toFixed(2)}us`, 'user/copy': `${r.userUsPerCopy.toFixed(2)}us`, 'last p50': fmtUs(r.lastP50Us), 'last p99': fmtUs(r.lastP99Us), loss: `${(r.loss * 100).toFixed(2)}%`, rounds: r.rounds }))));
     parts.push('');
-    parts.push(table(build.ratios.map((r) => ({ workload: r.workload, N: r.fanout, ratio: `${r.of} / ${r.to}`, 'CPU/copy': fmtInterval(r.cpuPerCopy), 'last p50': fmtInterval(r.lastP50) }))));
+    parts.push(table(build.ratios.map((r) => ({ workload: r.workload, N: r.fanout, ratio: `${r.of} / ${r.to}`, 'CPU/copy': fmtInterval(r.cpuPerCopy), 'user/copy': fmtInterval(r.userPerCopy), 'last p50': fmtInterval(r.lastP50) }))));
   }
   const g = results.generator as GeneratorResult | undefined;
   if (g) parts.push(`\nGenerator alone: ${g.achievedPps.toFixed(0)} packets/s, loss ${(g.loss * 100).toFixed(3)}%, p99 ${fmtUs(g.p99Us)}: ${g.headroom.toFixed(1)}x the highest rate used (${g.highestRateUsed.toFixed(0)}/s)`);

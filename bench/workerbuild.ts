@@ -24,6 +24,8 @@ export interface WorkerBuildRow {
   bin: string;
   /** Worker CPU per forwarded copy over all rounds (us). */
   cpuUsPerCopy: number;
+  /** Of which user space (us; getrusage, millisecond resolution per round). */
+  userUsPerCopy: number;
   copies: number;
   rounds: number;
   loss: number;
@@ -39,6 +41,8 @@ export interface WorkerBuildRatio {
   to: string;
   /** CPU per copy, build `of` / build `to`. */
   cpuPerCopy: Interval;
+  /** User-space CPU per copy, `of` / `to`. */
+  userPerCopy: Interval;
   /** Last copy's p50 delay, `of` / `to` (the fan-out's serial tail: per-copy cost shows there). */
   lastP50: Interval;
 }
@@ -87,6 +91,9 @@ export async function compareWorkerBuilds(
       const frames = Math.max(1, Math.round(o.roundSeconds * w.frameRate));
       const open: Scenario[] = [];
       const results: ScenarioResult[] = [];
+      // User-space CPU per round (getrusage, ms): the part of the per-copy cost that the
+      // compiler can change; the rest is the kernel's UDP send.
+      const userMs: number[][] = builds.map(() => []);
       try {
         for (let i = 0; i < builds.length; i++) {
           const worker = workers[i]!;
@@ -98,7 +105,13 @@ export async function compareWorkerBuilds(
           open.push(await Scenario.open({ engine, makePath, workload: w, fanout: n }, frames * o.rounds));
         }
         for (let r = 0; r < o.rounds; r++) {
-          for (let i = 0; i < open.length; i++) await open[(i + r) % open.length]!.round(frames);
+          for (let i = 0; i < open.length; i++) {
+            const k = (i + r) % open.length;
+            const u0 = await workers[k]!.getResourceUsage();
+            await open[k]!.round(frames);
+            const u1 = await workers[k]!.getResourceUsage();
+            userMs[k]!.push(u1.ru_utime - u0.ru_utime);
+          }
         }
         for (const sc of open) results.push(await sc.finish());
       } finally {
@@ -113,6 +126,7 @@ export async function compareWorkerBuilds(
           build: builds[i]!.label,
           bin: builds[i]!.bin,
           cpuUsPerCopy: copies ? (cpuMs * 1000) / copies : NaN,
+          userUsPerCopy: copies ? (userMs[i]!.reduce((a, b) => a + b, 0) * 1000) / copies : NaN,
           copies,
           rounds: res.roundStats.length,
           loss: res.loss,
@@ -121,10 +135,11 @@ export async function compareWorkerBuilds(
           lastP99Us: res.last.p99,
         };
         rows.push(row);
-        o.log(`build ${w.name} N=${n} ${row.build}: ${row.cpuUsPerCopy.toFixed(2)} us CPU per copy, last-copy p50 ${(row.lastP50Us / 1000).toFixed(2)} ms, loss ${(row.loss * 100).toFixed(2)}%`);
+        o.log(`build ${w.name} N=${n} ${row.build}: ${row.cpuUsPerCopy.toFixed(2)} us CPU per copy (user ${row.userUsPerCopy.toFixed(2)} us), last-copy p50 ${(row.lastP50Us / 1000).toFixed(2)} ms, loss ${(row.loss * 100).toFixed(2)}%`);
       });
       const base = results[0]!;
       const perRound = (res: ScenarioResult): Array<{ num: number; den: number }> => res.roundStats.map((x) => ({ num: x.cpuMs, den: x.copies }));
+      const userPerRound = (k: number): Array<{ num: number; den: number }> => results[k]!.roundStats.map((x, j) => ({ num: userMs[k]![j]!, den: x.copies }));
       for (let i = 1; i < results.length; i++) {
         const res = results[i]!;
         ratios.push({
@@ -133,6 +148,7 @@ export async function compareWorkerBuilds(
           of: builds[i]!.label,
           to: builds[0]!.label,
           cpuPerCopy: rateRatioInterval(perRound(res), perRound(base)),
+          userPerCopy: rateRatioInterval(userPerRound(i), userPerRound(0)),
           lastP50: quantileRatioInterval(res.samples.last, base.samples.last, 0.5),
         });
       }
