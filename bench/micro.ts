@@ -69,6 +69,8 @@ export async function runMicro(quick: boolean): Promise<MicroResult> {
     bench.add('signalling envelope decode (join)', () => {
       sink = Envelope.decode(bytes);
     });
+    const roster = await optionalImport('../gateway/rosterEncoding.js');
+    const encodeParticipantList = roster?.encodeParticipantList as ((id: number, p: unknown[], pr: unknown[], d: unknown[]) => Uint8Array) | undefined;
     // Issue 14: the hot path of get_participants, piece by piece (the load test in
     // bench/signalling.ts measures the whole request, socket and event loop included).
     const getReq = Envelope.encode({ id: 123456, request: { getParticipants: {} } }).finish();
@@ -82,6 +84,14 @@ export async function runMicro(quick: boolean): Promise<MicroResult> {
       bench.add(`get_participants: response encode (${roster}-person roster)`, () => {
         sink = Envelope.encode(resp).finish();
       });
+      // The gateway's own path since issue 14: cached entries, hand-framed envelope.
+      if (encodeParticipantList) {
+        const people = participants.map((p) => ({ id: p.participantId, displayName: p.displayName, role: 'participant', state: 'admitted', e2eeCapable: true }));
+        const prods = producers.map((p) => ({ id: p.id, participantId: p.participantId, source: 'microphone', kind: 'audio', paused: false }));
+        bench.add(`get_participants: response encode, cached entries (${roster}-person roster)`, () => {
+          sink = encodeParticipantList(123456, people, prods, []);
+        });
+      }
     }
   } else {
     skipped.push('signalling envelope encode/decode: proto/gen/signalling.js is not built on this branch (issue 4)');
