@@ -2,7 +2,7 @@
 // receiver on the same engine records every copy's one-way delay, and the path's CPU is sampled.
 // A scenario runs in rounds, so that several paths can take turns (A B C, B C A, ...) and share
 // whatever else the machine is doing evenly: ratios between paths stay fair on a busy machine.
-import type { PacketEngine, Receiver, SenderOptions, UdpSocket } from '../lib/native/index.js';
+import type { PacketEngine, Receiver, SenderOptions, UdpSocket } from './native/index.js';
 import { GENERATOR_SSRC, type ForwardPath, type Workload } from './paths.js';
 import { percentiles, summarise, thin, type DelaySummary } from './stats.js';
 

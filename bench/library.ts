@@ -12,7 +12,7 @@ import type { PoolWorker } from '../lib/media/WorkerPool.js';
 import type { MediaCore } from '../lib/MediaCore.js';
 import type { Meeting } from '../lib/model/Meeting.js';
 import type { Participant } from '../lib/model/Participant.js';
-import type { SrtpKey } from '../lib/native/index.js';
+import type { SrtpKey } from './native/index.js';
 import { GENERATOR_SSRC, randomSrtpKey, workerCpuMs, type ForwardPath, type Workload } from './paths.js';
 
 const ACCOUNT = 'bench-account';

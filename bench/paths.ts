@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { types as ms } from 'mediasoup';
-import type { PacketEngine, ReceiverCopy, SrtpKey, UdpSocket } from '../lib/native/index.js';
+import type { PacketEngine, ReceiverCopy, SrtpKey, UdpSocket } from './native/index.js';
 
 export type PathName = 'native' | 'mediasoup' | 'mediasoup-srtp' | 'library';
 

@@ -18,11 +18,12 @@ import type { types as ms } from 'mediasoup';
 import { createMediaCore, type MediaCore } from '../lib/MediaCore.js';
 import { createLogger } from '../lib/telemetry/logger.js';
 import { createMetricsRegistry } from '../lib/telemetry/metrics.js';
-import { packetEngine, packetEngineInfo, readRecords, type PacketEngine } from '../lib/native/index.js';
+import { packetEngine, packetEngineInfo, readRecords, type PacketEngine } from './native/index.js';
 import { searchCapacity, type CapacityResult } from './capacity.js';
 import { mergeResults, runScenario, Scenario, type ScenarioResult } from './latency.js';
 import { libraryPath, memoryPerParticipant } from './library.js';
 import { runMicro, type MicroResult } from './micro.js';
+import { passwordFlood } from './password-flood.js';
 import { AUDIO, VIDEO, mediasoupPath, nativePath, type ForwardPath, type PathName, type Workload } from './paths.js';
 import { percentiles, quantileRatioInterval, type Interval } from './stats.js';
 import { cdfChart } from './svg.js';
@@ -32,7 +33,7 @@ import { compareWorkerBuilds, parseWorkerBuilds, type WorkerBuild, type WorkerBu
 import { resolveWorkerBinary } from '../lib/media/workerBinary.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SECTIONS = ['latency', 'generator', 'capacity', 'machine', 'micro', 'memory', 'build', 'spread', 'signalling'] as const;
+const SECTIONS = ['latency', 'generator', 'capacity', 'machine', 'micro', 'memory', 'password', 'build', 'spread', 'signalling'] as const;
 /** Per-worker capacity: the last copy's p99 must stay under this (a real-time bound). */
 const REALTIME_P99_US = 200_000;
 type Section = (typeof SECTIONS)[number];
@@ -206,6 +207,12 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
       const micro: MicroResult = await runMicro(o.quick);
       results.micro = micro;
       for (const s of micro.skipped) o.log(`micro: skipped ${s}`);
+    }
+
+    // ---- password flood (issue 10) ---------------------------------------------------------------
+    if (has('password')) {
+      // Its own core and gateway: 200 wrong-password joins while an admitted participant works.
+      results.passwordFlood = await passwordFlood({ quick: o.quick, log: o.log });
     }
 
     // ---- memory --------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ async function main(): Promise<void> {
   for (let m = 0; m < meetings; m++) {
     const meeting = await core.createMeeting({ accountId: 'load', title: `load ${m}`, hostIdentity: `host-${m}@load.invalid`, settings: { maxParticipants: roster + 1 } });
     for (let i = 0; i < roster; i++) {
-      seats.push({ meetingId: meeting.id, token: tokens.issue({ identity: i === 0 ? `host-${m}@load.invalid` : `p${i}-${m}@load.invalid`, role: i === 0 ? 'host' : 'participant', meetingId: meeting.id }) });
+      seats.push({ meetingId: meeting.id, token: await tokens.mint({ identity: i === 0 ? `host-${m}@load.invalid` : `p${i}-${m}@load.invalid`, role: i === 0 ? 'host' : 'participant', meetingId: meeting.id }) });
     }
   }
   const gateway = await createGateway({

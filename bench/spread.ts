@@ -2,7 +2,7 @@
 // meeting path, once with the meeting on one worker and once spread over every worker (pipes),
 // taking turns in rounds in the same run. The figure is the last copy's delay (the serial
 // fan-out's tail) and its ratio spread / one worker with a 95% bootstrap interval.
-import type { PacketEngine } from '../lib/native/index.js';
+import type { PacketEngine } from './native/index.js';
 import type { MediaCore } from '../lib/MediaCore.js';
 import { Scenario, type ScenarioResult } from './latency.js';
 import { libraryPath } from './library.js';

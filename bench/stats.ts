@@ -1,6 +1,6 @@
 // Turns a receiver's per-packet records into the figures the report shows: one-way delay
 // percentiles of the first and the last copy of each packet, loss, reordering, delivered rate.
-import { readRecords } from '../lib/native/index.js';
+import { readRecords } from './native/index.js';
 
 /** Delay percentiles in microseconds. */
 export interface Percentiles {

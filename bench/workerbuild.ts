@@ -6,7 +6,7 @@
 // over the rounds.
 import * as mediasoup from 'mediasoup';
 import type { types as ms } from 'mediasoup';
-import type { PacketEngine } from '../lib/native/index.js';
+import type { PacketEngine } from './native/index.js';
 import { Scenario, type ScenarioResult } from './latency.js';
 import { AUDIO, VIDEO, mediasoupPath, schedCpuMs, type ForwardPath, type Workload } from './paths.js';
 import { quantileRatioInterval, rateRatioInterval, type Interval } from './stats.js';

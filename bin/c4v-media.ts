@@ -1,8 +1,17 @@
 #!/usr/bin/env node
 // The CLI: parses the first word and dispatches to bin/commands/ (one file per command).
 import { C4vError } from '../lib/errors.js';
-import { COMMANDS } from './commands/index.js';
+import { nodeVersionProblem } from '../lib/node-version.js';
 import { UsageError } from './commands/types.js';
+
+// On Node < 22 stop here with the coded error, before any command (and with it mediasoup or the
+// control-plane store) is even loaded: those would fail later and far from the cause.
+const nodeProblem = nodeVersionProblem();
+if (nodeProblem) {
+  console.error(`c4v-media: ${nodeProblem.code}: ${nodeProblem.message}`);
+  process.exit(1);
+}
+const { COMMANDS } = await import('./commands/index.js');
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

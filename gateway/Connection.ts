@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
-import { InvalidStateError, PolicyError, ProtocolError, toErrorPayload, type ErrorCode } from '../lib/errors.js';
+import { checkDisplayName } from '../lib/rules.js';
+import { ArgumentError, InvalidStateError, isUnexpectedError, PolicyError, ProtocolError, toErrorPayload, type ErrorCode } from '../lib/errors.js';
 import type { CloseReason } from '../lib/model/types.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { GatewayCore, GatewayMeeting, GatewayParticipant } from './model.js';
@@ -73,12 +74,6 @@ export interface ConnectionContext {
 }
 
 type State = 'new' | 'ready' | 'joined' | 'closed';
-
-const DISPLAY_NAME_MAX = 64;
-// Control characters (including newlines) in a display name would let one participant forge lines
-// in another's UI or in logs.
-// eslint-disable-next-line no-control-regex
-const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
 /**
  * One signalling WebSocket. Decodes and checks every frame, enforces the per-connection and
@@ -236,9 +231,16 @@ export class Connection implements SessionSink {
   #refuse(id: number, error: unknown, type: string): void {
     const { code, reason } = toErrorPayload(error);
     this.ctx.metrics.errors.inc({ code });
-    // Refusals by meeting policy are ordinary outcomes; bad input and internal failures are warnings.
-    const level = error instanceof PolicyError ? 'info' : code === 'INTERNAL' ? 'error' : 'warn';
-    this.logger[level]({ code, type, ...(code === 'INTERNAL' ? { err: String(error) } : {}) }, 'request refused');
+    if (isUnexpectedError(error)) {
+      // A bug or a failed component: the client only learns "internal error"; the log gets the
+      // error's class, message and stack, and c4v_gateway_internal_errors_total counts it.
+      this.ctx.metrics.internalErrors.inc({ type });
+      const e = error instanceof Error ? error : new Error(String(error));
+      this.logger.error({ code, type, err: e }, 'request failed unexpectedly');
+    } else {
+      // Refusals by meeting policy are ordinary outcomes; bad input is a warning.
+      this.logger[error instanceof PolicyError ? 'info' : 'warn']({ code, type }, 'request refused');
+    }
     this.#send({ id, response: { error: errorToWire(code, reason) } });
   }
 
@@ -352,13 +354,13 @@ export class Connection implements SessionSink {
     const metrics = this.ctx.metrics;
     try {
       const meetingId = j.meetingId ?? '';
-      if (!meetingId) throw new TypeError('join needs a meeting id');
+      if (!meetingId) throw new ArgumentError('join needs a meeting id');
       const displayName = checkDisplayName(j.displayName ?? '');
       let identity: string;
       let authenticated = false;
       let asHost = false;
       if (j.joinToken) {
-        const claims = this.ctx.tokens.verify(j.joinToken);
+        const claims = await this.ctx.tokens.verify(j.joinToken);
         if (claims.meetingId !== meetingId) throw new ProtocolError('INVALID_TOKEN', 'join token is for another meeting');
         identity = claims.identity;
         authenticated = true;
@@ -433,8 +435,10 @@ export class Connection implements SessionSink {
   #resume(r: RequestMsg): ResponseProps {
     const { participantId, resumeToken } = r.resume!;
     const session = participantId ? this.ctx.sessions.get(participantId) : undefined;
-    // One answer for "no such participant" and "wrong token": do not reveal which ids exist.
-    if (!session || session.closed || !resumeToken || !session.matches(resumeToken)) {
+    // One answer for "no such participant", "wrong or used token" and "not disconnected": do not
+    // reveal which ids exist or which are live. session.resume() rotates the token (single use)
+    // and refuses while another connection is attached, so the live connection is never touched.
+    if (!session || !resumeToken || !session.resume(this, resumeToken)) {
       throw new ProtocolError('INVALID_TOKEN', 'nothing to resume with this participant id and resume token');
     }
     return this.#bind(session);
@@ -446,7 +450,7 @@ export class Connection implements SessionSink {
     const m = s.meeting;
     const ok: ResponseProps = { ok: {} };
     const target = (t: { participantId?: string | null } | null | undefined): string => {
-      if (!t?.participantId) throw new TypeError('a host control needs a participant id');
+      if (!t?.participantId) throw new ArgumentError('a host control needs a participant id');
       return t.participantId;
     };
     // Host controls: the model checks the actor's role (NOT_PERMITTED).
@@ -603,7 +607,7 @@ export class Connection implements SessionSink {
       }
       case 'sendKeyMessage': {
         const c = r.sendKeyMessage!;
-        if (!c.data?.length) throw new TypeError('a key message needs data');
+        if (!c.data?.length) throw new ArgumentError('a key message needs data');
         await p.sendKeyMessage(c.toParticipantId || undefined, c.data);
         return ok;
       }
@@ -611,12 +615,4 @@ export class Connection implements SessionSink {
         throw new ProtocolError('PROTOCOL_ERROR', `unhandled request type ${type}`);
     }
   }
-}
-
-function checkDisplayName(raw: string): string {
-  const name = raw.trim();
-  if (!name) throw new TypeError('join needs a display name');
-  if (name.length > DISPLAY_NAME_MAX) throw new TypeError(`display name longer than ${DISPLAY_NAME_MAX} characters`);
-  if (CONTROL_RE.test(name)) throw new TypeError('display name contains control characters');
-  return name;
 }

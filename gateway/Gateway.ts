@@ -6,6 +6,8 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { SetupError } from '../lib/errors.js';
+import { clientAddress, ForwardedHeaderError, TrustedProxies, type ForwardedHeader } from './clientAddress.js';
+import { checkAllowedOrigins, originAllowed } from './origin.js';
 import { Connection, type ConnectionContext, type ConnectionLimits } from './Connection.js';
 import { KeyedRateLimiter } from './limits.js';
 import { GatewayMetrics } from './metrics.js';
@@ -68,6 +70,23 @@ export interface GatewayOptions {
   limits?: Partial<GatewayLimits>;
   /** Reported in hello; default the package version. */
   serverVersion?: string;
+  /**
+   * Reverse proxies (CIDR list, e.g. `['10.0.0.0/8', '::1']`) whose forwarding header names the
+   * client. Only when the TCP peer is in this list is `forwardedHeader` read; otherwise the peer
+   * is the client. Default none: headers are never believed.
+   */
+  trustedProxies?: readonly string[];
+  /** The header the trusted proxies write: `x-forwarded-for` (default) or RFC 7239 `forwarded`. */
+  forwardedHeader?: ForwardedHeader;
+  /**
+   * Browser origins (`https://meet.example.org`, or `*`) allowed to open signalling connections
+   * besides the gateway's own origin, which is always allowed; an upgrade with any other Origin
+   * header gets HTTP 403. Clients that send no Origin (apps, servers) are not affected.
+   * Default: none besides the same origin.
+   */
+  allowedOrigins?: readonly string[];
+  /** Issue 15: answers every HTTP request under /api/ (the operator API, createOperatorApi()). */
+  api?: { handle(req: IncomingMessage, res: ServerResponse, clientAddress?: string): Promise<void> };
 }
 
 function isLoopback(host: string): boolean {
@@ -90,6 +109,9 @@ export class Gateway {
   readonly #attempts: KeyedRateLimiter;
   readonly #ctx: ConnectionContext;
   readonly #path: string;
+  readonly #trusted: TrustedProxies;
+  readonly #forwardedHeader: ForwardedHeader;
+  readonly #allowedOrigins: readonly string[];
   readonly metrics: GatewayMetrics;
   #pingTimer: NodeJS.Timeout | undefined;
   #nextConnId = 1;
@@ -110,6 +132,12 @@ export class Gateway {
       if (!(typeof v === 'number' && v > 0)) throw new TypeError(`gateway limit ${k} must be a positive number, got ${v}`);
     }
     this.#path = options.path ?? '/signalling';
+    this.#trusted = new TrustedProxies(options.trustedProxies ?? []);
+    this.#forwardedHeader = options.forwardedHeader ?? 'x-forwarded-for';
+    if (this.#forwardedHeader !== 'x-forwarded-for' && this.#forwardedHeader !== 'forwarded') {
+      throw new TypeError(`forwardedHeader must be x-forwarded-for or forwarded, got ${String(this.#forwardedHeader)}`);
+    }
+    this.#allowedOrigins = checkAllowedOrigins(options.allowedOrigins ?? []);
     this.#logger = options.logger.child({ component: 'gateway' });
     this.metrics = new GatewayMetrics(options.registry, options.core);
     this.#attempts = new KeyedRateLimiter(this.#limits.connectionAttemptsPerSecond, this.#limits.connectionAttemptBurst);
@@ -195,8 +223,20 @@ export class Gateway {
 
   async #onHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      const path = (req.url ?? '/').split('?')[0];
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
+      const path = (req.url ?? '/').split('?')[0] ?? '/';
+      if (this.#options.api && (path === '/api' || path.startsWith('/api/'))) {
+        // The API has its own methods, authentication, limits and error bodies; its per-address
+        // limit keys on the client address behind trusted proxies, like the signalling limits.
+        let address: string;
+        try {
+          address = this.clientAddress(req);
+        } catch (error) {
+          if (!(error instanceof ForwardedHeaderError)) throw error;
+          res.writeHead(400, { 'content-type': 'text/plain' }).end('bad forwarding header\n');
+          return;
+        }
+        await this.#options.api.handle(req, res, address);
+      } else if (req.method !== 'GET' && req.method !== 'HEAD') {
         res.writeHead(405, { allow: 'GET, HEAD' }).end();
       } else if (path === '/healthz') {
         const ready = this.ready;
@@ -220,11 +260,30 @@ export class Gateway {
     socket.end(`HTTP/1.1 ${status} ${text}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
   }
 
+  /** The client address of a request (trusted proxies applied); what every per-address limit keys on. */
+  clientAddress(req: IncomingMessage): string {
+    return clientAddress(req, this.#trusted, this.#forwardedHeader);
+  }
+
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const address = req.socket.remoteAddress ?? 'unknown';
     if (this.#closed) return this.#reject(socket, 503, 'Service Unavailable');
     if ((req.url ?? '').split('?')[0] !== this.#path) return this.#reject(socket, 404, 'Not Found');
+    if (!originAllowed(req.headers.origin, req.headers.host, this.#allowedOrigins)) {
+      this.metrics.upgradesRefused.inc({ cause: 'origin' });
+      this.#logger.warn({ cause: 'origin' }, 'connection refused: origin not allowed');
+      return this.#reject(socket, 403, 'Forbidden');
+    }
+    let address: string;
+    try {
+      address = this.clientAddress(req);
+    } catch (error) {
+      if (!(error instanceof ForwardedHeaderError)) throw error;
+      this.metrics.upgradesRefused.inc({ cause: 'forwarded' });
+      this.#logger.warn({ cause: 'forwarded' }, `connection refused: ${error.message}`);
+      return this.#reject(socket, 400, 'Bad Request');
+    }
     if (!this.#attempts.take(address) || (this.#perAddress.get(address) ?? 0) >= this.#limits.connectionsPerAddress) {
+      this.metrics.upgradesRefused.inc({ cause: 'rate' });
       this.metrics.errors.inc({ code: 'RATE_LIMITED' });
       this.#logger.warn({ code: 'RATE_LIMITED', address }, 'connection refused: too many connections from one address');
       return this.#reject(socket, 429, 'Too Many Requests');

@@ -36,9 +36,13 @@ export function participantToWire(p: GatewayParticipant): ReturnType<typeof pb.P
  * to (none during the reconnect grace period), the secret that lets a new connection resume it,
  * and the producers and consumers it opened (for metrics). Turns the participant's events into
  * notifications, and outlives a lost connection by the grace period.
+ *
+ * The resume token is single use: `resume()` accepts it only while the session is detached and
+ * within its grace period, and replaces it with a fresh one, so a token seen once (a replay, a
+ * leaked log of an old connection) can never take over the live session.
  */
 export class Session {
-  readonly resumeToken = randomBytes(24).toString('base64url');
+  #resumeToken = randomBytes(24).toString('base64url');
   readonly producers = new Map<string, 'audio' | 'video'>();
   readonly consumers = new Map<string, { kind: 'audio' | 'video'; producerId: string }>();
   readonly logger: Logger;
@@ -70,11 +74,33 @@ export class Session {
     return this.#sink !== undefined;
   }
 
+  /** The token that resumes this session now (sent to the client in JoinOk; never logged). */
+  get resumeToken(): string {
+    return this.#resumeToken;
+  }
+
+  /** Whether the session can be resumed now: its connection is gone and the grace period runs. */
+  get resumable(): boolean {
+    return !this.#closed && this.#sink === undefined && this.#graceTimer !== undefined;
+  }
+
   /** Constant-time check of a presented resume token. */
   matches(token: string): boolean {
     const a = Buffer.from(token);
-    const b = Buffer.from(this.resumeToken);
+    const b = Buffer.from(this.#resumeToken);
     return a.length === b.length && timingSafeEqual(a, b);
+  }
+
+  /**
+   * Resumes the session on `sink` with `token`: true (and the token is replaced by a new one) only
+   * while the session is resumable and the token is the current one. A refused resume changes
+   * nothing, so a replay cannot disturb a live connection.
+   */
+  resume(sink: SessionSink, token: string): boolean {
+    if (!this.resumable || !this.matches(token)) return false;
+    this.#resumeToken = randomBytes(24).toString('base64url');
+    this.attach(sink);
+    return true;
   }
 
   /** Attaches a connection (join or resume); returns the one it replaced, if any. */

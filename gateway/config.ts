@@ -5,7 +5,12 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { SetupError } from '../lib/errors.js';
+import { checkDisplayName, DISPLAY_NAME_MAX, SECRET_MIN_BYTES, secretBytes } from '../lib/rules.js';
+import { TrustedProxies } from './clientAddress.js';
+import { checkAllowedOrigins } from './origin.js';
+import { BOOLEAN_WORDS, parseBoolean } from '../lib/env.js';
 import type { AccountInit, MeetingSettings } from '../lib/model/types.js';
+import { HTTP_SINK_FORMATS, type HttpSinkFormat } from '../lib/controlplane/sinks.js';
 import { DEFAULT_LIMITS, type GatewayLimits } from './Gateway.js';
 
 export interface ServeConfig {
@@ -17,6 +22,12 @@ export interface ServeConfig {
     /** PEM files for HTTPS/WSS. */
     tls?: { certFile: string; keyFile: string };
     allowInsecurePublic: boolean;
+    /** Issue 10: reverse proxies (CIDR) whose forwarding header names the client; default none. */
+    trustedProxies: string[];
+    /** Issue 10: the header those proxies write: x-forwarded-for (default) or forwarded. */
+    forwardedHeader: 'x-forwarded-for' | 'forwarded';
+    /** Issue 10: browser origins allowed besides the gateway's own (`*` for any); default none. */
+    allowedOrigins: string[];
   };
   workers: { count: number; region: string; rtcMinPort?: number; rtcMaxPort?: number };
   media: {
@@ -26,9 +37,19 @@ export interface ServeConfig {
     announcedAddress?: string;
   };
   tokens: {
-    /** HMAC secret shared with the meeting server (>= 32 bytes); random per start when empty. */
+    /** HS256 secret shared with the meeting server (>= 32 bytes); random per start when empty and no keys. */
     secret?: string;
     ttlSeconds: number;
+    /** Issue 10: clock-skew tolerance for exp / nbf / iat in seconds (default 30). */
+    clockToleranceSeconds: number;
+    /**
+     * Issue 10: JWT keys (instead of, or besides, `secret`): HS256 with `secret`, EdDSA / ES256 with
+     * a `publicKeyFile` (PEM) and, where tokens are minted, a `privateKeyFile`. Two at once for a
+     * rotation, each with its own `kid`.
+     */
+    keys?: Array<{ kid?: string; alg: 'HS256' | 'EdDSA' | 'ES256'; secret?: string; publicKeyFile?: string; privateKeyFile?: string }>;
+    /** Issue 10: the kid `c4v-media token` and the demo host token sign with (default the first that can). */
+    signingKid?: string;
   };
   limits: Partial<GatewayLimits>;
   logging: { level: string; personalData: boolean };
@@ -44,7 +65,26 @@ export interface ServeConfig {
     /** Control-plane endpoint; with `secret` (HMAC, >= 32 characters). */
     url?: string;
     secret?: string;
-    format: 'protobuf' | 'json';
+    format: HttpSinkFormat;
+    // Issue 16: data protection.
+    /** Remove a meeting's lines from `filePath` when its retention runs out. Default off. */
+    purgeFile: boolean;
+    /** Refuse to start when a folder or file of personal data lets group or others in. Default off (a warning). */
+    strictPermissions: boolean;
+    /** The pseudonym key file; empty for `pseudonym.key` next to the outbox. */
+    pseudonymKeyPath: string;
+  };
+  /**
+   * Issue 15: the operator API under /api/v1 (accounts, meetings, participants, join tokens) and
+   * the durable store of accounts and scheduled meetings.
+   */
+  api: {
+    enabled: boolean;
+    /** SQLite file of accounts, meeting definitions and API keys; empty: the outbox file (or .c4v-state/definitions.db). */
+    storePath: string;
+    /** The admin API key id and secret (>= 32 characters); a random pair per start when empty. */
+    adminKeyId: string;
+    adminSecret?: string;
   };
   demo: {
     account: AccountInit;
@@ -61,11 +101,11 @@ export interface ServeConfig {
 
 /** The embedded defaults: a loopback demo with one meeting, waiting room and host-required start. */
 export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
-  server: { host: '127.0.0.1', port: 8080, path: '/signalling', allowInsecurePublic: false },
+  server: { host: '127.0.0.1', port: 8080, path: '/signalling', allowInsecurePublic: false, trustedProxies: [], forwardedHeader: 'x-forwarded-for' as const, allowedOrigins: [] },
   // One media worker per core, as the media core's own default.
   workers: { count: Math.max(1, availableParallelism()), region: 'de-fra' },
   media: { listenIp: '127.0.0.1' },
-  tokens: { ttlSeconds: 3600 },
+  tokens: { ttlSeconds: 3600, clockToleranceSeconds: 30 },
   limits: {},
   logging: { level: 'info', personalData: false },
   controlPlane: {
@@ -73,7 +113,11 @@ export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
     outboxPath: '.c4v-state/controlplane-outbox.db',
     filePath: '.c4v-state/controlplane-metadata.jsonl',
     format: 'json' as const,
+    purgeFile: false,
+    strictPermissions: false,
+    pseudonymKeyPath: '',
   },
+  api: { enabled: true, storePath: '', adminKeyId: 'admin' },
   demo: {
     account: { id: 'demo', name: 'Demo GmbH', defaults: {}, locked: [] },
     meeting: {
@@ -114,11 +158,29 @@ class Checker {
     return n;
   }
 
-  bool(v: unknown, path: string): boolean {
-    if (v === 'true' || v === '1') return true;
-    if (v === 'false' || v === '0') return false;
-    if (typeof v !== 'boolean') this.fail(path, `expected true or false, got ${describe(v)}`);
+  /** A list of strings: a YAML list, or (from the environment) a comma-separated string. */
+  list(v: unknown, path: string): string[] {
+    const items = typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v;
+    if (!Array.isArray(items) || items.some((x) => typeof x !== 'string')) this.fail(path, `expected a list of strings, got ${describe(v)}`);
+    return items as string[];
+  }
+
+  /** A shared secret: the one secret rule (lib/rules.ts); the value is never echoed. */
+  secret(v: unknown, path: string): string {
+    if (typeof v !== 'string' || secretBytes(v) < SECRET_MIN_BYTES || v.length > 1024) this.fail(path, `expected a secret of at least ${SECRET_MIN_BYTES} bytes`);
     return v;
+  }
+
+  bool(v: unknown, path: string): boolean {
+    // The one boolean parser (lib/env.ts): on/off, true/false, 1/0 from a file or a variable.
+    let b: boolean | undefined;
+    try {
+      b = parseBoolean(v, path);
+    } catch {
+      b = undefined;
+    }
+    if (b === undefined) this.fail(path, `expected ${BOOLEAN_WORDS}, got ${describe(v)}`);
+    return b;
   }
 }
 
@@ -157,6 +219,9 @@ export const ENV_VARS: Readonly<Record<string, string>> = Object.freeze({
   C4V_LISTEN_IP: 'media.listenIp',
   C4V_ANNOUNCED_ADDRESS: 'media.announcedAddress',
   C4V_TOKEN_SECRET: 'tokens.secret',
+  C4V_TRUSTED_PROXIES: 'server.trustedProxies',
+  C4V_FORWARDED_HEADER: 'server.forwardedHeader',
+  C4V_ALLOWED_ORIGINS: 'server.allowedOrigins',
   C4V_LOG_LEVEL: 'logging.level',
   C4V_LOG_PERSONAL_DATA: 'logging.personalData',
   C4V_MEETING_PASSWORD: 'demo.meeting.password',
@@ -165,6 +230,16 @@ export const ENV_VARS: Readonly<Record<string, string>> = Object.freeze({
   C4V_CONTROL_PLANE_FILE: 'controlPlane.filePath',
   C4V_CONTROL_PLANE_URL: 'controlPlane.url',
   C4V_CONTROL_PLANE_SECRET: 'controlPlane.secret',
+  // Issue 15: operator API and Zoom-format sink.
+  C4V_CONTROL_PLANE_FORMAT: 'controlPlane.format',
+  C4V_API: 'api.enabled',
+  C4V_API_STORE: 'api.storePath',
+  C4V_API_KEY: 'api.adminKeyId',
+  C4V_API_SECRET: 'api.adminSecret',
+  // Issue 16: data protection.
+  C4V_CONTROL_PLANE_PURGE_FILE: 'controlPlane.purgeFile',
+  C4V_STRICT_PERMISSIONS: 'controlPlane.strictPermissions',
+  C4V_PSEUDONYM_KEY: 'controlPlane.pseudonymKeyPath',
 });
 
 function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
@@ -205,9 +280,9 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } =
 
 function validate(raw: unknown, source: string): ServeConfig {
   const c = new Checker(source);
-  const top = c.object(raw, '(top)', ['server', 'workers', 'media', 'tokens', 'limits', 'logging', 'controlPlane', 'demo']);
+  const top = c.object(raw, '(top)', ['server', 'workers', 'media', 'tokens', 'limits', 'logging', 'controlPlane', 'demo', 'api']);
 
-  const s = c.object(top.server, 'server', ['host', 'port', 'path', 'tls', 'allowInsecurePublic']);
+  const s = c.object(top.server, 'server', ['host', 'port', 'path', 'tls', 'allowInsecurePublic', 'trustedProxies', 'forwardedHeader', 'allowedOrigins']);
   let tls: ServeConfig['server']['tls'];
   if (s.tls !== undefined) {
     const t = c.object(s.tls, 'server.tls', ['certFile', 'keyFile']);
@@ -221,7 +296,23 @@ function validate(raw: unknown, source: string): ServeConfig {
     path,
     ...(tls ? { tls } : {}),
     allowInsecurePublic: c.bool(s.allowInsecurePublic, 'server.allowInsecurePublic'),
+    trustedProxies: c.list(s.trustedProxies ?? [], 'server.trustedProxies'),
+    forwardedHeader: 'x-forwarded-for',
+    allowedOrigins: c.list(s.allowedOrigins ?? [], 'server.allowedOrigins'),
   };
+  try {
+    new TrustedProxies(server.trustedProxies);
+  } catch (error) {
+    c.fail('server.trustedProxies', (error as Error).message);
+  }
+  try {
+    checkAllowedOrigins(server.allowedOrigins);
+  } catch (error) {
+    c.fail('server.allowedOrigins', (error as Error).message);
+  }
+  const fh = c.string(s.forwardedHeader ?? 'x-forwarded-for', 'server.forwardedHeader').toLowerCase();
+  if (fh !== 'x-forwarded-for' && fh !== 'forwarded') c.fail('server.forwardedHeader', `expected x-forwarded-for or forwarded, got ${describe(fh)}`);
+  server.forwardedHeader = fh as ServeConfig['server']['forwardedHeader'];
 
   const w = c.object(top.workers, 'workers', ['count', 'region', 'rtcMinPort', 'rtcMaxPort']);
   const region = c.string(w.region, 'workers.region', { min: 1, max: 64 });
@@ -235,10 +326,36 @@ function validate(raw: unknown, source: string): ServeConfig {
   const media: ServeConfig['media'] = { listenIp: c.string(m.listenIp, 'media.listenIp', { min: 1, max: 64 }) };
   if (m.announcedAddress !== undefined) media.announcedAddress = c.string(m.announcedAddress, 'media.announcedAddress', { min: 1, max: 255 });
 
-  const t = c.object(top.tokens, 'tokens', ['secret', 'ttlSeconds']);
-  const tokens: ServeConfig['tokens'] = { ttlSeconds: c.int(t.ttlSeconds, 'tokens.ttlSeconds', 1, 7 * 24 * 3600) };
-  if (t.secret !== undefined && t.secret !== null && t.secret !== '') {
-    tokens.secret = c.string(t.secret, 'tokens.secret', { min: 32, max: 1024 });
+  const t = c.object(top.tokens, 'tokens', ['secret', 'ttlSeconds', 'clockToleranceSeconds', 'keys', 'signingKid']);
+  const tokens: ServeConfig['tokens'] = {
+    ttlSeconds: c.int(t.ttlSeconds, 'tokens.ttlSeconds', 1, 7 * 24 * 3600),
+    clockToleranceSeconds: c.int(t.clockToleranceSeconds ?? 30, 'tokens.clockToleranceSeconds', 0, 600),
+  };
+  if (t.secret !== undefined && t.secret !== null && t.secret !== '') tokens.secret = c.secret(t.secret, 'tokens.secret');
+  if (t.keys !== undefined) {
+    if (!Array.isArray(t.keys) || t.keys.length === 0 || t.keys.length > 4) c.fail('tokens.keys', 'expected a list of 1 to 4 keys');
+    tokens.keys = (t.keys as unknown[]).map((raw, i) => {
+      const path = `tokens.keys[${i}]`;
+      const k = c.object(raw, path, ['kid', 'alg', 'secret', 'publicKeyFile', 'privateKeyFile']);
+      const alg = c.string(k.alg, `${path}.alg`);
+      if (alg !== 'HS256' && alg !== 'EdDSA' && alg !== 'ES256') c.fail(`${path}.alg`, `expected HS256, EdDSA or ES256, got ${describe(alg)}`);
+      const key: NonNullable<ServeConfig['tokens']['keys']>[number] = { alg: alg as 'HS256' | 'EdDSA' | 'ES256' };
+      if (k.kid !== undefined) key.kid = c.string(k.kid, `${path}.kid`, { min: 1, max: 64 });
+      if (alg === 'HS256') key.secret = c.secret(k.secret, `${path}.secret`);
+      else {
+        if (k.secret !== undefined) c.fail(`${path}.secret`, `${alg} keys take publicKeyFile / privateKeyFile, not a secret`);
+        if (k.publicKeyFile === undefined && k.privateKeyFile === undefined) c.fail(`${path}.publicKeyFile`, `${alg} needs a public key file (PEM)`);
+        if (k.publicKeyFile !== undefined) key.publicKeyFile = c.string(k.publicKeyFile, `${path}.publicKeyFile`, { min: 1 });
+        if (k.privateKeyFile !== undefined) key.privateKeyFile = c.string(k.privateKeyFile, `${path}.privateKeyFile`, { min: 1 });
+      }
+      return key;
+    });
+    if (tokens.keys.length > 1 && new Set(tokens.keys.map((k) => k.kid)).size !== tokens.keys.length) c.fail('tokens.keys', 'with two or more keys, each needs its own kid');
+    if (tokens.keys.length > 1 && tokens.keys.some((k) => k.kid === undefined)) c.fail('tokens.keys', 'with two or more keys, each needs its own kid');
+  }
+  if (t.signingKid !== undefined) {
+    tokens.signingKid = c.string(t.signingKid, 'tokens.signingKid', { min: 1, max: 64 });
+    if (!tokens.keys?.some((k) => k.kid === tokens.signingKid)) c.fail('tokens.signingKid', 'names no key in tokens.keys');
   }
 
   const l = c.object(top.limits, 'limits', Object.keys(DEFAULT_LIMITS));
@@ -250,21 +367,32 @@ function validate(raw: unknown, source: string): ServeConfig {
   if (!LOG_LEVELS.includes(level)) c.fail('logging.level', `expected one of ${LOG_LEVELS.join(', ')}, got ${describe(level)}`);
   const logging = { level, personalData: c.bool(g.personalData, 'logging.personalData') };
 
-  const cp = c.object(top.controlPlane, 'controlPlane', ['enabled', 'outboxPath', 'filePath', 'url', 'secret', 'format']);
+  const cp = c.object(top.controlPlane, 'controlPlane', [
+    'enabled', 'outboxPath', 'filePath', 'url', 'secret', 'format',
+    // Issue 16: data protection.
+    'purgeFile', 'strictPermissions', 'pseudonymKeyPath',
+  ]);
   const format = c.string(cp.format, 'controlPlane.format');
-  if (format !== 'protobuf' && format !== 'json') c.fail('controlPlane.format', `expected protobuf or json, got ${describe(format)}`);
+  if (!(HTTP_SINK_FORMATS as readonly string[]).includes(format)) {
+    c.fail('controlPlane.format', `expected ${HTTP_SINK_FORMATS.join(', ')}, got ${describe(format)}`);
+  }
   const controlPlane: ServeConfig['controlPlane'] = {
     enabled: c.bool(cp.enabled, 'controlPlane.enabled'),
     outboxPath: c.string(cp.outboxPath, 'controlPlane.outboxPath', { min: 1 }),
     filePath: c.string(cp.filePath ?? '', 'controlPlane.filePath'),
-    format: format as 'protobuf' | 'json',
+    format: format as HttpSinkFormat,
+    purgeFile: c.bool(cp.purgeFile ?? false, 'controlPlane.purgeFile'),
+    strictPermissions: c.bool(cp.strictPermissions ?? false, 'controlPlane.strictPermissions'),
+    pseudonymKeyPath: c.string(cp.pseudonymKeyPath ?? '', 'controlPlane.pseudonymKeyPath'),
   };
   if (cp.url !== undefined && cp.url !== '') {
     const url = c.string(cp.url, 'controlPlane.url', { min: 1 });
     if (!/^https?:\/\//.test(url)) c.fail('controlPlane.url', `expected an http(s) URL, got ${describe(url)}`);
     controlPlane.url = url;
     // The secret itself is never echoed in an error.
-    if (typeof cp.secret !== 'string' || cp.secret.length < 32) c.fail('controlPlane.secret', 'a control-plane URL needs an HMAC secret of at least 32 characters');
+    if (typeof cp.secret !== 'string' || secretBytes(cp.secret) < SECRET_MIN_BYTES) {
+      c.fail('controlPlane.secret', `a control-plane URL needs an HMAC secret of at least ${SECRET_MIN_BYTES} bytes`);
+    }
     controlPlane.secret = cp.secret as string;
   }
 
@@ -291,12 +419,32 @@ function validate(raw: unknown, source: string): ServeConfig {
     id: meetingId,
     title: c.string(mt.title, 'demo.meeting.title', { max: 500 }),
     hostIdentity,
-    hostName: c.string(mt.hostName, 'demo.meeting.hostName', { min: 1, max: 64 }),
+    hostName: c.string(mt.hostName, 'demo.meeting.hostName', { min: 1, max: DISPLAY_NAME_MAX }),
+    // (checked against the whole display-name rule below)
     settings: c.object(mt.settings ?? {}, 'demo.meeting.settings', SETTING_NAMES) as Partial<MeetingSettings>,
   };
+  try {
+    meeting.hostName = checkDisplayName(meeting.hostName, 'host name');
+  } catch (error) {
+    c.fail('demo.meeting.hostName', (error as Error).message);
+  }
   if (mt.password !== undefined && mt.password !== null) meeting.password = c.string(String(mt.password), 'demo.meeting.password', { min: 1, max: 256 });
 
-  return { server, workers, media, tokens, limits, logging, controlPlane, demo: { account, meeting } };
+  // Issue 15: the operator API.
+  const ap = c.object(top.api, 'api', ['enabled', 'storePath', 'adminKeyId', 'adminSecret']);
+  const adminKeyId = c.string(ap.adminKeyId, 'api.adminKeyId', { min: 1, max: 64 });
+  if (!/^[\w.:-]+$/.test(adminKeyId)) c.fail('api.adminKeyId', 'may hold only letters, digits and . : - _');
+  const api: ServeConfig['api'] = {
+    enabled: c.bool(ap.enabled, 'api.enabled'),
+    storePath: c.string(ap.storePath ?? '', 'api.storePath'),
+    adminKeyId,
+  };
+  if (ap.adminSecret !== undefined && ap.adminSecret !== null && ap.adminSecret !== '') {
+    // The one secret rule (lib/rules.ts); the secret itself is never echoed in an error.
+    api.adminSecret = c.secret(ap.adminSecret, 'api.adminSecret');
+  }
+
+  return { server, workers, media, tokens, limits, logging, controlPlane, demo: { account, meeting }, api };
 }
 
 // The setting names of the contract (types.ts MeetingSettings); their values are checked by the

@@ -10,6 +10,10 @@ export class GatewayMetrics {
   readonly joins: Counter<'outcome'>;
   readonly messages: Counter<'type'>;
   readonly errors: Counter<'code'>;
+  /** Issue 10: requests that failed with an unexpected error (a bug): answered INTERNAL, logged at error. */
+  readonly internalErrors: Counter<'type'>;
+  /** Issue 10: WebSocket upgrades refused, by cause (origin, rate, forwarded header). */
+  readonly upgradesRefused: Counter<'cause'>;
   readonly closes: Counter<'reason'>;
   readonly producers: Gauge<'kind'>;
   readonly consumers: Gauge<'kind'>;
@@ -85,6 +89,18 @@ export class GatewayMetrics {
       name: `${prefix}gateway_errors_total`,
       help: 'Error responses and refused frames, by code',
       labelNames: ['code'],
+      registers,
+    });
+    this.internalErrors = new Counter({
+      name: `${prefix}gateway_internal_errors_total`,
+      help: 'Requests that failed unexpectedly (answered INTERNAL, logged at error with the stack), by request type',
+      labelNames: ['type'],
+      registers,
+    });
+    this.upgradesRefused = new Counter({
+      name: `${prefix}gateway_upgrades_refused_total`,
+      help: 'WebSocket upgrades refused, by cause (origin, rate, path, forwarded, shutdown)',
+      labelNames: ['cause'],
       registers,
     });
     this.closes = new Counter({

@@ -19,7 +19,10 @@ import {
 } from '../lib/index.js';
 import type { ServeConfig } from './config.js';
 import { createGateway, type Gateway } from './Gateway.js';
-import { JoinTokens } from './tokens.js';
+import { joinTokensFromConfig, type JoinTokens } from './tokens.js';
+import { openDefinitionStore, type DefinitionStore } from '../lib/store/DefinitionStore.js';
+import { createOperatorApi, joinUrl, type OperatorApi } from './api/OperatorApi.js';
+import { randomApiSecret } from './api/auth.js';
 
 const require = createRequire(import.meta.url);
 const VERSION = (require('../../package.json') as { version: string }).version;
@@ -32,7 +35,13 @@ export interface DemoServer {
   /** The metadata-only control-plane adapter (undefined when switched off in the config). */
   controlPlane: ControlPlaneAdapter | undefined;
   /** A fresh host token for the demo meeting. */
-  hostToken(): string;
+  hostToken(): Promise<string>;
+  /** Issue 15: the operator API (undefined when switched off), its admin key and its store. */
+  api: OperatorApi | undefined;
+  apiKey: { id: string; secret: string } | undefined;
+  store: DefinitionStore | undefined;
+  /** The web app link that joins the demo meeting as host (with a fresh host token). */
+  hostLink(): Promise<string>;
   /** Stops the gateway (SERVER_SHUTDOWN to every client) and the workers. */
   close(): Promise<void>;
 }
@@ -72,20 +81,52 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger): Pro
     },
   });
   let controlPlane: ControlPlaneAdapter | undefined;
+  let store: DefinitionStore | undefined;
+  let api: OperatorApi | undefined;
+  let gatewayRef: Gateway | undefined;
   try {
+    // Issue 10: JWT keys (tokens.keys) and/or the HS256 secret; a random secret when neither is set.
+    const tokens = joinTokensFromConfig(config.tokens);
+    // Issue 15: accounts and meeting definitions come back before the control-plane adapter
+    // starts, so that it counts restored meetings as live rather than as an earlier process's.
+    const apiKey = config.api.enabled ? { id: config.api.adminKeyId, secret: config.api.adminSecret ?? randomApiSecret() } : undefined;
+    if (apiKey) {
+      const storePath =
+        config.api.storePath || (config.controlPlane.enabled ? config.controlPlane.outboxPath : '.c4v-state/definitions.db');
+      store = openDefinitionStore(storePath);
+      api = createOperatorApi({
+        core,
+        store,
+        tokens,
+        logger: log,
+        adminKey: apiKey,
+        tokenTtlSeconds: config.tokens.ttlSeconds,
+        webAppUrl: () => gatewayRef?.httpUrl ?? '',
+      });
+      const restored = await api.restore();
+      if (restored.accounts + restored.meetings > 0 || restored.failed.length > 0) log.info(restored, 'definitions restored');
+    }
     // The adapter subscribes before the demo meeting exists, so its creation is exported too.
     if (config.controlPlane.enabled) {
       const cp = config.controlPlane;
       const sinks: ControlPlaneSink[] = [];
-      if (cp.filePath) sinks.push(new FileSink({ path: cp.filePath }));
+      if (cp.filePath) sinks.push(new FileSink({ path: cp.filePath, purgeOnRetention: cp.purgeFile }));
       if (cp.url && cp.secret) sinks.push(new HttpSink({ url: cp.url, secret: cp.secret, format: cp.format }));
-      controlPlane = createControlPlaneAdapter({ source: core, outboxPath: cp.outboxPath, sinks, logger: log });
+      controlPlane = createControlPlaneAdapter({
+        source: core,
+        outboxPath: cp.outboxPath,
+        sinks,
+        logger: log,
+        strictPermissions: cp.strictPermissions,
+        ...(cp.pseudonymKeyPath ? { pseudonymKeyPath: cp.pseudonymKeyPath } : {}),
+      });
     }
     const d = config.demo;
     let meeting: Meeting;
     try {
       core.createAccount(d.account);
-      meeting = await core.createMeeting({
+      // A restart restores the API's meetings; the demo meeting of the configuration is made anew.
+      meeting = core.getMeeting(d.meeting.id) ?? await core.createMeeting({
         id: d.meeting.id,
         accountId: d.account.id,
         title: d.meeting.title,
@@ -101,7 +142,6 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger): Pro
       }
       throw error;
     }
-    const tokens = new JoinTokens(config.tokens.secret ?? JoinTokens.randomSecret());
     const gateway = await createGateway({
       core,
       logger: log,
@@ -111,27 +151,41 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger): Pro
       port: config.server.port,
       path: config.server.path,
       allowInsecurePublic: config.server.allowInsecurePublic,
+      trustedProxies: config.server.trustedProxies,
+      forwardedHeader: config.server.forwardedHeader,
+      allowedOrigins: config.server.allowedOrigins,
       limits: config.limits,
       serverVersion: `c4v-media/${VERSION}`,
       ...(tls ? { tls } : {}),
+      ...(api ? { api } : {}),
     });
+    gatewayRef = gateway;
+    const hostToken = (): Promise<string> =>
+      tokens.mint({ identity: d.meeting.hostIdentity, role: 'host', meetingId: meeting.id, displayName: d.meeting.hostName }, { ttlSeconds: config.tokens.ttlSeconds });
     return {
       core,
       gateway,
       meeting,
       tokens,
       controlPlane,
-      hostToken: () =>
-        tokens.issue({ identity: d.meeting.hostIdentity, role: 'host', meetingId: meeting.id, displayName: d.meeting.hostName }, config.tokens.ttlSeconds),
+      api,
+      apiKey,
+      store,
+      hostToken,
+      hostLink: async () => joinUrl(gateway.httpUrl, meeting.id, await hostToken()),
       async close() {
+        api?.close();
         await gateway.close();
         core.close();
         await controlPlane?.close();
+        store?.close();
       },
     };
   } catch (error) {
+    api?.close();
     core.close();
     await controlPlane?.close();
+    store?.close();
     throw error;
   }
 }

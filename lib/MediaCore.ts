@@ -1,13 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { C4vError } from './errors.js';
+import { ArgumentError, C4vError } from './errors.js';
 import { TypedEmitter } from './events.js';
 import { MeetingMedia, type MeetingMediaOptions } from './media/MeetingMedia.js';
 import { WorkerPool, type PoolWorker, type WorkerPoolOptions } from './media/WorkerPool.js';
 import { DEFAULT_PASSWORD_LIMITS, Meeting, type PasswordAttemptLimits } from './model/Meeting.js';
 import type { Participant } from './model/Participant.js';
-import { AttemptLimiter, assertPassword, hashPassword } from './model/password.js';
+import { AttemptLimiter, ConcurrencyGate, assertPassword, hashPassword } from './model/password.js';
+
+// Issue 15: the shape hashPassword() writes (`scrypt$N$r$p$<salt>$<hash>`).
+const PASSWORD_HASH_RE = /^scrypt\$\d{1,8}\$\d{1,3}\$\d{1,3}\$[A-Za-z0-9+/=]{8,128}\$[A-Za-z0-9+/=]{16,256}$/;
+
+function assertPasswordHash(hash: unknown): void {
+  if (typeof hash !== 'string' || !PASSWORD_HASH_RE.test(hash)) throw new ArgumentError('passwordHash must be an scrypt hash from hashPassword()');
+}
 import { Account } from './model/settings.js';
 import type {
   AccountInit,
@@ -72,6 +79,7 @@ export class MediaCore extends TypedEmitter<MediaCoreEvents> {
   readonly #mediaOptions: MeetingMediaOptions | undefined;
   readonly #limits: PasswordAttemptLimits;
   readonly #addressLimiter: AttemptLimiter;
+  readonly #hashGate: ConcurrencyGate;
   #closed = false;
 
   /** @internal Use createMediaCore(). */
@@ -90,7 +98,18 @@ export class MediaCore extends TypedEmitter<MediaCoreEvents> {
     this.#limits = { ...DEFAULT_PASSWORD_LIMITS, ...options.passwordAttempts };
     // Per client address across meetings: someone guessing through many meetings is slowed too.
     this.#addressLimiter = new AttemptLimiter(this.#limits.perAddress, this.#limits.windowMs);
+    // One bound on concurrent password hashes for the whole core: a flood over many meetings
+    // cannot occupy more than this many libuv threads.
+    this.#hashGate = new ConcurrencyGate(this.#limits.hashConcurrency, this.#limits.hashQueue);
     this.pool.on('workerdied', (w, e) => this.safeEmit('workerdied', w, e));
+    // A throwing listener (an embedding app's or the gateway's) must not go unnoticed: safeEmit
+    // catches it and reports it here, and here it is logged with its stack.
+    const logListenerError = (source: string) => (event: string, error: unknown): void => {
+      const e = error instanceof Error ? error : new Error(String(error));
+      this.logger.error({ source, event, err: e }, 'event listener threw');
+    };
+    this.on('listenererror', logListenerError('core'));
+    this.observer.on('listenererror', logListenerError('observer'));
   }
 
   get closed(): boolean {
@@ -124,27 +143,30 @@ export class MediaCore extends TypedEmitter<MediaCoreEvents> {
    */
   async createMeeting(init: MeetingInit): Promise<Meeting> {
     if (this.#closed) throw new C4vError('CLOSED', 'media core closed');
-    if (typeof init !== 'object' || init === null) throw new TypeError('meeting init must be an object');
+    if (typeof init !== 'object' || init === null) throw new ArgumentError('meeting init must be an object');
     const account = this.#accounts.get(init.accountId);
     if (!account) throw new C4vError('NOT_FOUND', `no account ${String(init.accountId)}`);
-    if (typeof init.title !== 'string' || init.title.length > 500) throw new TypeError('title must be a string of at most 500 characters');
+    if (typeof init.title !== 'string' || init.title.length > 500) throw new ArgumentError('title must be a string of at most 500 characters');
     if (typeof init.hostIdentity !== 'string' || init.hostIdentity.length === 0 || init.hostIdentity.length > 256) {
-      throw new TypeError('hostIdentity must be a non-empty string of at most 256 characters');
+      throw new ArgumentError('hostIdentity must be a non-empty string of at most 256 characters');
     }
+    if (init.hostProfilePictureUrl !== undefined) assertPictureUrl(init.hostProfilePictureUrl);
     const id = init.id ?? randomUUID();
-    if (typeof id !== 'string' || id.length === 0 || id.length > 128) throw new TypeError('meeting id must be a string of 1 to 128 characters');
+    if (typeof id !== 'string' || id.length === 0 || id.length > 128) throw new ArgumentError('meeting id must be a string of 1 to 128 characters');
     if (this.#meetings.has(id)) throw new C4vError('INVALID_STATE', `meeting ${id} exists already`);
     let overrides: Partial<MeetingSettings> = { ...init.settings };
-    if (init.password !== undefined) {
-      assertPassword(init.password);
+    if (init.password !== undefined && init.passwordHash !== undefined) throw new ArgumentError('give password or passwordHash, not both');
+    if (init.passwordHash !== undefined) assertPasswordHash(init.passwordHash);
+    if (init.password !== undefined) assertPassword(init.password);
+    if (init.password !== undefined || init.passwordHash !== undefined) {
       // A meeting with a password requires it (unless the account locked passwordRequired off).
       overrides = { ...overrides, passwordRequired: true };
     }
     const settings = account.effectiveSettings(overrides);
-    if (settings.passwordRequired && init.password === undefined) {
-      throw new TypeError('settings require a meeting password: pass init.password');
+    if (settings.passwordRequired && init.password === undefined && init.passwordHash === undefined) {
+      throw new ArgumentError('settings require a meeting password: pass init.password');
     }
-    const passwordHash = init.password !== undefined ? await hashPassword(init.password) : undefined;
+    const passwordHash = init.password !== undefined ? await hashPassword(init.password) : init.passwordHash;
     const media = await MeetingMedia.create({
       meetingId: id,
       pool: this.pool,
@@ -165,6 +187,7 @@ export class MediaCore extends TypedEmitter<MediaCoreEvents> {
       media,
       logger: this.logger,
       addressLimiter: this.#addressLimiter,
+      hashGate: this.#hashGate,
       limits: this.#limits,
     });
     this.#meetings.set(id, meeting);
@@ -211,4 +234,19 @@ export async function createMediaCore(options: MediaCoreOptions): Promise<MediaC
     ...(options.media ? { media: options.media } : {}),
     ...(options.passwordAttempts ? { passwordAttempts: options.passwordAttempts } : {}),
   });
+}
+
+// Issue 16: the host's profile picture is allow-listed metadata; only a plain http(s) URL of sane
+// length is accepted, so nothing else can travel in that field.
+function assertPictureUrl(value: unknown): void {
+  let ok = typeof value === 'string' && value.length > 0 && value.length <= 2048;
+  if (ok) {
+    try {
+      const url = new URL(value as string);
+      ok = url.protocol === 'https:' || url.protocol === 'http:';
+    } catch {
+      ok = false;
+    }
+  }
+  if (!ok) throw new ArgumentError('hostProfilePictureUrl must be an http(s) URL of at most 2048 characters');
 }

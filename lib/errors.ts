@@ -49,6 +49,11 @@ export const ErrorCodes = [
   'INTERNAL',
   // Demo server / gateway configuration.
   'CONFIG_INVALID',
+  // Issue 9: install and the npm package.
+  'NODE_VERSION_UNSUPPORTED',
+  'WORKER_BUILD_FAILED',
+  // Issue 16: data protection.
+  'INSECURE_PERMISSIONS',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];
@@ -104,13 +109,55 @@ export class SetupError extends C4vError {
   }
 }
 
+// Issue 10: deliberate argument errors vs. bugs.
+
+/**
+ * A value was refused on purpose (an empty display name, a control character, a missing target).
+ * It is a TypeError, so `instanceof TypeError` keeps working for callers, and carries the code
+ * INVALID_ARGUMENT. A plain TypeError, by contrast, is a bug (e.g. reading a property of
+ * undefined) and reaches clients only as INTERNAL.
+ */
+export class ArgumentError extends TypeError {
+  readonly code = 'INVALID_ARGUMENT' as const;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ArgumentError';
+  }
+}
+
+/**
+ * Runs a mediasoup call that validates client-supplied parameters (RTP parameters, DTLS
+ * parameters, SCTP stream parameters): mediasoup refuses bad ones with a TypeError or its
+ * UnsupportedError, which are the client's fault, so they become ArgumentError. Wrap only the
+ * mediasoup call itself, so that a bug of our own around it still surfaces as INTERNAL.
+ */
+export async function mediasoupArgument<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof ArgumentError || error instanceof C4vError) throw error;
+    if (error instanceof TypeError || (error instanceof Error && error.name === 'UnsupportedError')) {
+      throw new ArgumentError(error.message, { cause: error });
+    }
+    throw error;
+  }
+}
+
+/** Whether `error` is something the library did not throw on purpose (a bug, a crashed worker). */
+export function isUnexpectedError(error: unknown): boolean {
+  return toErrorPayload(error).code === 'INTERNAL' && !(error instanceof C4vError);
+}
+
 /**
  * Maps any thrown value to a `{ code, reason }` pair safe to send to a client: coded errors keep
- * their code and message, anything else becomes INTERNAL with a generic reason so that internals
- * (paths, stack traces) never reach the wire. The one place that does this mapping.
+ * their code and message, a deliberate ArgumentError is INVALID_ARGUMENT, and anything else (a
+ * bug's TypeError included) becomes INTERNAL with the generic reason "internal error", so that
+ * internals (messages, paths, stack traces) never reach the wire. The one place that does this
+ * mapping; callers log unexpected errors at error level with their stack.
  */
 export function toErrorPayload(error: unknown): { code: ErrorCode; reason: string } {
   if (error instanceof C4vError) return { code: error.code, reason: error.message };
-  if (error instanceof TypeError) return { code: 'INVALID_ARGUMENT', reason: error.message };
+  if (error instanceof ArgumentError) return { code: 'INVALID_ARGUMENT', reason: error.message };
   return { code: 'INTERNAL', reason: 'internal error' };
 }

@@ -1,3 +1,6 @@
+// Must stay the first import: on Node < 22 it throws NODE_VERSION_UNSUPPORTED before anything else
+// of the library is evaluated.
+import './node-guard.js';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -49,9 +52,37 @@ export type { MeetingView, ParticipantView } from './controlplane/mapping.js';
 export type { PurgeResult, StoredAuditEntry } from './controlplane/store.js';
 
 // Gateways (SIP dial-in and other server-side media peers): SRTP-only transports for admitted
-// participants; and the native packet engine the benchmark uses (lib/native, C4V_NO_NATIVE=1
-// forces its TypeScript fallback).
+// participants. (The benchmark's native packet engine is not part of the library: bench/native.)
 export { createGatewayTransport, GatewayTransport } from './media/GatewayTransport.js';
 export type { GatewayTransportInfo, GatewayTransportOptions, GatewaySrtpParameters } from './media/GatewayTransport.js';
-export { packetEngine, packetEngineInfo, resolveNativeBinding, MAX_PACKET_SIZE } from './native/index.js';
-export type { PacketEngine, PacketEngineInfo, SrtpKey, SrtpSuite } from './native/index.js';
+
+// Issue 9: installation helpers (the Node version check, the one boolean parser, the worker
+// binary's resolution result).
+export { REQUIRED_NODE_MAJOR, nodeVersionProblem, assertNodeVersion } from './node-version.js';
+export { parseBoolean, envFlag, BOOLEAN_WORDS } from './env.js';
+export type { WorkerBinaryResolution } from './media/workerBinary.js';
+
+// Issue 15: the Zoom-format control-plane sink (HttpSink format 'zoom-webhook') and the durable
+// store of accounts, meeting definitions and operator API keys.
+export { renderZoomWebhook, signZoomWebhook, verifyZoomWebhook, ZOOM_EVENT_NAMES, ZOOM_SIGNATURE_HEADER, ZOOM_TIMESTAMP_HEADER } from './controlplane/zoomWebhook.js';
+export type { ZoomWebhook } from './controlplane/zoomWebhook.js';
+export { HTTP_SINK_FORMATS } from './controlplane/sinks.js';
+export type { HttpSinkFormat } from './controlplane/sinks.js';
+export { openDefinitionStore, DefinitionStore } from './store/DefinitionStore.js';
+export type { StoredAccount, StoredMeeting, MeetingDefinition, StoredApiKey, ApiAuditEntry } from './store/DefinitionStore.js';
+export type { MeetingOperator } from './model/Meeting.js';
+
+// Issue 16: data protection. Logging by type, pseudonyms, permissions, the privacy report.
+export { logView, personal, PersonalData, redactPersonal, scrubText, REDACTED } from './telemetry/logger.js';
+export { privacyReport, privacyReportOf, formatPrivacyReport } from './privacy/report.js';
+export type { PrivacyReport, PrivacyReportOptions, ReportDisclosure, ReportHolding, ReportPlacement } from './privacy/report.js';
+export { pseudonymiser, loadOrCreateKey, isPseudonym, PSEUDONYM_PREFIX } from './privacy/pseudonym.js';
+export type { Pseudonymiser } from './privacy/pseudonym.js';
+export { ensurePrivateDir, ensurePrivateFile } from './privacy/permissions.js';
+export type { PermissionPolicy } from './privacy/permissions.js';
+export { eventFieldPaths } from './privacy/fields.js';
+export type { PurgeTarget } from './controlplane/sinks.js';
+export type { QueuedPurge, StoredDisclosure, StoredPurge, MeetingHoldings } from './controlplane/store.js';
+
+// Issue 10 (auth and edge): the one display-name and secret rule, for embedders and the operator API.
+export { checkDisplayName, checkSecret, DISPLAY_NAME_MAX, SECRET_MIN_BYTES } from './rules.js';

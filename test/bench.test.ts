@@ -67,6 +67,12 @@ test('bench --quick writes results.json with every path, workload and fan-out, a
     }
     assert.ok(results.machine.some((c: { path: string }) => c.path.startsWith('library')));
     assert.ok(results.generator.achievedPps > 0);
+    // Issue 10: the password flood ran, checked at most the meeting's guest budget, and the
+    // admitted participant's requests were all answered (the p99 figure is reported, not asserted).
+    const flood = results.passwordFlood.phases.find((p: { phase: string }) => p.phase === 'flood');
+    assert.is(flood.wrongPassword, 20);
+    assert.is(flood.tooManyAttempts + flood.wrongPassword, results.passwordFlood.joins);
+    assert.ok(flood.requests > 0 && flood.p99Ms > 0);
     assert.ok(results.generator.highestRateUsed > 0);
     assert.ok(results.micro.tasks.some((t: { name: string; opsPerSecond: number }) => t.name === 'admission decision' && t.opsPerSecond > 0));
     assert.is(results.memory.participants, 10);

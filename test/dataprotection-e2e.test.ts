@@ -2,7 +2,8 @@
 // werift peers sending audio, video, a chat message and an E2EE key message, host actions and a
 // poll. The control plane (a local HTTP server recording every byte) gets only allow-listed
 // messages; the chat text, the password, the join tokens and the key message appear neither in
-// what it got, nor in the outbox on disk, nor in the logs.
+// what it got, nor in the outbox on disk, nor in the logs. And the logs, at debug level, carry no
+// personal data at all: identities (e-mail addresses here), names, title, IP addresses.
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -34,20 +35,24 @@ test('a meeting with media and chat through the gateway sends only allow-listed 
   const clients: SignallingClient[] = [];
   const closers: Array<() => Promise<void>> = [];
   const KEY_MESSAGE = Buffer.from('E2EE-KEY-MATERIAL-7f3a9c1d5e');
+  // Identities that are e-mail addresses (what a real identity provider hands out).
+  const HOST_ID = 'hanna@x.example';
+  const BOB_ID = 'bob.bauer@patient.example';
   try {
     core.createAccount({ id: 'klinik' });
     const meeting = await core.createMeeting({
       id: 'dp-e2e',
       accountId: 'klinik',
-      title: 'Fallbesprechung',
-      hostIdentity: 'dr.host',
+      title: 'Fallbesprechung Station 4',
+      hostIdentity: HOST_ID,
       hostName: 'Dr. Hanna Host',
       hostEmail: 'hanna.host@klinik.example',
+      hostProfilePictureUrl: 'https://cdn.klinik.example/staff/hanna-host.png',
       password: PASSWORD,
       settings: { waitingRoom: true },
     });
-    const hostToken = tokens.issue({ identity: 'dr.host', role: 'host', meetingId: 'dp-e2e', displayName: 'Dr. Hanna Host' });
-    const bobToken = tokens.issue({ identity: 'bob.patient', role: 'participant', meetingId: 'dp-e2e', displayName: 'Bob Bauer' });
+    const hostToken = await tokens.mint({ identity: HOST_ID, role: 'host', meetingId: 'dp-e2e', displayName: 'Dr. Hanna Host' });
+    const bobToken = await tokens.mint({ identity: BOB_ID, role: 'participant', meetingId: 'dp-e2e', displayName: 'Bob Bauer' });
 
     const host = await SignallingClient.connect(url);
     clients.push(host);
@@ -134,6 +139,24 @@ test('a meeting with media and chat through the gateway sends only allow-listed 
       assert.not.ok(disk.includes(value), `${what} is in the outbox or the JSON-lines file`);
       assert.not.ok(logs.includes(typeof value === 'string' ? value : value.toString()), `${what} is in the logs`);
     }
+    // Personal data in every field, at debug level: none of it in any log line, whatever the key.
+    // (The participants' IP address is 127.0.0.1, as the gateway sees them.)
+    const personalData = [
+      HOST_ID,
+      BOB_ID,
+      'hanna.host@klinik.example',
+      'Dr. Hanna Host',
+      'Bob Bauer',
+      'Fallbesprechung',
+      'https://cdn.klinik.example/staff/hanna-host.png',
+      'Therapie fortsetzen?',
+      '127.0.0.1',
+    ];
+    for (const value of personalData) {
+      const line = lines.find((l) => l.includes(value));
+      assert.is(line, undefined, `${value} is in the logs`);
+    }
+    assert.ok(lines.some((l) => l.includes('"msg":"host action"')), 'host actions were logged (by participant id)');
     // The chat text is also not there in any common encoding (base64 of the UTF-8 bytes).
     const b64 = Buffer.from(CHAT_TEXT).toString('base64').slice(0, 24);
     assert.not.ok(sent.includes(b64) || disk.includes(b64) || logs.includes(b64));

@@ -2,10 +2,12 @@
 // response or close, is logged as a warning, and never disturbs the media of the meeting.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { SignJWT } from 'jose';
+import { JoinTokens } from '../gateway/tokens.js';
 import { encodeEnvelope, pb } from '../gateway/wire.js';
 import { stream, testGateway } from './helpers/gateway.js';
 import { publish, SignallingClient, subscribe, wireCodeOf } from './helpers/signallingClient.js';
-import { memoryLogger, within } from './helpers/util.js';
+import { memoryLogger, until, within } from './helpers/util.js';
 
 const MEETING = 'elternabend';
 
@@ -33,9 +35,9 @@ test('malformed and hostile frames get their coded error or close while the meet
   try {
     // A meeting with media flowing: host publishes, an admitted guest receives.
     const host = await t.client();
-    await host.join({ meetingId: MEETING, displayName: 'Host', joinToken: t.hostToken(), e2eeCapable: true });
+    await host.join({ meetingId: MEETING, displayName: 'Host', joinToken: await t.hostToken(), e2eeCapable: true });
     const guest = await t.client();
-    const gj = await guest.join({ meetingId: MEETING, displayName: 'Gast', joinToken: t.userToken('gast@x.de'), e2eeCapable: true });
+    const gj = await guest.join({ meetingId: MEETING, displayName: 'Gast', joinToken: await t.userToken('gast@x.de'), e2eeCapable: true });
     await host.call({ admit: { participantId: gj.participantId } });
     await guest.admitted();
     const tracks = [{ name: 'mic', kind: 'audio' as const, source: 'microphone' as const }];
@@ -49,7 +51,7 @@ test('malformed and hostile frames get their coded error or close while the meet
 
     // An attacker in the same meeting (admitted, so that wrong-state and flood hit a joined session).
     const bad = await t.client();
-    const bj = await bad.join({ meetingId: MEETING, displayName: 'Störer', joinToken: t.userToken('stoerer@x.de'), e2eeCapable: true });
+    const bj = await bad.join({ meetingId: MEETING, displayName: 'Störer', joinToken: await t.userToken('stoerer@x.de'), e2eeCapable: true });
     await host.call({ admit: { participantId: bj.participantId } });
     await bad.admitted();
 
@@ -130,11 +132,82 @@ test('malformed and hostile frames get their coded error or close while the meet
   }
 });
 
+test('issue 10: hostile auth input (resume replays, forged proxy headers, foreign origins, bad JWTs) is refused with its code; the live session is untouched', async () => {
+  const SECRET = 'hostile-table-secret-of-at-least-32-bytes';
+  const tokens = new JoinTokens({ keys: [{ kid: 'k1', alg: 'HS256', secret: SECRET }] });
+  const t = await testGateway({ tokens, limits: { reconnectGraceMs: 60_000 }, settings: { waitingRoom: false, hostRequiredToStart: false } });
+  try {
+    const host = await t.client();
+    await host.join({ meetingId: MEETING, displayName: 'Host', joinToken: await t.hostToken(), e2eeCapable: true });
+    // A participant that dropped and resumed once: its first token is used up.
+    const victim = await t.client();
+    const vj = await victim.join({ meetingId: MEETING, displayName: 'Opfer', joinToken: await t.userToken('opfer@x.de'), e2eeCapable: true });
+    victim.ws.terminate();
+    await until(() => t.gateway.connectionCount === 1, 'the server to notice the drop');
+    const resumed = await t.client();
+    await resumed.hello();
+    const fresh = (await resumed.call({ resume: { participantId: vj.participantId, resumeToken: vj.resumeToken } })).join!.resumeToken ?? '';
+
+    const now = Math.floor(Date.now() / 1000);
+    const jwt = (header: Record<string, unknown>, claims: Record<string, unknown>, key: Uint8Array = Buffer.from(SECRET)): Promise<string> =>
+      new SignJWT({ mid: MEETING, role: 'host', ...claims }).setProtectedHeader({ alg: 'HS256', kid: 'k1', ...header } as { alg: string }).setSubject('host@schule-a.de').sign(key);
+    const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const joinCode = async (token: string): Promise<string> => {
+      const c = await t.client();
+      await c.hello();
+      return wireCodeOf(c.joinOnly({ meetingId: MEETING, displayName: 'Angreifer', joinToken: token }));
+    };
+    const resumeCode = async (participantId: string, resumeToken: string): Promise<string> => {
+      const c = await t.client();
+      await c.hello();
+      return wireCodeOf(c.call({ resume: { participantId, resumeToken } }));
+    };
+    const upgrade = (headers: Record<string, string>): Promise<string> =>
+      SignallingClient.connect(t.gateway.url, { headers }).then(
+        async (c) => {
+          const j = await c.join({ meetingId: MEETING, displayName: 'Proxy', joinToken: await t.userToken(`p${Math.random()}@x.de`.replace('0.', '')), e2eeCapable: true });
+          const address = t.meeting.participant(j.participantId)?.address;
+          c.ws.terminate();
+          return `address ${address}`;
+        },
+        (e: Error) => e.message,
+      );
+    const table: Array<[string, () => Promise<string>, string | RegExp]> = [
+      ['replayed resume token', () => resumeCode(vj.participantId, vj.resumeToken), 'INVALID_TOKEN'],
+      ['resume while connected (the current token)', () => resumeCode(vj.participantId, fresh), 'INVALID_TOKEN'],
+      ["resume token on another participant's id", () => resumeCode(host.participantId, fresh), 'INVALID_TOKEN'],
+      ['forged X-Forwarded-For from an untrusted peer', () => upgrade({ 'x-forwarded-for': '203.0.113.66' }), 'address 127.0.0.1'],
+      ['forged Forwarded from an untrusted peer', () => upgrade({ forwarded: 'for=203.0.113.66' }), 'address 127.0.0.1'],
+      ['foreign Origin', () => upgrade({ origin: 'https://evil.example' }), /HTTP 403/],
+      ['JWT alg none', async () => joinCode(`${b64({ alg: 'none', kid: 'k1' })}.${b64({ sub: 'host@schule-a.de', mid: MEETING, role: 'host', exp: now + 60 })}.`), 'INVALID_TOKEN'],
+      ['JWT wrong alg (HS512 on the HS256 key)', async () => joinCode(await jwt({ alg: 'HS512' }, { exp: now + 60 }, Buffer.from(SECRET.repeat(2)))), 'INVALID_TOKEN'],
+      ['JWT expired', async () => joinCode(await jwt({}, { exp: now - 3600 })), 'TOKEN_EXPIRED'],
+      ['JWT nbf in the future', async () => joinCode(await jwt({}, { nbf: now + 3600, exp: now + 7200 })), 'INVALID_TOKEN'],
+      ['JWT wrong kid', async () => joinCode(await jwt({ kid: 'k2' }, { exp: now + 60 })), 'INVALID_TOKEN'],
+      ['JWT wrong secret', async () => joinCode(await jwt({}, { exp: now + 60 }, Buffer.from('x'.repeat(40)))), 'INVALID_TOKEN'],
+      ['JWT for another meeting', async () => joinCode(await jwt({}, { mid: 'another-meeting', exp: now + 60 })), 'INVALID_TOKEN'],
+      ['JWT without exp', async () => joinCode(await jwt({}, {})), 'INVALID_TOKEN'],
+    ];
+    for (const [name, run, expected] of table) {
+      const got = await run();
+      if (typeof expected === 'string') assert.is(got, expected, name);
+      else assert.match(got, expected, name);
+    }
+    // Through all of it the resumed connection and the host stayed attached and answer.
+    assert.is(resumed.closeInfo, undefined);
+    assert.is(host.closeInfo, undefined);
+    assert.is((await resumed.call({ getParticipants: {} })).participants!.participants!.length >= 2, true);
+    assert.is(t.meeting.participant(vj.participantId)?.closed, false);
+  } finally {
+    await t.close();
+  }
+});
+
 test('logs carry meeting and participant ids but no passwords, tokens, names or addresses', async () => {
   const { logger, lines } = memoryLogger('debug');
   const t = await testGateway({ logger, settings: { passwordRequired: true } , password: 'Geheim-2024!' });
   try {
-    const token = t.hostToken();
+    const token = await t.hostToken();
     const host = await t.client();
     await host.join({ meetingId: MEETING, displayName: 'Frau Schmidt', joinToken: token, e2eeCapable: true });
     const g = await t.client();
@@ -195,9 +268,9 @@ test('a client that stops reading is closed with SLOW_READER; the sender is unaf
   const t = await testGateway({ limits: { maxBufferedBytes: 256 * 1024, messagesPerSecond: 100_000, messageBurst: 100_000, maxPendingRequests: 100_000 } });
   try {
     const host = await t.client();
-    await host.join({ meetingId: MEETING, displayName: 'Host', joinToken: t.hostToken(), e2eeCapable: true });
+    await host.join({ meetingId: MEETING, displayName: 'Host', joinToken: await t.hostToken(), e2eeCapable: true });
     const slow = await t.client();
-    const sj = await slow.join({ meetingId: MEETING, displayName: 'Langsam', joinToken: t.userToken('slow@x.de'), e2eeCapable: true });
+    const sj = await slow.join({ meetingId: MEETING, displayName: 'Langsam', joinToken: await t.userToken('slow@x.de'), e2eeCapable: true });
     await host.call({ admit: { participantId: sj.participantId } });
     await slow.admitted();
     // The slow client stops reading from its socket.

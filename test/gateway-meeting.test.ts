@@ -26,14 +26,14 @@ test('full meeting: host token, waiting room, admit/deny, media and chat both wa
   try {
     // The host joins with a host token and is in at once.
     const host = await t.client();
-    const hj = await host.join({ meetingId: MEETING, displayName: 'Frau Schmidt', joinToken: t.hostToken(), e2eeCapable: true });
+    const hj = await host.join({ meetingId: MEETING, displayName: 'Frau Schmidt', joinToken: await t.hostToken(), e2eeCapable: true });
     assert.is(hj.state, pb.ParticipantState.ADMITTED);
     assert.is(hj.role, pb.Role.HOST);
     assert.ok(hj.rtpCapabilities?.codecs?.length, 'an admitted participant gets the router capabilities');
 
     // Two guests wait in the waiting room: one signed in (participant token), one anonymous.
     const g1 = await t.client();
-    const j1 = await g1.join({ meetingId: MEETING, displayName: 'Herr Yilmaz', joinToken: t.userToken('yilmaz@eltern.de'), e2eeCapable: true });
+    const j1 = await g1.join({ meetingId: MEETING, displayName: 'Herr Yilmaz', joinToken: await t.userToken('yilmaz@eltern.de'), e2eeCapable: true });
     const g2 = await t.client();
     const j2 = await g2.join({ meetingId: MEETING, displayName: 'Gast', e2eeCapable: true });
     assert.is(j1.state, pb.ParticipantState.WAITING_ROOM);
@@ -131,7 +131,7 @@ test('full meeting: host token, waiting room, admit/deny, media and chat both wa
     const again = await t.client();
     await again.hello();
     assert.is(
-      await wireCodeOf(again.joinOnly({ meetingId: MEETING, displayName: 'Herr Yilmaz', joinToken: t.userToken('yilmaz@eltern.de'), e2eeCapable: true })),
+      await wireCodeOf(again.joinOnly({ meetingId: MEETING, displayName: 'Herr Yilmaz', joinToken: await t.userToken('yilmaz@eltern.de'), e2eeCapable: true })),
       'BANNED',
     );
 
@@ -159,9 +159,9 @@ test('full meeting: host token, waiting room, admit/deny, media and chat both wa
 /** Host, an admitted participant and (optionally) waiting guests, all over the wire. */
 async function roomWith(t: Awaited<ReturnType<typeof testGateway>>, waiting: number) {
   const host = await t.client();
-  await host.join({ meetingId: MEETING, displayName: 'Host', joinToken: t.hostToken(), e2eeCapable: true });
+  await host.join({ meetingId: MEETING, displayName: 'Host', joinToken: await t.hostToken(), e2eeCapable: true });
   const p = await t.client();
-  const pj = await p.join({ meetingId: MEETING, displayName: 'Teilnehmer', joinToken: t.userToken('teilnehmer@x.de'), e2eeCapable: true });
+  const pj = await p.join({ meetingId: MEETING, displayName: 'Teilnehmer', joinToken: await t.userToken('teilnehmer@x.de'), e2eeCapable: true });
   await host.call({ admit: { participantId: pj.participantId } });
   await p.admitted();
   const guests: Array<{ c: SignallingClient; id: string }> = [];
@@ -270,13 +270,13 @@ test('joins: no token without allowGuests, a bad or expired token, a token for a
     assert.is(await wireCodeOf(c.call({ lock: {} })), 'INVALID_STATE', 'a host control before join');
     assert.is(await wireCodeOf(c.joinOnly({ meetingId: MEETING, displayName: 'Gast' })), 'GUESTS_NOT_ALLOWED');
     assert.is(await wireCodeOf(c.joinOnly({ meetingId: MEETING, displayName: 'Gast', joinToken: 'c4v1.e30.AAAA' })), 'INVALID_TOKEN');
-    const other = t.tokens.issue({ identity: 'x@y.de', role: 'participant', meetingId: 'another-meeting' });
+    const other = await t.tokens.mint({ identity: 'x@y.de', role: 'participant', meetingId: 'another-meeting' });
     assert.is(await wireCodeOf(c.joinOnly({ meetingId: MEETING, displayName: 'Gast', joinToken: other })), 'INVALID_TOKEN');
     assert.is(await wireCodeOf(c.joinOnly({ meetingId: 'no-such-meeting', displayName: 'Gast', joinToken: other })), 'INVALID_TOKEN');
-    assert.is(await wireCodeOf(c.joinOnly({ meetingId: MEETING, displayName: '', joinToken: t.hostToken() })), 'INVALID_ARGUMENT');
-    assert.is(await wireCodeOf(c.joinOnly({ meetingId: MEETING, displayName: 'a\nb', joinToken: t.hostToken() })), 'INVALID_ARGUMENT');
+    assert.is(await wireCodeOf(c.joinOnly({ meetingId: MEETING, displayName: '', joinToken: await t.hostToken() })), 'INVALID_ARGUMENT');
+    assert.is(await wireCodeOf(c.joinOnly({ meetingId: MEETING, displayName: 'a\nb', joinToken: await t.hostToken() })), 'INVALID_ARGUMENT');
     // A participant token never makes its bearer host, even with the host's identity in another role.
-    const j = await c.joinOnly({ meetingId: MEETING, displayName: 'Frau Schmidt', joinToken: t.userToken('lehrer@x.de') });
+    const j = await c.joinOnly({ meetingId: MEETING, displayName: 'Frau Schmidt', joinToken: await t.userToken('lehrer@x.de') });
     assert.is(j.role, pb.Role.PARTICIPANT);
     assert.is(j.state, pb.ParticipantState.WAITING_FOR_HOST);
     // Leaving is answered, then the connection closes with LEFT.
@@ -292,7 +292,7 @@ test('a lost connection keeps the participant for the grace period and a resume 
   const t = await testGateway({ limits: { reconnectGraceMs: 60_000 } });
   try {
     const host = await t.client();
-    await host.join({ meetingId: MEETING, displayName: 'Host', joinToken: t.hostToken(), e2eeCapable: true });
+    await host.join({ meetingId: MEETING, displayName: 'Host', joinToken: await t.hostToken(), e2eeCapable: true });
     const g = await t.client();
     const j = await g.join({ meetingId: MEETING, displayName: 'Gast', e2eeCapable: true });
     g.ws.terminate();
@@ -316,9 +316,9 @@ test('without a resume the participant leaves when the grace period is over', as
   const t = await testGateway({ limits: { reconnectGraceMs: 200 } });
   try {
     const host = await t.client();
-    await host.join({ meetingId: MEETING, displayName: 'Host', joinToken: t.hostToken(), e2eeCapable: true });
+    await host.join({ meetingId: MEETING, displayName: 'Host', joinToken: await t.hostToken(), e2eeCapable: true });
     const g = await t.client();
-    const j = await g.join({ meetingId: MEETING, displayName: 'Gast', joinToken: t.userToken('g@x.de'), e2eeCapable: true });
+    const j = await g.join({ meetingId: MEETING, displayName: 'Gast', joinToken: await t.userToken('g@x.de'), e2eeCapable: true });
     await host.call({ admit: { participantId: j.participantId } });
     await g.admitted();
     g.ws.terminate();
@@ -334,7 +334,7 @@ test('a dead media worker becomes a reconnect notice, and media set up again wor
   const peers: Array<{ close(): Promise<void> }> = [];
   try {
     const host = await t.client();
-    await host.join({ meetingId: MEETING, displayName: 'Host', joinToken: t.hostToken(), e2eeCapable: true });
+    await host.join({ meetingId: MEETING, displayName: 'Host', joinToken: await t.hostToken(), e2eeCapable: true });
     const first = await publish(host, [{ name: 'mic', kind: 'audio', source: 'microphone' }]);
     peers.push(first.pub);
     const placement = t.meeting.placements.find((p) => !p.to)!;
@@ -372,9 +372,9 @@ test('a client that stops answering pings is dropped and, after the grace period
   const t = await testGateway({ limits: { pingIntervalMs: 100, reconnectGraceMs: 100 } });
   try {
     const host = await t.client();
-    await host.join({ meetingId: MEETING, displayName: 'Host', joinToken: t.hostToken(), e2eeCapable: true });
+    await host.join({ meetingId: MEETING, displayName: 'Host', joinToken: await t.hostToken(), e2eeCapable: true });
     const g = await t.client();
-    const j = await g.join({ meetingId: MEETING, displayName: 'Gast', joinToken: t.userToken('still@x.de'), e2eeCapable: true });
+    const j = await g.join({ meetingId: MEETING, displayName: 'Gast', joinToken: await t.userToken('still@x.de'), e2eeCapable: true });
     await host.call({ admit: { participantId: j.participantId } });
     await g.admitted();
     // The client's machine goes silent: nothing is read, so no pong is sent.

@@ -58,9 +58,9 @@ test('through the real gateway: get_participants lists whoever is in the meeting
   const t = await testGateway({ settings: { waitingRoom: false, hostRequiredToStart: false } });
   try {
     const host = await t.client();
-    const hj = await host.join({ meetingId: MEETING, displayName: 'Frau Schmidt', joinToken: t.hostToken(), e2eeCapable: true });
+    const hj = await host.join({ meetingId: MEETING, displayName: 'Frau Schmidt', joinToken: await t.hostToken(), e2eeCapable: true });
     const g1 = await t.client();
-    const j1 = await g1.join({ meetingId: MEETING, displayName: 'Herr Yilmaz', joinToken: t.userToken('yilmaz@eltern.de'), e2eeCapable: true });
+    const j1 = await g1.join({ meetingId: MEETING, displayName: 'Herr Yilmaz', joinToken: await t.userToken('yilmaz@eltern.de'), e2eeCapable: true });
     const roster = async (): Promise<Map<string, number>> => {
       const r = await g1.call({ getParticipants: {} });
       return new Map(r.participants!.participants!.map((p) => [String(p.participantId), Number(p.role)]));
@@ -69,7 +69,7 @@ test('through the real gateway: get_participants lists whoever is in the meeting
     // Asked again (from the cache) after a change: the new role, and a newcomer.
     await host.call({ makeCohost: { participantId: j1.participantId } });
     const g2 = await t.client();
-    const j2 = await g2.join({ meetingId: MEETING, displayName: 'Frau Novak', joinToken: t.userToken('novak@eltern.de'), e2eeCapable: false });
+    const j2 = await g2.join({ meetingId: MEETING, displayName: 'Frau Novak', joinToken: await t.userToken('novak@eltern.de'), e2eeCapable: false });
     assert.equal(await roster(), new Map([[hj.participantId, pb.Role.HOST], [j1.participantId, pb.Role.COHOST], [j2.participantId, pb.Role.PARTICIPANT]]));
     // Someone leaves: gone from the list.
     await g2.call({ leave: {} });

@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { types as ms } from 'mediasoup';
 import { createGatewayTransport } from '../lib/media/GatewayTransport.js';
-import { packetEngine, readRecords, type SrtpKey } from '../lib/native/index.js';
+import { packetEngine, readRecords, type SrtpKey } from '../bench/native/index.js';
 import { codeOf, hostOf, testCore, user } from './helpers/core.js';
 import { within } from './helpers/util.js';
 

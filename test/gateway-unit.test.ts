@@ -6,11 +6,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadConfig } from '../gateway/config.js';
 import { TokenBucket } from '../gateway/limits.js';
-import { JoinTokens } from '../gateway/tokens.js';
 import { closeFrameFor, codesMissingOnTheWire, decodeRequest, encodeEnvelope, errorToWire, pb } from '../gateway/wire.js';
 import { C4vError, ErrorCodes } from '../lib/errors.js';
 
-const SECRET = 'a-test-secret-of-at-least-32-bytes-long';
 
 function codeOf(fn: () => unknown): string {
   try {
@@ -21,39 +19,7 @@ function codeOf(fn: () => unknown): string {
   return 'did not throw';
 }
 
-test('a join token carries identity, role and meeting, and verifies with the same secret', () => {
-  const tokens = new JoinTokens(SECRET);
-  const token = tokens.issue({ identity: 'anna@schule-a.de', role: 'host', meetingId: 'm1', displayName: 'Anna' }, 60);
-  const claims = tokens.verify(token);
-  assert.is(claims.identity, 'anna@schule-a.de');
-  assert.is(claims.role, 'host');
-  assert.is(claims.meetingId, 'm1');
-  assert.is(claims.displayName, 'Anna');
-});
-
-test('a token with an altered payload, another secret or garbage is INVALID_TOKEN', () => {
-  const tokens = new JoinTokens(SECRET);
-  const token = tokens.issue({ identity: 'guest1', role: 'participant', meetingId: 'm1' });
-  const [prefix, payload, mac] = token.split('.') as [string, string, string];
-  const forged = Buffer.from(Buffer.from(payload, 'base64url').toString().replace('participant', 'host')).toString('base64url');
-  assert.is(codeOf(() => tokens.verify(`${prefix}.${forged}.${mac}`)), 'INVALID_TOKEN');
-  assert.is(codeOf(() => new JoinTokens('another-secret-that-is-32-bytes-long!!').verify(token)), 'INVALID_TOKEN');
-  assert.is(codeOf(() => tokens.verify('garbage')), 'INVALID_TOKEN');
-  assert.is(codeOf(() => tokens.verify(`${prefix}.${payload}.`)), 'INVALID_TOKEN');
-});
-
-test('an expired token is TOKEN_EXPIRED', () => {
-  let now = 1_700_000_000_000;
-  const tokens = new JoinTokens(SECRET, () => now);
-  const token = tokens.issue({ identity: 'x', role: 'participant', meetingId: 'm1' }, 10);
-  tokens.verify(token);
-  now += 11_000;
-  assert.is(codeOf(() => tokens.verify(token)), 'TOKEN_EXPIRED');
-});
-
-test('a short token secret is refused', () => {
-  assert.throws(() => new JoinTokens('short'), /at least 32 bytes/);
-});
+// Join tokens (JWT) are tested in test/tokens.test.ts.
 
 test('every library error code has a value in the proto ErrorCode enum', () => {
   assert.equal(codesMissingOnTheWire(), []);
@@ -152,6 +118,46 @@ test('config: defaults, a YAML file and environment variables merge; bad files n
   } catch (error) {
     assert.match((error as Error).message, /missing\.yaml: cannot read the config file \(ENOENT\)/);
   }
+});
+
+test('issue 10 config: trusted proxies, origins and JWT keys from the file or the environment; bad ones name the field', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'c4v-cfg10-'));
+  const pub = join(dir, 'k.pub.pem');
+  writeFileSync(pub, '-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n');
+  const env = loadConfig({ env: { C4V_TRUSTED_PROXIES: '10.0.0.0/8, ::1', C4V_ALLOWED_ORIGINS: 'https://app.example.org', C4V_FORWARDED_HEADER: 'Forwarded' } });
+  assert.equal(env.server.trustedProxies, ['10.0.0.0/8', '::1']);
+  assert.equal(env.server.allowedOrigins, ['https://app.example.org']);
+  assert.is(env.server.forwardedHeader, 'forwarded');
+  assert.equal(loadConfig({}).server.trustedProxies, [], 'no trusted proxies by default');
+  const file = join(dir, 'keys.yaml');
+  writeFileSync(file, `tokens:\n  keys:\n    - { kid: k1, alg: EdDSA, publicKeyFile: ${pub} }\n    - { kid: k2, alg: HS256, secret: "${'s'.repeat(32)}" }\n  signingKid: k2\n`);
+  const k = loadConfig({ file });
+  assert.is(k.tokens.keys?.length, 2);
+  assert.is(k.tokens.signingKid, 'k2');
+  const bad = (yaml: string, env: Record<string, string> = {}): string => {
+    const f = join(dir, `bad-${Math.random().toString(36).slice(2)}.yaml`);
+    writeFileSync(f, yaml);
+    try {
+      loadConfig({ file: f, env });
+    } catch (error) {
+      return (error as Error).message;
+    }
+    return 'accepted';
+  };
+  assert.match(bad('server: { trustedProxies: [10.0.0.0/33] }'), /server\.trustedProxies: .*not an address or CIDR/);
+  assert.match(bad('', { C4V_TRUSTED_PROXIES: 'proxy.example' }), /server\.trustedProxies/);
+  assert.match(bad('server: { allowedOrigins: [evil] }'), /server\.allowedOrigins/);
+  assert.match(bad('server: { forwardedHeader: x-real-ip }'), /server\.forwardedHeader/);
+  assert.match(bad('tokens: { keys: [{ alg: HS256, secret: a }, { alg: HS256, secret: b }] }'), /tokens\.keys/);
+  assert.match(bad('tokens: { keys: [{ kid: a, alg: RS256 }] }'), /tokens\.keys\[0\]\.alg/);
+  assert.match(bad('tokens: { keys: [{ kid: a, alg: EdDSA }] }'), /publicKeyFile/);
+  assert.match(bad('tokens: { signingKid: nope }'), /tokens\.signingKid/);
+  // The one secret rule: 32 bytes, counted as UTF-8 bytes; the secret itself is never echoed.
+  const short = bad(`tokens: { secret: "${'x'.repeat(31)}" }`);
+  assert.match(short, /tokens\.secret: expected a secret of at least 32 bytes/);
+  assert.not.ok(short.includes('x'.repeat(31)));
+  assert.is(bad(`tokens: { secret: "${'ä'.repeat(16)}" }`), 'accepted', '16 umlauts are 32 bytes');
+  assert.match(bad('demo: { meeting: { hostName: "a\\u0007b" } }'), /demo\.meeting\.hostName: host name contains control characters/);
 });
 
 test.run();

@@ -181,16 +181,45 @@ test('a wrong password is refused, and past the limit even the right one is refu
   }
 });
 
-test('failed passwords are also limited per meeting, whatever the address', async () => {
-  const c = await testCore({ passwordAttempts: { perAddress: 100, perMeeting: 2 } });
+test('failed guest passwords are also limited per meeting, whatever the address; token holders are not', async () => {
+  const c = await testCore({ passwordAttempts: { perAddress: 100, perMeeting: 2, guestBackoffMs: 60_000 } });
   try {
-    c.createAccount({ id: 'k', defaults: { waitingRoom: false, hostRequiredToStart: false } });
+    c.createAccount({ id: 'k', defaults: { waitingRoom: false, hostRequiredToStart: false, allowGuests: true } });
     const m = await c.createMeeting({ accountId: 'k', title: 't', hostIdentity: 'h@k.de', password: 'pw-123' });
-    await codeOf(() => m.join(user('a', { address: '10.0.0.1', password: 'x' })));
-    await codeOf(() => m.join(user('b', { address: '10.0.0.2', password: 'y' })));
-    assert.is(await codeOf(() => m.join(user('c', { address: '10.0.0.3', password: 'pw-123' }))), 'TOO_MANY_ATTEMPTS');
-    // The host's own join does not need the password and is not blocked.
+    const guest = (id: string, address: string, password: string) => user(id, { authenticated: false, address, password });
+    assert.is(await codeOf(() => m.join(guest('g-a', '10.0.0.1', 'x'))), 'WRONG_PASSWORD');
+    assert.is(await codeOf(() => m.join(guest('g-b', '10.0.0.2', 'y'))), 'WRONG_PASSWORD');
+    // The guests' budget is spent: even the right password waits for the back-off.
+    assert.is(await codeOf(() => m.join(guest('g-c', '10.0.0.3', 'pw-123'))), 'TOO_MANY_ATTEMPTS');
+    // A join-token holder with the right password is not meeting-locked, and the host needs none.
+    assert.is((await m.join(user('t@k.de', { address: '10.0.0.3', password: 'pw-123' }))).state, 'admitted');
     assert.is((await m.join(hostOf('h@k.de'))).role, 'host');
+  } finally {
+    c.close();
+  }
+});
+
+test('200 wrong passwords in flight at once from 10 addresses: at most the limit is checked, and token holders and the host still get in', async () => {
+  const c = await testCore({ passwordAttempts: { perAddress: 5, perMeeting: 20, guestBackoffMs: 60_000 } });
+  try {
+    c.createAccount({ id: 'k', defaults: { waitingRoom: false, hostRequiredToStart: false, allowGuests: true } });
+    const m = await c.createMeeting({ accountId: 'k', title: 't', hostIdentity: 'h@k.de', password: 'richtig-4711' });
+    const flood = Array.from({ length: 200 }, (_, i) =>
+      codeOf(() => m.join(user(`guest-${i}`, { authenticated: false, address: `203.0.113.${i % 10}`, password: `falsch-${i}` }))),
+    );
+    const codes = await Promise.all(flood);
+    const count = (code: string): number => codes.filter((x) => x === code).length;
+    // Every attempt is counted before its hash: 20 (the meeting's guest budget) were checked.
+    assert.is(count('WRONG_PASSWORD'), 20);
+    assert.is(count('TOO_MANY_ATTEMPTS'), 180);
+    // Neither the host nor the holders of join tokens are locked out by the flood.
+    assert.is((await m.join(hostOf('h@k.de'))).role, 'host');
+    for (const id of ['anna@k.de', 'bernd@k.de']) {
+      assert.is((await m.join(user(id, { address: '203.0.113.1', password: 'richtig-4711' }))).state, 'admitted');
+    }
+    // A token holder's own wrong guesses are limited per identity.
+    for (let i = 0; i < 5; i++) assert.is(await codeOf(() => m.join(user('eve@k.de', { password: `x${i}` }))), 'WRONG_PASSWORD');
+    assert.is(await codeOf(() => m.join(user('eve@k.de', { password: 'richtig-4711' }))), 'TOO_MANY_ATTEMPTS');
   } finally {
     c.close();
   }

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { C4vError } from '../lib/index.js';
-import { packetEngine, packetEngineInfo, readRecords, resolveNativeBinding, type PacketEngine } from '../lib/native/index.js';
+import { packetEngine, packetEngineInfo, readRecords, resolveNativeBinding, type PacketEngine } from '../bench/native/index.js';
 
 const KEY = { suite: 'AES_CM_128_HMAC_SHA1_80' as const, key: randomBytes(30) };
 const nativeBuilt = (() => {

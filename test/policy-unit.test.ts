@@ -2,6 +2,7 @@
 // password hashing and the failed-attempt limiter.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { BackoffLimiter, ConcurrencyGate } from '../lib/model/password.js';
 import {
   Account,
   AttemptLimiter,
@@ -168,6 +169,68 @@ test('the attempt limiter keeps its memory bounded', () => {
   for (let i = 0; i < 1000; i++) limiter.fail(`k${i}`, 5);
   assert.ok(limiter.blocked('k999', 6), 'the newest key is still tracked');
   assert.not.ok(limiter.blocked('k0', 6), 'the oldest keys were dropped');
+});
+
+test('an attempt in flight counts against the limit before it is checked, and a success frees its slot', () => {
+  const limiter = new AttemptLimiter(2, 1000);
+  const t0 = 1_000_000;
+  assert.ok(limiter.begin('a', t0));
+  assert.ok(limiter.begin('a', t0));
+  assert.not.ok(limiter.begin('a', t0), 'two in flight: the third is refused before any check');
+  limiter.end('a', false, t0 + 1);
+  assert.ok(limiter.begin('a', t0 + 2), 'a success (or no check) gives the slot back');
+  limiter.end('a', true, t0 + 3);
+  limiter.end('a', true, t0 + 3);
+  assert.not.ok(limiter.begin('a', t0 + 4), 'two failures in the window');
+  assert.ok(limiter.begin('a', t0 + 1100), 'until they leave the window');
+});
+
+test('the guest budget backs off exponentially once spent, one attempt at a time', () => {
+  const b = new BackoffLimiter(2, 60_000, 1000, 4000);
+  const t0 = 5_000_000;
+  for (let i = 0; i < 2; i++) {
+    assert.ok(b.begin(t0));
+    b.end(true, t0);
+  }
+  assert.not.ok(b.begin(t0 + 999), 'first back-off: 1 s');
+  assert.ok(b.begin(t0 + 1000));
+  assert.not.ok(b.begin(t0 + 1000), 'only one attempt at a time past the budget');
+  b.end(true, t0 + 1000);
+  assert.is(b.retryAfterMs(t0 + 1000), 2000, 'then 2 s');
+  assert.ok(b.begin(t0 + 3000));
+  b.end(true, t0 + 3000);
+  assert.is(b.retryAfterMs(t0 + 3000), 4000, 'then 4 s');
+  assert.ok(b.begin(t0 + 7000));
+  b.end(true, t0 + 7000);
+  assert.is(b.retryAfterMs(t0 + 7000), 4000, 'capped at maxDelayMs');
+  assert.is(b.retryAfterMs(t0 + 70_000), 0, 'the budget returns as failures leave the window');
+});
+
+test('the hash gate runs at most `concurrency` at once and refuses past its queue', async () => {
+  const gate = new ConcurrencyGate(2, 3);
+  let running = 0;
+  let most = 0;
+  const releases: Array<() => void> = [];
+  const job = (): Promise<number> =>
+    new Promise<number>((resolve) => {
+      running++;
+      most = Math.max(most, running);
+      releases.push(() => {
+        running--;
+        resolve(1);
+      });
+    });
+  const results = Array.from({ length: 6 }, () => gate.run(job));
+  // 2 run, 3 wait, the sixth is refused at once.
+  assert.is(await results[5], 'busy');
+  assert.is(gate.running, 2);
+  assert.is(gate.queued, 3);
+  while (releases.length) {
+    releases.shift()!();
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.equal(await Promise.all(results.slice(0, 5)), [1, 1, 1, 1, 1]);
+  assert.is(most, 2);
 });
 
 test.run();

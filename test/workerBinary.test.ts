@@ -49,7 +49,7 @@ test('a missing binary is WORKER_BINARY_MISSING naming the path and the fix', ()
     const e = error as C4vError;
     assert.is(e.code, 'WORKER_BINARY_MISSING');
     assert.ok(e.message.includes(missing), e.message);
-    assert.ok(e.message.includes('npm run setup'), e.message);
+    assert.ok(e.message.includes('npx c4v-media worker install'), e.message);
   }
 });
 

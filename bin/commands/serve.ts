@@ -24,6 +24,9 @@ Environment: C4V_CONFIG, ${Object.keys(ENV_VARS).join(', ')}`,
     const config = loadConfig({ ...(file ? { file } : {}), env: process.env });
     const server = await startDemoServer(config);
     const { gateway, meeting } = server;
+    // Join tokens are JWTs minted with jose (asynchronous).
+    const hostToken = await server.hostToken();
+    const hostLink = await server.hostLink();
     // What an operator needs to try it: printed, not logged (the token is a secret).
     process.stdout.write(
       [
@@ -34,7 +37,16 @@ Environment: C4V_CONFIG, ${Object.keys(ENV_VARS).join(', ')}`,
         `  meeting:    ${meeting.id} (${meeting.title})`,
         `  workers:    ${server.core.pool.workers.length} (${server.core.pool.regions.join(', ')})`,
         `  metadata:   ${config.controlPlane.enabled ? [config.controlPlane.filePath, config.controlPlane.url].filter(Boolean).join(', ') || 'outbox only' : 'control plane off'}`,
-        `  host token: ${server.hostToken()}`,
+        `  host token: ${hostToken}`,
+        // Issue 15: the web app link for the host, and the operator API with its admin key.
+        `  host link:  ${hostLink}`,
+        ...(server.apiKey
+          ? [
+              `  api:        ${gateway.httpUrl}/api/v1 (OpenAPI: ${gateway.httpUrl}/api/v1/openapi.json)`,
+              `  api key:    ${server.apiKey.id}${config.api.adminSecret ? ' (secret from the configuration)' : ` secret ${server.apiKey.secret}`}`,
+              `  cli:        C4V_API_URL=${gateway.httpUrl} C4V_API_KEY=${server.apiKey.id} C4V_API_SECRET=... c4v-media meeting list`,
+            ]
+          : []),
         '',
       ].join('\n'),
     );

@@ -6,7 +6,9 @@ import type { AuditEntry, CloseReason, MeetingSettings, PlacementEntry, PollResu
 import { assertAllowListed, encodeEvent, eventType, type ControlPlaneMessage } from './allowList.js';
 import * as map from './mapping.js';
 import type { MeetingView, ParticipantView } from './mapping.js';
-import type { ControlPlaneSink, OutgoingEvent } from './sinks.js';
+import { eventFieldPaths } from '../privacy/fields.js';
+import { privacyReport, type PrivacyReport, type PrivacyReportOptions } from '../privacy/report.js';
+import type { ControlPlaneSink, OutgoingEvent, PurgeTarget } from './sinks.js';
 import { ControlPlaneStore, type PendingDelivery, type PurgeResult, type StoredAuditEntry } from './store.js';
 
 /** The observer events the adapter listens to (a subset of MediaCore's `observer`). */
@@ -54,6 +56,22 @@ export interface ControlPlaneAdapterOptions {
   onPurge?: (meetingIds: string[]) => void;
   /** Clock in ms (tests move it forward to cross a retention boundary); default Date.now. */
   clock?: () => number;
+  /**
+   * Other stores that hold meeting data and must forget a meeting at its retention boundary
+   * (Redis in cluster mode, ...). Sinks that keep what they received and opted in to purging (a
+   * FileSink with `purgeOnRetention`) are added automatically.
+   */
+  purgeTargets?: PurgeTarget[];
+  /**
+   * The installation's pseudonym key (32+ random bytes, hex; created with mode 0600 when
+   * missing). Default: `pseudonym.key` next to the outbox.
+   */
+  pseudonymKeyPath?: string;
+  /**
+   * Refuse to start (INSECURE_PERMISSIONS) when a folder or file of personal data lets group or
+   * others in; by default that is a warning in the log.
+   */
+  strictPermissions?: boolean;
 }
 
 export type ControlPlaneAdapterEvents = {
@@ -69,6 +87,10 @@ export type ControlPlaneAdapterEvents = {
   drained: [];
   /** A retention purge removed personal data. */
   purged: [PurgeResult];
+  /** A purge target removed the data of these meetings (clear ids; how many items each). */
+  targetpurged: [string, Record<string, number>];
+  /** A purge target failed; the purge is retried by the next run. */
+  targetpurgefailed: [string, Error];
   close: [];
   listenererror: [string, unknown];
 };
@@ -121,6 +143,9 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
   readonly #live = new Map<string, LiveMeeting>();
   readonly #listeners: Array<[keyof ControlPlaneSourceEvents, (...args: never[]) => void]> = [];
   #purgeTimer: NodeJS.Timeout | undefined;
+  readonly #targets: PurgeTarget[];
+  #targetRun: Promise<void> | undefined;
+  #targetAgain = false;
   #closing: Promise<void> | undefined;
   #closed = false;
 
@@ -130,12 +155,40 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
     const names = options.sinks.map((s) => s.name);
     if (names.length === 0) throw new TypeError('the control-plane adapter needs at least one sink');
     if (new Set(names).size !== names.length) throw new TypeError(`sink names must be unique, got ${names.join(', ')}`);
+    const interval = options.purgeIntervalMs ?? 3_600_000;
+    if (!Number.isFinite(interval) || interval <= 0) throw new TypeError(`purgeIntervalMs must be a positive number, got ${interval}`);
     this.#options = options;
     this.#logger = options.logger.child({ component: 'controlplane' });
     this.#clock = options.clock ?? Date.now;
     // Load the allow-list now: a broken installation fails at start, not on the first event.
     eventType();
-    this.store = new ControlPlaneStore(options.outboxPath);
+    const permissions = { strict: options.strictPermissions === true, logger: this.#logger };
+    this.store = new ControlPlaneStore(options.outboxPath, {
+      permissions,
+      ...(options.pseudonymKeyPath ? { pseudonymKeyPath: options.pseudonymKeyPath } : {}),
+    });
+    try {
+      for (const sink of options.sinks) sink.preparePrivatePaths?.(permissions);
+    } catch (error) {
+      this.store.close();
+      throw error;
+    }
+    this.#targets = [
+      ...(options.purgeTargets ?? []),
+      ...options.sinks.filter((s) => typeof s.purgeMeetings === 'function').map((s) => ({
+        name: s.name,
+        purgeMeetings: (ids: readonly string[]) => s.purgeMeetings!(ids),
+      })),
+    ];
+    const targetNames = this.#targets.map((t) => t.name);
+    if (new Set(targetNames).size !== targetNames.length) {
+      this.store.close();
+      throw new TypeError(`purge target names must be unique, got ${targetNames.join(', ')}`);
+    }
+    const droppedTargets = this.store.dropPurgeTargets(targetNames);
+    if (droppedTargets.length > 0) {
+      this.#logger.warn({ targets: droppedTargets }, 'dropped queued purges of stores no longer configured; purge them by hand');
+    }
     this.#sinks = options.sinks.map((sink) => ({ sink, running: false, again: false, timer: undefined, inflight: new Set() }));
 
     const now = this.#clock();
@@ -146,7 +199,6 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
     if (orphans.length > 0) this.#logger.info({ meetings: orphans.length }, 'meetings of an earlier process marked ended');
     this.#subscribe();
     this.purge();
-    const interval = options.purgeIntervalMs ?? 3_600_000;
     this.#purgeTimer = setInterval(() => this.purge(), interval);
     this.#purgeTimer.unref();
     const pending = this.store.pendingCount();
@@ -190,11 +242,15 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
     return event;
   }
 
-  /** The audit record of a meeting (live or ended), or undefined if the adapter never saw it. */
+  /**
+   * The audit record of a meeting (live or ended), or undefined if the adapter never saw it. Past
+   * retention the store keeps it under the meeting's pseudonym; it is found by the id all the same.
+   */
   auditRecord(meetingId: string): AuditRecord | undefined {
-    const m = this.store.meeting(meetingId);
-    const actions = this.store.audit(meetingId);
-    const placements = this.store.placements(meetingId);
+    const stored = this.store.storedIdOf(meetingId);
+    const m = this.store.meeting(stored);
+    const actions = this.store.audit(stored).map((a) => ({ ...a, meetingId }));
+    const placements = this.store.placements(stored).map((p) => ({ ...p, meetingId }));
     if (!m && actions.length === 0 && placements.length === 0) return undefined;
     const record: AuditRecord = {
       meetingId,
@@ -207,6 +263,15 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
     return record;
   }
 
+  /**
+   * The privacy report from this adapter's outbox and audit record (see privacyReport()): what
+   * left for which sink, where the media ran, what personal data is held until when, what was
+   * purged. Due dates use the adapter's clock; this adapter's purge targets are listed as holders.
+   */
+  privacyReport(options: Omit<PrivacyReportOptions, 'purgeTargets'> = {}): PrivacyReport {
+    return privacyReport(this.store, { now: new Date(this.#clock()), ...options, purgeTargets: this.#targets.map((t) => t.name) });
+  }
+
   /** Ids of every meeting with a record in the adapter's store. */
   meetingIds(): string[] {
     return this.store.meetingIds();
@@ -217,8 +282,13 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
    * whose account retention ran out is removed from the outbox and the audit record, on disk too.
    */
   purge(): PurgeResult {
-    if (this.#closed) return { meetingIds: [], eventsDeleted: 0, auditEntriesScrubbed: 0 };
-    const result = this.store.purge(this.#clock());
+    if (this.#closed) return { meetingIds: [], eventsDeleted: 0, auditEntriesScrubbed: 0, pseudonymised: [] };
+    const result = this.store.purge(
+      this.#clock(),
+      this.#targets.map((t) => t.name),
+    );
+    // Queued target purges (this run's, or an earlier run's that failed or was cut by a restart).
+    this.#runTargets();
     if (result.meetingIds.length === 0) return result;
     this.#logger.info(
       { meetings: result.meetingIds.length, events: result.eventsDeleted, auditEntries: result.auditEntriesScrubbed },
@@ -238,6 +308,41 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
     }
     this.safeEmit('purged', result);
     return result;
+  }
+
+  // Runs the queued purges of the other stores, one run at a time; a failure stays queued for the
+  // next purge run.
+  #runTargets(): void {
+    if (this.#targets.length === 0 || this.#closed) return;
+    if (this.#targetRun) {
+      this.#targetAgain = true;
+      return;
+    }
+    this.#targetRun = (async () => {
+      do {
+        this.#targetAgain = false;
+        for (const target of this.#targets) {
+          if (this.#closed) return;
+          const ids = this.store.queuedPurges(target.name).map((q) => q.meetingId);
+          if (ids.length === 0) continue;
+          try {
+            const counts = await target.purgeMeetings(ids);
+            if (this.store.closed) return;
+            for (const id of ids) this.store.purgeDone(id, target.name, this.#clock(), counts[id] ?? 0);
+            this.#logger.info({ target: target.name, meetings: ids.length }, 'retention purge of another store');
+            this.safeEmit('targetpurged', target.name, counts);
+          } catch (error) {
+            if (this.store.closed) return;
+            const err = error instanceof Error ? error : new Error(String(error));
+            for (const id of ids) this.store.purgeFailed(id, target.name, err.message);
+            this.#logger.warn({ target: target.name, meetings: ids.length, err }, 'retention purge of another store failed; retried by the next run');
+            this.safeEmit('targetpurgefailed', target.name, err);
+          }
+        }
+      } while (this.#targetAgain && !this.#closed);
+    })().finally(() => {
+      this.#targetRun = undefined;
+    });
   }
 
   /** Resolves once every stored event reached every sink (or rejects after `timeoutMs`). */
@@ -272,7 +377,7 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
     this.#listeners.length = 0;
     clearInterval(this.#purgeTimer);
     for (const s of this.#sinks) clearTimeout(s.timer);
-    await Promise.allSettled(this.#sinks.flatMap((s) => [...s.inflight]));
+    await Promise.allSettled([...this.#sinks.flatMap((s) => [...s.inflight]), ...(this.#targetRun ? [this.#targetRun] : [])]);
     for (const s of this.#sinks) {
       try {
         await s.sink.close?.();
@@ -437,7 +542,8 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
       return;
     }
     if (this.store.closed) return;
-    this.store.markDelivered(h.id, s.sink.name, this.#clock());
+    // The disclosure record keeps the names of the fields that left (never their values).
+    this.store.markDelivered(h.id, s.sink.name, this.#clock(), eventFieldPaths(h.payload));
     this.#logger.debug({ sink: s.sink.name, eventId: h.eventId, meetingId: h.meetingId, sequence: h.seq }, 'control-plane event delivered');
     this.safeEmit('delivered', event, s.sink.name);
     // MeetingEnded is a meeting's last event: with zero retention its data goes as soon as it is

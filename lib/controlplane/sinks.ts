@@ -1,12 +1,15 @@
 // Where control-plane events go: an HTTP(S) endpoint of the control plane, or a JSON-lines file.
+import { checkSecret } from '../rules.js';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { open, type FileHandle } from 'node:fs/promises';
-import { mkdirSync } from 'node:fs';
+import { open, rename, type FileHandle } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { C4vError } from '../errors.js';
+import { ensurePrivateDir, ensurePrivateFile, type PermissionPolicy } from '../privacy/permissions.js';
 import { renderEvent, type MessageKind, type RenderedEvent } from './allowList.js';
+import { renderZoomWebhook, signZoomWebhook, ZOOM_SIGNATURE_HEADER, ZOOM_TIMESTAMP_HEADER } from './zoomWebhook.js';
 
 /** One event as a sink receives it: the stored protobuf bytes plus what identifies it. */
 export interface OutgoingEvent {
@@ -29,6 +32,28 @@ export interface ControlPlaneSink {
   readonly name: string;
   deliver(event: OutgoingEvent): Promise<void>;
   close?(): Promise<void> | void;
+  /**
+   * Present when the sink keeps what it received and removes a meeting's data at its retention
+   * boundary (the adapter then treats the sink as a PurgeTarget too).
+   */
+  purgeMeetings?(meetingIds: readonly string[]): Promise<Record<string, number>>;
+  /**
+   * Checks (and creates) the folders and files that will hold personal data, with the adapter's
+   * permission policy; called once when the adapter starts.
+   */
+  preparePrivatePaths?(policy: PermissionPolicy): void;
+}
+
+/**
+ * Another store that holds meeting data (the file sink's output, Redis in cluster mode, ...): the
+ * adapter calls it when a meeting's retention ran out, after its own purge, with the clear meeting
+ * ids. It resolves with how many items it removed per meeting; a rejection is retried by the next
+ * purge run (the clear id is kept for that, and only for that, in the outbox's purge queue).
+ */
+export interface PurgeTarget {
+  /** Stable name, shown in the privacy report ('file', 'redis', ...). */
+  readonly name: string;
+  purgeMeetings(meetingIds: readonly string[]): Promise<Record<string, number>>;
 }
 
 /** Request headers of the HTTP sink. */
@@ -84,13 +109,21 @@ export function verifyControlPlaneRequest(options: VerifyOptions): VerifyResult 
   return { ok: true, eventId };
 }
 
+/** The body formats of the HTTP sink. */
+export type HttpSinkFormat = 'protobuf' | 'json' | 'zoom-webhook';
+export const HTTP_SINK_FORMATS: readonly HttpSinkFormat[] = ['protobuf', 'json', 'zoom-webhook'];
+
 export interface HttpSinkOptions {
   /** The control plane's endpoint (http: or https:). */
   url: string | URL;
   /** Shared secret for the HMAC signature. */
   secret: string | Uint8Array;
-  /** 'protobuf' (application/x-protobuf, the default) or 'json' (rendered from the protobuf). */
-  format?: 'protobuf' | 'json';
+  /**
+   * 'protobuf' (application/x-protobuf, the default), 'json' (rendered from the protobuf) or
+   * 'zoom-webhook' (Zoom's webhook JSON with x-zm-signature / x-zm-request-timestamp, rendered
+   * from the protobuf too; see lib/controlplane/zoomWebhook.ts and the README's mapping table).
+   */
+  format?: HttpSinkFormat;
   /** Per-request time limit; default 10 s. */
   timeoutMs?: number;
   /** Sink name in the outbox; default 'http'. */
@@ -112,7 +145,7 @@ export class HttpSink implements ControlPlaneSink {
   readonly name: string;
   readonly #url: URL;
   readonly #secret: string | Uint8Array;
-  readonly #format: 'protobuf' | 'json';
+  readonly #format: HttpSinkFormat;
   readonly #timeoutMs: number;
   readonly #headers: Record<string, string>;
   readonly #ca: HttpSinkOptions['ca'];
@@ -122,27 +155,40 @@ export class HttpSink implements ControlPlaneSink {
     if (this.#url.protocol !== 'https:' && this.#url.protocol !== 'http:') {
       throw new TypeError(`control-plane url must be http(s), got ${this.#url.protocol}`);
     }
-    if (!options.secret || options.secret.length < 16) throw new TypeError('the HMAC secret must have at least 16 bytes');
+    // The one secret rule (lib/rules.ts): the same minimum as the config and the join tokens.
+    checkSecret(options.secret, 'the HMAC secret');
     this.name = options.name ?? 'http';
     this.#secret = options.secret;
     this.#format = options.format ?? 'protobuf';
+    if (!HTTP_SINK_FORMATS.includes(this.#format)) throw new TypeError(`unknown control-plane format ${String(this.#format)}`);
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#headers = options.headers ?? {};
     this.#ca = options.ca;
   }
 
   async deliver(event: OutgoingEvent): Promise<void> {
-    const body =
-      this.#format === 'json' ? Buffer.from(JSON.stringify(renderEvent(event.payload))) : Buffer.from(event.payload);
-    const timestamp = String(Math.floor(Date.now() / 1000));
+    const now = Date.now();
+    const timestamp = String(Math.floor(now / 1000));
+    let body: Buffer;
+    let signing: Record<string, string>;
+    if (this.#format === 'zoom-webhook') {
+      const webhook = renderZoomWebhook(event.payload, now);
+      // A kind Zoom has no meeting event for (poll results) is not sent; it counts as delivered
+      // so that it does not hold up the meeting's later events.
+      if (!webhook) return;
+      body = Buffer.from(JSON.stringify(webhook));
+      signing = { [ZOOM_TIMESTAMP_HEADER]: timestamp, [ZOOM_SIGNATURE_HEADER]: signZoomWebhook(this.#secret, timestamp, body) };
+    } else {
+      body = this.#format === 'json' ? Buffer.from(JSON.stringify(renderEvent(event.payload))) : Buffer.from(event.payload);
+      signing = { [TIMESTAMP_HEADER]: timestamp, [SIGNATURE_HEADER]: signBody(this.#secret, timestamp, body) };
+    }
     const options: RequestOptions & { ca?: HttpSinkOptions['ca'] } = {
       method: 'POST',
       headers: {
         ...this.#headers,
-        'content-type': this.#format === 'json' ? 'application/json' : 'application/x-protobuf',
+        'content-type': this.#format === 'protobuf' ? 'application/x-protobuf' : 'application/json',
         'content-length': String(body.length),
-        [TIMESTAMP_HEADER]: timestamp,
-        [SIGNATURE_HEADER]: signBody(this.#secret, timestamp, body),
+        ...signing,
         [IDEMPOTENCY_HEADER]: event.eventId,
       },
       timeout: this.#timeoutMs,
@@ -181,6 +227,12 @@ export interface FileSinkOptions {
   path: string;
   /** Sink name in the outbox; default 'file'. */
   name?: string;
+  /**
+   * Remove a meeting's lines from the file when its retention runs out (the file is rewritten
+   * without them: a temporary file with mode 0600, fsync, rename). Off by default: the file is then
+   * the operator's, like any other delivery target.
+   */
+  purgeOnRetention?: boolean;
 }
 
 /**
@@ -193,10 +245,67 @@ export class FileSink implements ControlPlaneSink {
   readonly path: string;
   #handle: Promise<FileHandle> | undefined;
   #queue: Promise<void> = Promise.resolve();
+  #policy: PermissionPolicy = {};
+  readonly purgeMeetings?: (meetingIds: readonly string[]) => Promise<Record<string, number>>;
 
   constructor(options: FileSinkOptions) {
     this.path = options.path;
     this.name = options.name ?? 'file';
+    if (options.purgeOnRetention) this.purgeMeetings = (ids) => this.#purge(ids);
+  }
+
+  preparePrivatePaths(policy: PermissionPolicy): void {
+    this.#policy = policy;
+    ensurePrivateDir(dirname(this.path), policy);
+    ensurePrivateFile(this.path, policy);
+  }
+
+  // Rewrites the file without the meetings' lines. Runs in the append queue, so no line is
+  // written meanwhile; the handle is reopened on the new file by the next delivery.
+  #purge(meetingIds: readonly string[]): Promise<Record<string, number>> {
+    const ids = new Set(meetingIds);
+    const done = this.#queue.then(async () => {
+      const counts: Record<string, number> = Object.fromEntries(meetingIds.map((id) => [id, 0]));
+      if (!existsSync(this.path)) return counts;
+      const kept: string[] = [];
+      for (const line of readFileSync(this.path, 'utf8').split('\n')) {
+        if (line === '') continue;
+        let meetingId: unknown;
+        try {
+          meetingId = (JSON.parse(line) as { meetingId?: unknown }).meetingId;
+        } catch {
+          // A torn last line after a crash: not ours to judge, keep it.
+        }
+        if (typeof meetingId === 'string' && ids.has(meetingId)) counts[meetingId]! += 1;
+        else kept.push(line + '\n');
+      }
+      if (Object.values(counts).every((n) => n === 0)) return counts;
+      const old = this.#handle;
+      this.#handle = undefined;
+      if (old) await (await old).close();
+      const tmp = `${this.path}.purge-${process.pid}`;
+      const handle = await open(tmp, 'w', 0o600);
+      try {
+        await handle.writeFile(kept.join(''));
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(tmp, this.path);
+      // The rename must be durable too, or a crash could bring the old file back.
+      const dir = await open(dirname(this.path), 'r');
+      try {
+        await dir.sync();
+      } finally {
+        await dir.close();
+      }
+      return counts;
+    });
+    this.#queue = done.then(
+      () => undefined,
+      () => undefined,
+    );
+    return done;
   }
 
   deliver(event: OutgoingEvent): Promise<void> {
@@ -204,7 +313,8 @@ export class FileSink implements ControlPlaneSink {
     // Appends are serialised so that two meetings' lines never interleave.
     const done = this.#queue.then(async () => {
       if (!this.#handle) {
-        mkdirSync(dirname(this.path), { recursive: true });
+        // Personal data (display names, e-mail and IP addresses): folder 0700, file 0600.
+        ensurePrivateDir(dirname(this.path), { strict: this.#policy.strict === true });
         this.#handle = open(this.path, 'a', 0o600);
       }
       const handle = await this.#handle;

@@ -5,10 +5,12 @@
 // synchronous=FULL, so a committed event survives a crash or power loss before it is handed to a
 // sink. Erasure: secure_delete=ON overwrites deleted rows with zeros in the database file, and
 // every purge ends with a TRUNCATE checkpoint so that no old page image stays behind in the WAL.
-import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { dirname, join } from 'node:path';
 import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite';
 import type { AuditAction, AuditEntry, PlacementEntry } from '../model/types.js';
+import { ensurePrivateDir, ensurePrivateFile, type PermissionPolicy } from '../privacy/permissions.js';
+import { loadOrCreateKey, PSEUDONYM_PREFIX, pseudonymiser, type Pseudonymiser } from '../privacy/pseudonym.js';
 import type { MessageKind } from './allowList.js';
 
 const DAY_MS = 86_400_000;
@@ -61,6 +63,40 @@ CREATE TABLE IF NOT EXISTS placements (
   end_reason TEXT,
   PRIMARY KEY (meeting_id, worker_id, from_ms)
 );
+-- Issue 16 (additive). What left for which sink: field names only, never values. The meeting id
+-- becomes its pseudonym and the event id is dropped when the meeting's retention runs out.
+CREATE TABLE IF NOT EXISTS disclosures (
+  id           INTEGER PRIMARY KEY AUTOINCREMENT,
+  meeting_id   TEXT NOT NULL,
+  event_id     TEXT,
+  seq          INTEGER NOT NULL,
+  kind         TEXT NOT NULL,
+  sink         TEXT NOT NULL,
+  fields       TEXT NOT NULL,
+  created_at   INTEGER NOT NULL,
+  delivered_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS disclosures_meeting ON disclosures (meeting_id, id);
+-- What the retention purge removed, where and when (counts, never contents).
+CREATE TABLE IF NOT EXISTS purge_log (
+  id         INTEGER PRIMARY KEY AUTOINCREMENT,
+  meeting_id TEXT NOT NULL,
+  at         INTEGER NOT NULL,
+  store      TEXT NOT NULL,
+  items      INTEGER NOT NULL,
+  detail     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS purge_log_meeting ON purge_log (meeting_id, id);
+-- Purges still to run on other stores (the file sink's output, Redis, ...). The clear meeting id
+-- stays here until that store confirmed, because the store finds its data by it.
+CREATE TABLE IF NOT EXISTS purge_queue (
+  meeting_id TEXT NOT NULL,
+  target     TEXT NOT NULL,
+  queued_at  INTEGER NOT NULL,
+  attempts   INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT,
+  PRIMARY KEY (meeting_id, target)
+);
 `;
 
 /** One stored event waiting for a sink. */
@@ -102,6 +138,74 @@ export interface PurgeResult {
   meetingIds: string[];
   eventsDeleted: number;
   auditEntriesScrubbed: number;
+  /**
+   * Of `meetingIds`, those whose purge is complete in the outbox: every event gone and the meeting
+   * id replaced by its pseudonym in the meetings, audit and placements tables.
+   */
+  pseudonymised?: string[];
+}
+
+/** A purge still to be run on another store (see ControlPlaneAdapterOptions.purgeTargets). */
+export interface QueuedPurge {
+  meetingId: string;
+  target: string;
+  queuedAt: Date;
+  attempts: number;
+  lastError?: string;
+}
+
+/** One event that left for a sink: which fields it carried (names only) and when. */
+export interface StoredDisclosure {
+  /** The meeting id, or its pseudonym once the retention ran out. */
+  meetingId: string;
+  /** Dropped at the retention boundary (it would link the pseudonym to the control plane's copy). */
+  eventId?: string;
+  sequence: number;
+  kind: MessageKind;
+  sink: string;
+  /** Dotted field paths that were set, e.g. `participantJoined.email`. */
+  fields: string[];
+  createdAt: Date;
+  deliveredAt: Date;
+}
+
+/** One step of a retention purge. */
+export interface StoredPurge {
+  /** The meeting's pseudonym once its purge completed (the clear id before). */
+  meetingId: string;
+  at: Date;
+  /** 'outbox', 'audit', 'meeting-id' or the name of a purge target ('file', 'redis', ...). */
+  store: string;
+  items: number;
+  detail: string;
+}
+
+/** What the store holds about a meeting, for the privacy report. */
+export interface MeetingHoldings {
+  meetingId: string;
+  accountId: string;
+  retentionDays: number;
+  endedAt?: Date;
+  purgedAt?: Date;
+  /** Stored events (delivered or not) and the undelivered ones among them. */
+  events: number;
+  undelivered: number;
+  kinds: MessageKind[];
+  /** Audit entries that still name an actor or a target. */
+  auditIdentities: number;
+  placements: number;
+}
+
+export interface ControlPlaneStoreOptions {
+  /**
+   * The installation's pseudonym function; default: HMAC-SHA256 with the key in
+   * `pseudonymKeyPath` (created when missing).
+   */
+  pseudonymise?: Pseudonymiser;
+  /** Default: `pseudonym.key` next to the database file (mode 0600). */
+  pseudonymKeyPath?: string;
+  /** What to do with a folder or file that lets group or others in (warn, or refuse when strict). */
+  permissions?: PermissionPolicy;
 }
 
 type Row = Record<string, unknown>;
@@ -112,17 +216,25 @@ export class ControlPlaneStore {
   readonly path: string;
   readonly #db: DatabaseSync;
   readonly #stmts = new Map<string, StatementSync>();
+  /** The installation's meeting-id pseudonym (HMAC with its key). */
+  readonly pseudonym: Pseudonymiser;
   #closed = false;
 
-  constructor(path: string) {
+  constructor(path: string, options: ControlPlaneStoreOptions = {}) {
     this.path = path;
+    const policy = options.permissions ?? {};
     if (path !== ':memory:') {
-      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      ensurePrivateDir(dirname(path), policy);
       // Personal data: readable by this user only. SQLite gives its -wal and -shm files the mode
       // of the database file, so creating that one with 0600 covers all three.
-      closeSync(openSync(path, 'a', 0o600));
-      chmodSync(path, 0o600);
+      ensurePrivateFile(path, policy);
     }
+    const keyPath = options.pseudonymKeyPath ?? join(dirname(path), 'pseudonym.key');
+    // The default key sits in the outbox's folder, which was just checked: warn about it once.
+    const folderChecked = path !== ':memory:' && dirname(keyPath) === dirname(path);
+    this.pseudonym =
+      options.pseudonymise ??
+      pseudonymiser(path === ':memory:' && !options.pseudonymKeyPath ? randomBytes(32) : loadOrCreateKey(keyPath, policy, { folderChecked }));
     // Loaded here rather than imported at the top so that embedding the library without the
     // control-plane adapter never loads (or warns about) the experimental node:sqlite module.
     const sqlite = process.getBuiltinModule('node:sqlite') as typeof import('node:sqlite');
@@ -195,12 +307,16 @@ export class ControlPlaneStore {
 
   /** Records that a meeting exists (account and retention), before its first event. */
   upsertMeeting(meetingId: string, accountId: string, retentionDays: number): void {
+    // A meeting id that comes back after its purge (a recurring meeting) continues its sequence:
+    // the control plane must never see a sequence number twice for one meeting.
     this.#run(
-      `INSERT INTO meetings (meeting_id, account_id, retention_days) VALUES (?, ?, ?)
+      `INSERT INTO meetings (meeting_id, account_id, retention_days, next_seq)
+       VALUES (?, ?, ?, COALESCE((SELECT next_seq FROM meetings WHERE meeting_id = ?), 1))
        ON CONFLICT (meeting_id) DO UPDATE SET account_id = excluded.account_id, retention_days = excluded.retention_days`,
       meetingId,
       accountId,
       retentionDays,
+      this.pseudonym(meetingId),
     );
   }
 
@@ -275,8 +391,32 @@ export class ControlPlaneStore {
     }));
   }
 
-  markDelivered(id: number, sink: string, now: number): void {
-    this.#run('UPDATE deliveries SET delivered_at = ?, last_error = NULL WHERE event = ? AND sink = ?', now, id, sink);
+  /**
+   * Records a delivery. With `fields` (the dotted names of the fields the event carried), it is
+   * also written to the disclosure record that the privacy report reads, in the same transaction.
+   */
+  markDelivered(id: number, sink: string, now: number, fields?: readonly string[]): void {
+    if (!fields) {
+      this.#run('UPDATE deliveries SET delivered_at = ?, last_error = NULL WHERE event = ? AND sink = ?', now, id, sink);
+      return;
+    }
+    this.#tx(() => {
+      const changed = this.#run(
+        'UPDATE deliveries SET delivered_at = ?, last_error = NULL WHERE event = ? AND sink = ? AND delivered_at IS NULL',
+        now,
+        id,
+        sink,
+      );
+      if (changed === 0) return;
+      this.#run(
+        `INSERT INTO disclosures (meeting_id, event_id, seq, kind, sink, fields, created_at, delivered_at)
+         SELECT meeting_id, event_id, seq, kind, ?, ?, created_at, ? FROM events WHERE id = ?`,
+        sink,
+        fields.join(','),
+        now,
+        id,
+      );
+    });
   }
 
   markFailed(id: number, sink: string, attempts: number, nextAttemptAt: number, error: string): void {
@@ -420,38 +560,247 @@ export class ControlPlaneStore {
    * Removes personal data of meetings whose retention has run out (ended_at + retention_days <=
    * now): their delivered events are deleted and their audit entries lose actor and target.
    * Undelivered events stay until delivered (delivering them is why they are kept); the next purge
-   * after delivery removes them.
+   * after delivery removes them. Once nothing is left, the meeting id itself is replaced by its
+   * pseudonym in the meetings, audit, placements and disclosure tables, and a purge of each of
+   * `targets` (other stores holding the meeting's data) is queued. Every step is logged in the
+   * purge record (counts, never contents).
    */
-  purge(now: number): PurgeResult {
-    const result: PurgeResult = { meetingIds: [], eventsDeleted: 0, auditEntriesScrubbed: 0 };
+  purge(now: number, targets: readonly string[] = []): PurgeResult {
+    const result: PurgeResult = { meetingIds: [], eventsDeleted: 0, auditEntriesScrubbed: 0, pseudonymised: [] };
+    // Rows marked purged by a version before pseudonyms still carry the clear id: finish them.
     const due = this.#all(
-      'SELECT meeting_id FROM meetings WHERE ended_at IS NOT NULL AND purged_at IS NULL AND ended_at + retention_days * ? <= ?',
+      `SELECT meeting_id FROM meetings WHERE ended_at IS NOT NULL AND ended_at + retention_days * ? <= ?
+          AND (purged_at IS NULL OR substr(meeting_id, 1, ?) <> ?)`,
       DAY_MS,
       now,
+      PSEUDONYM_PREFIX.length,
+      PSEUDONYM_PREFIX,
     ).map((r) => String(r.meeting_id));
     if (due.length === 0) return result;
     this.#tx(() => {
       for (const id of due) {
-        result.eventsDeleted += this.#run(
+        const deleted = this.#run(
           `DELETE FROM events WHERE meeting_id = ?
              AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event = events.id AND d.delivered_at IS NULL)`,
           id,
         );
-        result.auditEntriesScrubbed += this.#run(
+        const scrubbed = this.#run(
           `UPDATE audit SET actor = NULL, target = NULL WHERE meeting_id = ? AND (actor IS NOT NULL OR target IS NOT NULL)`,
           id,
         );
+        if (deleted > 0) this.#logPurge(id, now, 'outbox', deleted, 'delivered events deleted');
+        if (scrubbed > 0) this.#logPurge(id, now, 'audit', scrubbed, 'actor and target identities removed');
+        result.eventsDeleted += deleted;
+        result.auditEntriesScrubbed += scrubbed;
         const left = num(this.#get('SELECT COUNT(*) AS n FROM events WHERE meeting_id = ?', id)!.n);
-        if (left === 0) this.#run('UPDATE meetings SET purged_at = ? WHERE meeting_id = ?', now, id);
+        if (left === 0) {
+          this.#pseudonymise(id, now);
+          for (const t of targets) {
+            this.#run('INSERT OR IGNORE INTO purge_queue (meeting_id, target, queued_at) VALUES (?, ?, ?)', id, t, now);
+          }
+          result.pseudonymised!.push(id);
+        }
         result.meetingIds.push(id);
       }
     });
-    if (result.eventsDeleted > 0 || result.auditEntriesScrubbed > 0) {
+    if (result.eventsDeleted > 0 || result.auditEntriesScrubbed > 0 || result.pseudonymised!.length > 0) {
       // Old page images of the deleted rows may still sit in the WAL: fold it into the (zeroed)
       // database file and cut it to length so that they are gone from disk too.
       this.#db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
     }
     return result;
+  }
+
+  #logPurge(meetingId: string, at: number, store: string, items: number, detail: string): void {
+    this.#run('INSERT INTO purge_log (meeting_id, at, store, items, detail) VALUES (?, ?, ?, ?, ?)', meetingId, at, store, items, detail);
+  }
+
+  // The meeting id becomes its pseudonym everywhere in this file. A pseudonymised row of the same
+  // id (the meeting came back after an earlier purge) absorbs the new one.
+  #pseudonymise(id: string, now: number): void {
+    const p = this.pseudonym(id);
+    const clear = this.#get('SELECT * FROM meetings WHERE meeting_id = ?', id)!;
+    if (this.#get('SELECT 1 AS x FROM meetings WHERE meeting_id = ?', p)) {
+      this.#run(
+        `UPDATE meetings SET next_seq = MAX(next_seq, ?), ended_at = ?, last_event_at = ?, retention_days = ?, purged_at = ?
+          WHERE meeting_id = ?`,
+        num(clear.next_seq),
+        clear.ended_at as SQLInputValue,
+        clear.last_event_at as SQLInputValue,
+        num(clear.retention_days),
+        now,
+        p,
+      );
+      this.#run('DELETE FROM meetings WHERE meeting_id = ?', id);
+    } else {
+      this.#run('UPDATE meetings SET meeting_id = ?, purged_at = ? WHERE meeting_id = ?', p, now, id);
+    }
+    this.#run('UPDATE audit SET meeting_id = ? WHERE meeting_id = ?', p, id);
+    this.#run('UPDATE OR REPLACE placements SET meeting_id = ? WHERE meeting_id = ?', p, id);
+    this.#run('UPDATE disclosures SET meeting_id = ?, event_id = NULL WHERE meeting_id = ?', p, id);
+    this.#run('UPDATE purge_log SET meeting_id = ? WHERE meeting_id = ?', p, id);
+    this.#logPurge(p, now, 'meeting-id', 1, 'meeting id replaced by its pseudonym (meetings, audit, placements, disclosures)');
+  }
+
+  /**
+   * The id under which this store keeps a meeting's rows: the id itself while it is within
+   * retention, its pseudonym after.
+   */
+  storedIdOf(meetingId: string): string {
+    const clear =
+      this.#get('SELECT 1 AS x FROM meetings WHERE meeting_id = ?', meetingId) ??
+      this.#get('SELECT 1 AS x FROM audit WHERE meeting_id = ? LIMIT 1', meetingId) ??
+      this.#get('SELECT 1 AS x FROM placements WHERE meeting_id = ? LIMIT 1', meetingId);
+    return clear ? meetingId : this.pseudonym(meetingId);
+  }
+
+  /** Purges queued for other stores, oldest first (one target or all). */
+  queuedPurges(target?: string): QueuedPurge[] {
+    const rows =
+      target === undefined
+        ? this.#all('SELECT * FROM purge_queue ORDER BY queued_at, meeting_id')
+        : this.#all('SELECT * FROM purge_queue WHERE target = ? ORDER BY queued_at, meeting_id', target);
+    return rows.map((r) => ({
+      meetingId: String(r.meeting_id),
+      target: String(r.target),
+      queuedAt: new Date(num(r.queued_at)),
+      attempts: num(r.attempts),
+      ...(r.last_error === null ? {} : { lastError: String(r.last_error) }),
+    }));
+  }
+
+  /**
+   * Drops queued purges of stores that are no longer configured (their clear ids would otherwise
+   * wait forever) and returns the names of those stores.
+   */
+  dropPurgeTargets(keep: readonly string[]): string[] {
+    const dropped = this.#tx(() => {
+      const known = this.#all('SELECT DISTINCT target FROM purge_queue').map((r) => String(r.target));
+      const gone = known.filter((t) => !keep.includes(t));
+      for (const t of gone) this.#run('DELETE FROM purge_queue WHERE target = ?', t);
+      return gone;
+    });
+    // The queue held clear ids: no page image of them may stay in the WAL.
+    if (dropped.length > 0) this.#db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+    return dropped;
+  }
+
+  /** A target purged a meeting: the clear id leaves the queue, the purge record gets the step. */
+  purgeDone(meetingId: string, target: string, now: number, items: number): void {
+    this.#tx(() => {
+      if (this.#run('DELETE FROM purge_queue WHERE meeting_id = ? AND target = ?', meetingId, target) === 0) return;
+      this.#logPurge(this.pseudonym(meetingId), now, target, items, `purged at ${target}`);
+    });
+    this.#db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+  }
+
+  /** A target's purge failed; it is tried again by the next purge run. */
+  purgeFailed(meetingId: string, target: string, error: string): void {
+    this.#run(
+      'UPDATE purge_queue SET attempts = attempts + 1, last_error = ? WHERE meeting_id = ? AND target = ?',
+      error.slice(0, 500),
+      meetingId,
+      target,
+    );
+  }
+
+  /** Meeting ids of a filter: the id and its pseudonym (rows are under one or the other). */
+  #idFilter(meetingId: string | undefined): { sql: string; params: SQLInputValue[] } {
+    if (meetingId === undefined) return { sql: '1', params: [] };
+    return { sql: 'meeting_id IN (?, ?)', params: [meetingId, this.pseudonym(meetingId)] };
+  }
+
+  /** The disclosure record: what left for which sink (field names only), oldest first. */
+  disclosures(filter: { meetingId?: string; since?: number } = {}): StoredDisclosure[] {
+    const f = this.#idFilter(filter.meetingId);
+    return this.#all(
+      `SELECT * FROM disclosures WHERE ${f.sql} AND delivered_at >= ? ORDER BY delivered_at, id`,
+      ...f.params,
+      filter.since ?? 0,
+    ).map((r) => ({
+      meetingId: String(r.meeting_id),
+      ...(r.event_id === null ? {} : { eventId: String(r.event_id) }),
+      sequence: num(r.seq),
+      kind: String(r.kind) as MessageKind,
+      sink: String(r.sink),
+      fields: String(r.fields) === '' ? [] : String(r.fields).split(','),
+      createdAt: new Date(num(r.created_at)),
+      deliveredAt: new Date(num(r.delivered_at)),
+    }));
+  }
+
+  /** Undelivered (event, sink) pairs with their payload, oldest first: what is still to leave. */
+  undelivered(filter: { meetingId?: string } = {}): Array<{ meetingId: string; sequence: number; kind: MessageKind; sink: string; payload: Uint8Array; createdAt: Date; attempts: number }> {
+    const f = this.#idFilter(filter.meetingId);
+    return this.#all(
+      `SELECT e.meeting_id, e.seq, e.kind, e.payload, e.created_at, d.sink, d.attempts
+         FROM deliveries d JOIN events e ON e.id = d.event
+        WHERE d.delivered_at IS NULL AND ${f.sql.replace('meeting_id', 'e.meeting_id')}
+        ORDER BY e.id, d.sink`,
+      ...f.params,
+    ).map((r) => ({
+      meetingId: String(r.meeting_id),
+      sequence: num(r.seq),
+      kind: String(r.kind) as MessageKind,
+      sink: String(r.sink),
+      payload: r.payload as Uint8Array,
+      createdAt: new Date(num(r.created_at)),
+      attempts: num(r.attempts),
+    }));
+  }
+
+  /** The purge record, oldest first. */
+  purges(filter: { meetingId?: string; since?: number } = {}): StoredPurge[] {
+    const f = this.#idFilter(filter.meetingId);
+    return this.#all(`SELECT * FROM purge_log WHERE ${f.sql} AND at >= ? ORDER BY at, id`, ...f.params, filter.since ?? 0).map((r) => ({
+      meetingId: String(r.meeting_id),
+      at: new Date(num(r.at)),
+      store: String(r.store),
+      items: num(r.items),
+      detail: String(r.detail),
+    }));
+  }
+
+  /** Placements of every meeting (or one), oldest first. */
+  allPlacements(filter: { meetingId?: string; since?: number } = {}): PlacementEntry[] {
+    const f = this.#idFilter(filter.meetingId);
+    return this.#all(
+      `SELECT * FROM placements WHERE ${f.sql} AND COALESCE(to_ms, 9e15) >= ? ORDER BY from_ms, meeting_id, worker_id`,
+      ...f.params,
+      filter.since ?? 0,
+    ).map((r) => {
+      const p: PlacementEntry = { meetingId: String(r.meeting_id), workerId: num(r.worker_id), region: String(r.region), from: new Date(num(r.from_ms)) };
+      if (r.to_ms !== null) p.to = new Date(num(r.to_ms));
+      if (r.end_reason !== null) p.endReason = String(r.end_reason) as NonNullable<PlacementEntry['endReason']>;
+      return p;
+    });
+  }
+
+  /** What the store holds per meeting (ids as stored: clear or pseudonym). */
+  holdings(filter: { meetingId?: string } = {}): MeetingHoldings[] {
+    const f = this.#idFilter(filter.meetingId);
+    return this.#all(
+      `SELECT m.*,
+              (SELECT COUNT(*) FROM events e WHERE e.meeting_id = m.meeting_id) AS n_events,
+              (SELECT COUNT(DISTINCT e.id) FROM events e JOIN deliveries d ON d.event = e.id
+                WHERE e.meeting_id = m.meeting_id AND d.delivered_at IS NULL) AS n_undelivered,
+              (SELECT group_concat(DISTINCT e.kind) FROM events e WHERE e.meeting_id = m.meeting_id) AS kinds,
+              (SELECT COUNT(*) FROM audit a WHERE a.meeting_id = m.meeting_id AND (a.actor IS NOT NULL OR a.target IS NOT NULL)) AS n_identities,
+              (SELECT COUNT(*) FROM placements p WHERE p.meeting_id = m.meeting_id) AS n_placements
+         FROM meetings m WHERE ${f.sql.replace('meeting_id', 'm.meeting_id')} ORDER BY m.rowid`,
+      ...f.params,
+    ).map((r) => ({
+      meetingId: String(r.meeting_id),
+      accountId: String(r.account_id),
+      retentionDays: num(r.retention_days),
+      ...(r.ended_at === null ? {} : { endedAt: new Date(num(r.ended_at)) }),
+      ...(r.purged_at === null ? {} : { purgedAt: new Date(num(r.purged_at)) }),
+      events: num(r.n_events),
+      undelivered: num(r.n_undelivered),
+      kinds: r.kinds === null ? [] : (String(r.kinds).split(',') as MessageKind[]),
+      auditIdentities: num(r.n_identities),
+      placements: num(r.n_placements),
+    }));
   }
 
   /** Closes the database (checkpointing the WAL). Idempotent. */

@@ -5,7 +5,7 @@
 // transports with DTLS-SRTP only, routers only in allowed regions, pipes only on 127.0.0.1.
 import type { types as ms } from 'mediasoup';
 import type { Logger } from 'pino';
-import { C4vError, MediaError } from '../errors.js';
+import { ArgumentError, C4vError, MediaError, mediasoupArgument } from '../errors.js';
 import { TypedEmitter } from '../events.js';
 import type {
   ConsumerInfo,
@@ -203,7 +203,7 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     };
     if (!(this.#options.spreadAbove >= 1)) throw new TypeError('spreadAbove must be a number >= 1 (Infinity turns spreading off)');
     if (!Number.isInteger(this.#options.participantsPerWorker) || this.#options.participantsPerWorker < 1) {
-      throw new TypeError('participantsPerWorker must be a positive integer');
+      throw new ArgumentError('participantsPerWorker must be a positive integer');
     }
     // Every router of the meeting has the same codecs, so clients see one set of capabilities
     // whichever worker serves them (mediasoup derives them deterministically from the codecs).
@@ -429,7 +429,7 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     const t = this.#peers.get(participantId)?.transports.get(transportId);
     if (!t || t.transport.closed) throw new MediaError('NOT_FOUND', `no transport ${transportId} of this participant`);
     if (direction && t.direction !== direction) {
-      throw new TypeError(`transport ${transportId} is a ${t.direction} transport, not ${direction}`);
+      throw new ArgumentError(`transport ${transportId} is a ${t.direction} transport, not ${direction}`);
     }
     return t.transport;
   }
@@ -440,7 +440,7 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
 
   /** A WebRtcTransport (ICE + DTLS-SRTP, SCTP for chat) on the participant's router. */
   async createTransport(participantId: string, direction: 'send' | 'recv'): Promise<TransportInfo> {
-    if (direction !== 'send' && direction !== 'recv') throw new TypeError(`direction must be 'send' or 'recv'`);
+    if (direction !== 'send' && direction !== 'recv') throw new ArgumentError(`direction must be 'send' or 'recv'`);
     const shard = await this.#shardFor(participantId);
     const transport = await shard.router.createWebRtcTransport({
       listenInfos: this.#options.listenInfos,
@@ -460,9 +460,11 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
 
   async connectTransport(participantId: string, transportId: string, dtlsParameters: ms.DtlsParameters): Promise<void> {
     if (typeof dtlsParameters !== 'object' || dtlsParameters === null || !Array.isArray(dtlsParameters.fingerprints)) {
-      throw new TypeError('dtlsParameters must have fingerprints');
+      throw new ArgumentError('dtlsParameters must have fingerprints');
     }
-    await this.#transport(participantId, transportId).connect({ dtlsParameters });
+    const transport = this.#transport(participantId, transportId);
+    // mediasoup validates the client's DTLS parameters: its refusal is the client's fault.
+    await mediasoupArgument(() => transport.connect({ dtlsParameters }));
   }
 
   async restartIce(participantId: string, transportId: string): Promise<TransportInfo['iceParameters']> {
@@ -507,9 +509,9 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     participantId: string,
     params: { transportId: string; source: MediaSource; kind: 'audio' | 'video'; rtpParameters: ms.RtpParameters; paused?: boolean },
   ): Promise<ProducerInfo> {
-    if (!(params.source in SOURCE_KIND)) throw new TypeError(`unknown media source ${JSON.stringify(params.source)}`);
+    if (!(params.source in SOURCE_KIND)) throw new ArgumentError(`unknown media source ${JSON.stringify(params.source)}`);
     if (SOURCE_KIND[params.source] !== params.kind) {
-      throw new TypeError(`source ${params.source} carries ${SOURCE_KIND[params.source]}, not ${String(params.kind)}`);
+      throw new ArgumentError(`source ${params.source} carries ${SOURCE_KIND[params.source]}, not ${String(params.kind)}`);
     }
     const transport = this.#transport(participantId, params.transportId, 'send');
     for (const r of this.#producers.values()) {
@@ -518,12 +520,15 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
       }
     }
     const shard = this.#peers.get(participantId)!.shard!;
-    const producer = await transport.produce({
-      kind: params.kind,
-      rtpParameters: params.rtpParameters,
-      paused: params.paused ?? false,
-      appData: { participantId, source: params.source },
-    });
+    // mediasoup validates the client's RTP parameters (TypeError / UnsupportedError): INVALID_ARGUMENT.
+    const producer = await mediasoupArgument(() =>
+      transport.produce({
+        kind: params.kind,
+        rtpParameters: params.rtpParameters,
+        paused: params.paused ?? false,
+        appData: { participantId, source: params.source },
+      }),
+    );
     const info: ProducerInfo = { id: producer.id, participantId, source: params.source, kind: params.kind, paused: producer.paused };
     const record: ProducerRecord = { info, producer, shard };
     this.#producers.set(producer.id, record);
@@ -600,16 +605,19 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     const peer = this.#peers.get(participantId)!;
     const shard = peer.shard!;
     await this.#pipe('producer', r.info.id, r.shard, shard);
-    if (!shard.router.canConsume({ producerId: r.info.id, rtpCapabilities: params.rtpCapabilities })) {
+    // canConsume() and consume() validate the client's RTP capabilities: a refusal is INVALID_ARGUMENT.
+    if (!(await mediasoupArgument(async () => shard.router.canConsume({ producerId: r.info.id, rtpCapabilities: params.rtpCapabilities })))) {
       throw new MediaError('INVALID_ARGUMENT', `these RTP capabilities cannot receive producer ${r.info.id}`);
     }
-    const consumer = await transport.consume({
-      producerId: r.info.id,
-      rtpCapabilities: params.rtpCapabilities,
-      // Starts paused: the client resumes once its side is ready (no lost key frame).
-      paused: true,
-      appData: { participantId, producerId: r.info.id },
-    });
+    const consumer = await mediasoupArgument(() =>
+      transport.consume({
+        producerId: r.info.id,
+        rtpCapabilities: params.rtpCapabilities,
+        // Starts paused: the client resumes once its side is ready (no lost key frame).
+        paused: true,
+        appData: { participantId, producerId: r.info.id },
+      }),
+    );
     peer.consumers.set(consumer.id, consumer);
     consumer.observer.once('close', () => {
       peer.consumers.delete(consumer.id);
@@ -642,10 +650,10 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
 
   async setPreferredLayers(participantId: string, consumerId: string, layers: ms.ConsumerLayers): Promise<void> {
     if (typeof layers !== 'object' || layers === null || !Number.isInteger(layers.spatialLayer) || layers.spatialLayer < 0) {
-      throw new TypeError('preferred layers need a spatialLayer >= 0');
+      throw new ArgumentError('preferred layers need a spatialLayer >= 0');
     }
     if (layers.temporalLayer !== undefined && (!Number.isInteger(layers.temporalLayer) || layers.temporalLayer < 0)) {
-      throw new TypeError('temporalLayer must be an integer >= 0');
+      throw new ArgumentError('temporalLayer must be an integer >= 0');
     }
     const consumer = this.#consumer(participantId, consumerId);
     if (consumer.type !== 'simulcast' && consumer.type !== 'svc') {
@@ -667,7 +675,9 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
   async produceData(participantId: string, transportId: string, sctpStreamParameters: ms.SctpStreamParameters): Promise<string> {
     const transport = this.#transport(participantId, transportId, 'send');
     const shard = this.#peers.get(participantId)!.shard!;
-    const dp = await transport.produceData({ sctpStreamParameters, label: 'chat', protocol: 'c4v-chat', appData: { participantId } });
+    const dp = await mediasoupArgument(() =>
+      transport.produceData({ sctpStreamParameters, label: 'chat', protocol: 'c4v-chat', appData: { participantId } }),
+    );
     const record: DataProducerRecord = { id: dp.id, participantId, dataProducer: dp, shard };
     this.#dataProducers.set(dp.id, record);
     dp.observer.once('close', () => {

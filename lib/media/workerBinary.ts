@@ -7,14 +7,25 @@ import { version as mediasoupVersion } from 'mediasoup';
 import { SetupError } from '../errors.js';
 
 // This is the one module that decides which mediasoup-worker binary the library runs.
-// mediasoup's own postinstall (which downloads a prebuilt worker) is blocked in package.json;
+// mediasoup's own postinstall (which downloads a prebuilt worker) is blocked in package.json
+// (and in a consumer's, see the README's "Embedding" section);
 // native/worker/install.sh builds the worker offline and caches it under a key that this module
 // computes the same way.
 
 /** The package root: dist/lib/media/ -> three levels up. */
 const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
+/** The command that builds (or finds) the cached worker: named by WORKER_BINARY_MISSING. */
+export const WORKER_INSTALL_COMMAND = 'npx c4v-media worker install';
+
+/** The package's worker build script (shipped in the package: native/worker/install.sh). */
+export function workerInstallScript(): string {
+  return join(PACKAGE_ROOT, 'native', 'worker', 'install.sh');
+}
+
+/** Which mediasoup-worker the library runs, and where that choice came from. */
 export interface WorkerBinaryResolution {
+  /** The binary's path. */
   path: string;
   /** Where the path came from: the MEDIASOUP_WORKER_BIN variable or the build cache. */
   source: 'env' | 'cache';
@@ -65,10 +76,12 @@ export function resolveWorkerBinary(env: NodeJS.ProcessEnv = process.env): Worke
   const resolution: WorkerBinaryResolution = fromEnv
     ? { path: fromEnv, source: 'env' }
     : { path: cachedWorkerPath(env), source: 'cache' };
+  // The command works both in a consumer's project (npx runs the package's bin) and in a clone
+  // of this repository (where `npm run setup` does it too).
   const fix =
     resolution.source === 'env'
-      ? 'fix MEDIASOUP_WORKER_BIN or unset it to use the offline build (npm run setup)'
-      : 'run `npm run setup` (it builds the worker offline), or set MEDIASOUP_WORKER_BIN to a mediasoup-worker binary';
+      ? `fix MEDIASOUP_WORKER_BIN or unset it to use the offline build (${WORKER_INSTALL_COMMAND})`
+      : `run \`${WORKER_INSTALL_COMMAND}\` (it builds the worker offline into the cache), or set MEDIASOUP_WORKER_BIN to a mediasoup-worker binary`;
   let isFile = false;
   try {
     isFile = statSync(resolution.path).isFile();

@@ -3,12 +3,14 @@
 import { randomUUID } from 'node:crypto';
 import type { types as ms } from 'mediasoup';
 import type { Logger } from 'pino';
-import { C4vError, InvalidStateError, MediaError, PolicyError } from '../errors.js';
+import { checkDisplayName } from '../rules.js';
+import { ArgumentError, C4vError, InvalidStateError, MediaError, PolicyError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
+import { logView } from '../telemetry/logger.js';
 import type { MeetingMedia } from '../media/MeetingMedia.js';
 import { decideAdmission, type PasswordCheck } from './admission.js';
 import { Participant } from './Participant.js';
-import { AttemptLimiter, verifyPassword } from './password.js';
+import { AttemptLimiter, BackoffLimiter, ConcurrencyGate, verifyPassword } from './password.js';
 import type { Account } from './settings.js';
 import { validateSettings } from './settings.js';
 import type {
@@ -46,17 +48,38 @@ export type MeetingEvents = {
   listenererror: [string, unknown];
 };
 
-/** Rate limits for wrong passwords. */
+/**
+ * Rate limits for wrong passwords. Every attempt is counted before its hash is computed. Guests
+ * (no join token) are limited per client address (hard) and share a per-meeting budget that
+ * backs off exponentially once spent; holders of a valid join token are limited per identity
+ * only, so no flood from elsewhere locks them out. The host skips the password.
+ */
 export interface PasswordAttemptLimits {
-  /** Failed attempts per client address (across meetings) within the window; default 5. */
+  /** Failed attempts per client address (guests, across meetings) and per token identity, within the window; default 5. */
   perAddress: number;
-  /** Failed attempts per meeting within the window; default 20. */
+  /** Failed guest attempts per meeting within the window before back-off; default 20. */
   perMeeting: number;
   /** Window in ms; default 10 minutes. */
   windowMs: number;
+  /** Issue 10: first back-off delay of a meeting's guests past perMeeting, doubling; default 1 s. */
+  guestBackoffMs: number;
+  /** Issue 10: longest back-off delay; default 5 minutes. */
+  guestBackoffMaxMs: number;
+  /** Issue 10: password hashes computed at once, process-wide; default 2. */
+  hashConcurrency: number;
+  /** Issue 10: hashes waiting for a slot before a join is refused with RATE_LIMITED; default 256. */
+  hashQueue: number;
 }
 
-export const DEFAULT_PASSWORD_LIMITS: PasswordAttemptLimits = { perAddress: 5, perMeeting: 20, windowMs: 10 * 60_000 };
+export const DEFAULT_PASSWORD_LIMITS: PasswordAttemptLimits = {
+  perAddress: 5,
+  perMeeting: 20,
+  windowMs: 10 * 60_000,
+  guestBackoffMs: 1000,
+  guestBackoffMaxMs: 5 * 60_000,
+  hashConcurrency: 2,
+  hashQueue: 256,
+};
 
 interface Poll {
   id: string;
@@ -78,25 +101,52 @@ export interface MeetingConstruct {
   logger: Logger;
   addressLimiter: AttemptLimiter;
   limits: PasswordAttemptLimits;
+  /** The process-wide bound on concurrent password hashes. */
+  hashGate: ConcurrencyGate;
 }
 
 const MAX_IDENTITY = 256;
-const MAX_NAME = 128;
 
 function validateJoin(req: JoinRequest): void {
-  if (typeof req !== 'object' || req === null) throw new TypeError('join request must be an object');
+  if (typeof req !== 'object' || req === null) throw new ArgumentError('join request must be an object');
   if (typeof req.identity !== 'string' || req.identity.length === 0 || req.identity.length > MAX_IDENTITY) {
-    throw new TypeError(`identity must be a non-empty string of at most ${MAX_IDENTITY} characters`);
+    throw new ArgumentError(`identity must be a non-empty string of at most ${MAX_IDENTITY} characters`);
   }
-  if (typeof req.displayName !== 'string' || req.displayName.trim().length === 0 || req.displayName.length > MAX_NAME) {
-    throw new TypeError(`displayName must be a non-empty string of at most ${MAX_NAME} characters`);
-  }
-  if (typeof req.authenticated !== 'boolean') throw new TypeError('authenticated must be a boolean');
-  if (typeof req.e2eeCapable !== 'boolean') throw new TypeError('e2eeCapable must be a boolean');
-  if (req.password !== undefined && typeof req.password !== 'string') throw new TypeError('password must be a string');
-  if (req.address !== undefined && typeof req.address !== 'string') throw new TypeError('address must be a string');
+  // The one display-name rule (lib/rules.ts), the same as at the edge.
+  checkDisplayName(req.displayName, 'displayName');
+  if (typeof req.authenticated !== 'boolean') throw new ArgumentError('authenticated must be a boolean');
+  if (typeof req.e2eeCapable !== 'boolean') throw new ArgumentError('e2eeCapable must be a boolean');
+  if (req.password !== undefined && typeof req.password !== 'string') throw new ArgumentError('password must be a string');
+  if (req.address !== undefined && typeof req.address !== 'string') throw new ArgumentError('address must be a string');
   if (req.macAddress !== undefined && !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(String(req.macAddress))) {
-    throw new TypeError(`macAddress must look like 00:11:22:33:44:55, got ${JSON.stringify(req.macAddress)}`);
+    throw new ArgumentError(`macAddress must look like 00:11:22:33:44:55, got ${JSON.stringify(req.macAddress)}`);
+  }
+}
+
+/** Issue 15: host controls in the hands of a server-side operator (see Meeting.operator()). */
+export interface MeetingOperator {
+  /** Who acts, as the audit entries name it. */
+  readonly identity: string;
+  admit(participantId: string): void;
+  deny(participantId: string): void;
+  remove(participantId: string): void;
+  mute(participantId: string): Promise<void>;
+  lock(): void;
+  unlock(): void;
+  end(): void;
+  updateSettings(changes: Partial<MeetingSettings>): void;
+}
+
+// The operator as an actor: recognised by the host-control checks of its own meeting only.
+class OperatorActor {
+  constructor(
+    readonly meeting: Meeting,
+    readonly identity: string,
+  ) {}
+
+  // Issue 16: logged by its operator identity (`api:<key id>`, an API key's, not a person's).
+  [logView](): { operator: string } {
+    return { operator: this.identity };
   }
 }
 
@@ -114,6 +164,8 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
   readonly passwordHash: string | undefined;
   readonly hostName: string | undefined;
   readonly hostEmail: string | undefined;
+  /** The host's profile picture (a URL; allow-listed metadata, personal). */
+  readonly hostProfilePictureUrl: string | undefined;
   readonly scheduledStart: Date | undefined;
   readonly scheduledDurationMinutes: number | undefined;
   readonly recurrence: MeetingInit['recurrence'];
@@ -134,8 +186,13 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
   /** Identities whose microphone the host muted: a new microphone of theirs starts paused. */
   readonly #mutedByHost = new Set<string>();
   readonly #polls = new Map<string, Poll>();
-  readonly #meetingLimiter: AttemptLimiter;
+  /** Guests' budget of this meeting (exponential back-off past it). */
+  readonly #guestLimiter: BackoffLimiter;
+  /** Guests per client address, across meetings (the core's). */
   readonly #addressLimiter: AttemptLimiter;
+  /** Token holders per identity: the only limit a join-token holder is subject to. */
+  readonly #identityLimiter: AttemptLimiter;
+  readonly #hashGate: ConcurrencyGate;
   #locked = false;
   #ended = false;
   #closed = false;
@@ -156,6 +213,7 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
     this.#hostIdentity = c.init.hostIdentity;
     this.hostName = c.init.hostName;
     this.hostEmail = c.init.hostEmail;
+    this.hostProfilePictureUrl = c.init.hostProfilePictureUrl;
     this.scheduledStart = c.init.scheduledStart;
     this.scheduledDurationMinutes = c.init.scheduledDurationMinutes;
     this.recurrence = c.init.recurrence;
@@ -163,10 +221,41 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
     this.dialInNumbers = Object.freeze([...(c.init.dialInNumbers ?? [])]);
     this._media = c.media;
     this.#logger = c.logger.child({ component: 'meeting', meetingId: c.id });
-    this.#meetingLimiter = new AttemptLimiter(c.limits.perMeeting, c.limits.windowMs, 1);
+    // Listener errors are caught by safeEmit and reported here: logged with the stack, never swallowed.
+    this.on('listenererror', (event, error) => this._logListenerError('meeting', event, error));
+    this.#guestLimiter = new BackoffLimiter(c.limits.perMeeting, c.limits.windowMs, c.limits.guestBackoffMs, c.limits.guestBackoffMaxMs);
     this.#addressLimiter = c.addressLimiter;
+    this.#identityLimiter = new AttemptLimiter(c.limits.perAddress, c.limits.windowMs, 10_000);
+    this.#hashGate = c.hashGate;
     for (const p of c.media.placements) this.#onPlacement(p);
     this.#wireMedia();
+  }
+
+  /**
+   * Reserves a password attempt under the rule for this joiner, or undefined when it is over its
+   * limit. Token holders: per identity only. Guests: per client address and the meeting's guest
+   * budget (back-off). The returned function ends the attempt (failed or not).
+   */
+  #beginPasswordAttempt(authenticated: boolean, identity: string, address: string): ((failed: boolean) => void) | undefined {
+    if (authenticated) {
+      if (!this.#identityLimiter.begin(identity)) return undefined;
+      return (failed) => this.#identityLimiter.end(identity, failed);
+    }
+    if (!this.#addressLimiter.begin(address)) return undefined;
+    if (!this.#guestLimiter.begin()) {
+      this.#addressLimiter.end(address, false);
+      return undefined;
+    }
+    return (failed) => {
+      this.#addressLimiter.end(address, failed);
+      this.#guestLimiter.end(failed);
+    };
+  }
+
+  /** @internal Logs an error thrown by an event listener of this meeting or one of its participants. */
+  _logListenerError(source: string, event: string, error: unknown): void {
+    const e = error instanceof Error ? error : new Error(String(error));
+    this.#logger.error({ source, event, err: e }, 'event listener threw');
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -202,6 +291,11 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
   /** The identity that joins as host (asHost); changes with transferHost. */
   get hostIdentity(): string {
     return this.#hostIdentity;
+  }
+
+  /** How a meeting appears in a log line: its id only, never its title or host (see createLogger). */
+  [logView](): { meetingId: string } {
+    return { meetingId: this.id };
   }
 
   /** The participant holding the host role now. */
@@ -256,10 +350,30 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
     const isHost = req.asHost === true && req.authenticated && req.identity === this.#hostIdentity;
     const address = req.address ?? 'unknown';
     let password: PasswordCheck = 'not-required';
-    if (this.#settings.passwordRequired && !isHost && this.passwordHash && !this.#ended && !this.#banned.has(req.identity)) {
-      if (this.#meetingLimiter.blocked(this.id) || this.#addressLimiter.blocked(address)) password = 'rate-limited';
-      else if (req.password === undefined || req.password === '') password = 'missing';
-      else password = (await verifyPassword(req.password, this.passwordHash)) ? 'ok' : 'wrong';
+    // A join that admission refuses before the password anyway (ended, banned, a guest where guests
+    // are not allowed) costs no hash and no attempt.
+    const guestRefused = !req.authenticated && !this.#settings.allowGuests;
+    if (this.#settings.passwordRequired && !isHost && this.passwordHash && !this.#ended && !this.#banned.has(req.identity) && !guestRefused) {
+      // The attempt is reserved before the hash is computed, so that attempts in flight count.
+      const attempt = this.#beginPasswordAttempt(req.authenticated, req.identity, address);
+      if (!attempt) password = 'rate-limited';
+      else if (req.password === undefined || req.password === '') {
+        attempt(false);
+        password = 'missing';
+      } else {
+        let result: boolean | 'busy';
+        try {
+          const hash = this.passwordHash;
+          const given = req.password;
+          result = await this.#hashGate.run(() => verifyPassword(given, hash));
+        } catch (error) {
+          attempt(false);
+          throw error;
+        }
+        attempt(result === false);
+        if (result === 'busy') throw new PolicyError('RATE_LIMITED', 'too many password checks at once; try again shortly');
+        password = result ? 'ok' : 'wrong';
+      }
     }
     // Decide on the state as it is now (the password check awaited).
     const existing = [...this.#participants.values()].find((p) => p.identity === req.identity);
@@ -278,10 +392,6 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
       returning: existing?.state === 'admitted',
     });
     if (decision.outcome === 'refused') {
-      if (decision.code === 'WRONG_PASSWORD') {
-        this.#meetingLimiter.fail(this.id);
-        this.#addressLimiter.fail(address);
-      }
       this.#logger.info({ code: decision.code }, 'join refused');
       throw new PolicyError(decision.code, decision.reason);
     }
@@ -300,6 +410,7 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
       role,
       state: decision.outcome,
     });
+    p.on('listenererror', (event, error) => this._logListenerError('participant', event, error));
     this.#participants.set(p.id, p);
     this.#logger.info({ participantId: p.id, state: p.state, role }, 'participant joined');
     if (decision.outcome === 'admitted') {
@@ -364,15 +475,49 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
   // Host controls
   // ---------------------------------------------------------------------------------------------
 
-  #requireModerator(actor: Participant, action: string): void {
-    if (!(actor instanceof Participant) || actor.meeting !== this || actor.state !== 'admitted' || !actor.isModerator) {
+  /**
+   * Issue 15: host controls for a server-side operator (the operator API), who acts with the
+   * host's authority without being a participant. `identity` names the operator in the audit
+   * entries (e.g. "api:<key id>"). Host-in-meeting actions (co-hosts, host transfer, polls) stay
+   * with participants.
+   */
+  operator(identity: string): MeetingOperator {
+    if (typeof identity !== 'string' || identity.length === 0 || identity.length > MAX_IDENTITY) {
+      throw new ArgumentError(`operator identity must be a non-empty string of at most ${MAX_IDENTITY} characters`);
+    }
+    const actor = new OperatorActor(this, identity);
+    return Object.freeze({
+      identity,
+      admit: (participantId: string) => this.#admit(actor, participantId),
+      deny: (participantId: string) => this.#deny(actor, participantId),
+      remove: (participantId: string) => this.#remove(actor, participantId),
+      mute: (participantId: string) => this.#mute(actor, participantId),
+      lock: () => this.#lock(actor),
+      unlock: () => this.#unlock(actor),
+      end: () => this.#endBy(actor),
+      updateSettings: (changes: Partial<MeetingSettings>) => this.#updateSettings(actor, changes),
+    });
+  }
+
+  #requireModerator(actor: Participant | OperatorActor, action: string): void {
+    // An operator handle is made by this meeting's operator() only; a participant must be one of
+    // this meeting's, admitted, and host or co-host.
+    const allowed =
+      actor instanceof OperatorActor
+        ? actor.meeting === this
+        : actor instanceof Participant && actor.meeting === this && actor.state === 'admitted' && actor.isModerator;
+    if (!allowed) {
       throw new PolicyError('NOT_PERMITTED', `only the host or a co-host may ${action}`);
     }
     if (this.#ended) throw new PolicyError('MEETING_ENDED', 'the meeting has ended');
   }
 
-  #requireHost(actor: Participant, action: string): void {
-    if (!(actor instanceof Participant) || actor.meeting !== this || actor.state !== 'admitted' || actor.role !== 'host') {
+  #requireHost(actor: Participant | OperatorActor, action: string, operatorMay = false): void {
+    const allowed =
+      actor instanceof OperatorActor
+        ? operatorMay && actor.meeting === this
+        : actor instanceof Participant && actor.meeting === this && actor.state === 'admitted' && actor.role === 'host';
+    if (!allowed) {
       throw new PolicyError('NOT_PERMITTED', `only the host may ${action}`);
     }
     if (this.#ended) throw new PolicyError('MEETING_ENDED', 'the meeting has ended');
@@ -384,7 +529,7 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
     return p;
   }
 
-  #audit(action: AuditAction, actor: Participant | 'system', target?: Participant | string): void {
+  #audit(action: AuditAction, actor: Participant | OperatorActor | 'system', target?: Participant | string): void {
     const entry: AuditEntry = {
       meetingId: this.id,
       at: new Date(),
@@ -393,12 +538,21 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
       ...(target !== undefined ? { target: typeof target === 'string' ? target : target.identity } : {}),
     };
     this.auditLog.push(entry);
-    this.#logger.info({ action, actor: entry.actor }, 'host action');
+    // Identities are personal data: the log line names participants by their opaque ids (their
+    // logView), the audit record (subject to retention) keeps who it was.
+    this.#logger.info(
+      { action, actor: actor === 'system' ? 'system' : actor, ...(target instanceof Participant ? { target } : {}) },
+      'host action',
+    );
     this.safeEmit('audit', entry);
   }
 
   /** Admits one waiting participant (host or co-host). MEETING_FULL when the meeting is full. */
   admit(actor: Participant, participantId: string): void {
+    return this.#admit(actor, participantId);
+  }
+
+  #admit(actor: Participant | OperatorActor, participantId: string): void {
     this.#requireModerator(actor, 'admit participants');
     const p = this.#target(participantId);
     if (p.state === 'admitted') return;
@@ -427,6 +581,10 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
 
   /** Refuses a waiting participant (closed with 'denied'; it may ask again). */
   deny(actor: Participant, participantId: string): void {
+    return this.#deny(actor, participantId);
+  }
+
+  #deny(actor: Participant | OperatorActor, participantId: string): void {
     this.#requireModerator(actor, 'deny participants');
     const p = this.#target(participantId);
     if (p.state === 'admitted') throw new InvalidStateError('participant is already admitted: use remove()');
@@ -436,12 +594,20 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
 
   /** Locks the meeting: every new join is refused (MEETING_LOCKED), the waiting room included. */
   lock(actor: Participant): void {
+    return this.#lock(actor);
+  }
+
+  #lock(actor: Participant | OperatorActor): void {
     this.#requireModerator(actor, 'lock the meeting');
     this.#audit('lock', actor);
     this.#setLocked(true);
   }
 
   unlock(actor: Participant): void {
+    return this.#unlock(actor);
+  }
+
+  #unlock(actor: Participant | OperatorActor): void {
     this.#requireModerator(actor, 'unlock the meeting');
     this.#audit('unlock', actor);
     this.#setLocked(false);
@@ -455,10 +621,16 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
 
   /** Removes a participant; its identity cannot rejoin this meeting (BANNED). */
   remove(actor: Participant, participantId: string): void {
+    return this.#remove(actor, participantId);
+  }
+
+  #remove(actor: Participant | OperatorActor, participantId: string): void {
     this.#requireModerator(actor, 'remove participants');
     const p = this.#target(participantId);
     if (p === actor) throw new InvalidStateError('use leave() to leave the meeting');
-    if (p.role === 'host' && actor.role !== 'host') throw new PolicyError('NOT_PERMITTED', 'a co-host cannot remove the host');
+    if (p.role === 'host' && !(actor instanceof OperatorActor) && actor.role !== 'host') {
+      throw new PolicyError('NOT_PERMITTED', 'a co-host cannot remove the host');
+    }
     this.#audit('remove', actor, p);
     this.#banned.add(p.identity);
     this.#cohostIdentities.delete(p.identity);
@@ -466,7 +638,11 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
   }
 
   /** Pauses a participant's audio producers on the server; only the participant can unmute. */
-  async mute(actor: Participant, participantId: string): Promise<void> {
+  mute(actor: Participant, participantId: string): Promise<void> {
+    return this.#mute(actor, participantId);
+  }
+
+  async #mute(actor: Participant | OperatorActor, participantId: string): Promise<void> {
     this.#requireModerator(actor, 'mute participants');
     const p = this.#target(participantId);
     if (p.state !== 'admitted') throw new InvalidStateError(`participant is ${p.state}`);
@@ -537,7 +713,11 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
 
   /** Ends the meeting for everyone (host only). */
   end(actor: Participant): void {
-    this.#requireHost(actor, 'end the meeting');
+    return this.#endBy(actor);
+  }
+
+  #endBy(actor: Participant | OperatorActor): void {
+    this.#requireHost(actor, 'end the meeting', true);
     this.#audit('end', actor);
     this.#end('meeting-ended');
   }
@@ -560,7 +740,11 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
 
   /** Changes settings (host only). Account-locked ones: SETTING_LOCKED; regions and E2EE are fixed at creation. */
   updateSettings(actor: Participant, changes: Partial<MeetingSettings>): void {
-    this.#requireHost(actor, 'change settings');
+    return this.#updateSettings(actor, changes);
+  }
+
+  #updateSettings(actor: Participant | OperatorActor, changes: Partial<MeetingSettings>): void {
+    this.#requireHost(actor, 'change settings', true);
     const clean = validateSettings(changes);
     this.account.assertOverridable(clean);
     for (const fixed of ['allowedRegions', 'e2ee'] as const) {
@@ -590,9 +774,9 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
   /** Creates a poll (host or co-host); admitted participants get 'pollcreated'. Returns its id. */
   createPoll(actor: Participant, init: PollInit): string {
     this.#requireModerator(actor, 'create polls');
-    if (typeof init !== 'object' || init === null) throw new TypeError('poll must be an object');
+    if (typeof init !== 'object' || init === null) throw new ArgumentError('poll must be an object');
     if (typeof init.question !== 'string' || init.question.trim().length === 0 || init.question.length > 500) {
-      throw new TypeError('poll question must be a non-empty string of at most 500 characters');
+      throw new ArgumentError('poll question must be a non-empty string of at most 500 characters');
     }
     if (
       !Array.isArray(init.options) ||
@@ -600,7 +784,7 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
       init.options.length > 20 ||
       !init.options.every((o) => typeof o === 'string' && o.length > 0 && o.length <= 200)
     ) {
-      throw new TypeError('a poll needs 2 to 20 options of 1 to 200 characters');
+      throw new ArgumentError('a poll needs 2 to 20 options of 1 to 200 characters');
     }
     const poll: Poll = {
       id: randomUUID(),
@@ -666,7 +850,7 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
     const poll = this.#poll(pollId);
     if (poll.closed) throw new InvalidStateError('the poll is closed');
     if (!Number.isInteger(option) || option < 0 || option >= poll.options.length) {
-      throw new TypeError(`option must be an index in 0..${poll.options.length - 1}`);
+      throw new ArgumentError(`option must be an index in 0..${poll.options.length - 1}`);
     }
     if (poll.answers.has(p.identity)) throw new PolicyError('ALREADY_ANSWERED', 'you already answered this poll');
     poll.answers.set(p.identity, { displayName: p.displayName, option });
@@ -681,7 +865,7 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
     p: Participant,
     params: { transportId: string; source: MediaSource; kind: 'audio' | 'video'; rtpParameters: ms.RtpParameters },
   ): Promise<ProducerInfo> {
-    if (typeof params !== 'object' || params === null) throw new TypeError('produce parameters must be an object');
+    if (typeof params !== 'object' || params === null) throw new ArgumentError('produce parameters must be an object');
     const screen = params.source === 'screen-video' || params.source === 'screen-audio';
     if (screen && !this.#settings.allowScreenShare && !p.isModerator) {
       throw new PolicyError('SCREEN_SHARE_DISABLED', 'screen sharing is switched off for participants');
@@ -722,7 +906,7 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
   async _produceChat(p: Participant, params: { transportId: string; sctpStreamParameters: ms.SctpStreamParameters }): Promise<{ id: string }> {
     if (!this.#settings.allowChat) throw new PolicyError('CHAT_DISABLED', 'chat is switched off in this meeting');
     if (typeof params !== 'object' || params === null || typeof params.sctpStreamParameters !== 'object' || params.sctpStreamParameters === null) {
-      throw new TypeError('produceChat needs sctpStreamParameters');
+      throw new ArgumentError('produceChat needs sctpStreamParameters');
     }
     const id = await this._media.produceData(p.id, params.transportId, params.sctpStreamParameters);
     if (p.state !== 'admitted' || !this.#settings.allowChat) {

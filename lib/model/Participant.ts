@@ -1,8 +1,9 @@
 // A participant of a meeting: its role and state, and its media (through the meeting's media
 // plane, after the policy checks). Created by Meeting.join().
 import type { types as ms } from 'mediasoup';
-import { InvalidStateError, PolicyError } from '../errors.js';
+import { ArgumentError, InvalidStateError, PolicyError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
+import { logView } from '../telemetry/logger.js';
 import type { Meeting } from './Meeting.js';
 import type {
   CloseReason,
@@ -114,6 +115,14 @@ export class Participant extends TypedEmitter<ParticipantEvents> {
 
   get role(): Role {
     return this.#role;
+  }
+
+  /**
+   * How a participant appears in a log line: its opaque id and role only, never its identity,
+   * name or addresses (see createLogger).
+   */
+  [logView](): { participantId: string; role: Role } {
+    return { participantId: this.id, role: this.#role };
   }
 
   get state(): ParticipantState {
@@ -241,7 +250,7 @@ export class Participant extends TypedEmitter<ParticipantEvents> {
   async consume(params: { transportId: string; producerId: string; rtpCapabilities: ms.RtpCapabilities }): Promise<ConsumerInfo> {
     this.#assertAdmitted();
     const producer = this.meeting._media.producer(params.producerId);
-    if (producer?.participantId === this.id) throw new TypeError('a participant does not consume its own producer');
+    if (producer?.participantId === this.id) throw new ArgumentError('a participant does not consume its own producer');
     return this.meeting._media.consume(this.id, params);
   }
 
@@ -287,7 +296,7 @@ export class Participant extends TypedEmitter<ParticipantEvents> {
   sendKeyMessage(to: string | undefined, data: Uint8Array): void {
     this.#assertAdmitted();
     if (!(data instanceof Uint8Array) || data.byteLength === 0 || data.byteLength > MAX_KEY_MESSAGE) {
-      throw new TypeError(`a key message must be 1 to ${MAX_KEY_MESSAGE} bytes`);
+      throw new ArgumentError(`a key message must be 1 to ${MAX_KEY_MESSAGE} bytes`);
     }
     this.meeting._relayKeyMessage(this, to, data);
   }

@@ -1,6 +1,6 @@
 // Meeting settings and account policy: built-in defaults, validation, and the one function that
 // computes a meeting's effective settings (account defaults, meeting overrides, account locks).
-import { PolicyError } from '../errors.js';
+import { ArgumentError, PolicyError } from '../errors.js';
 import { DEFAULT_ALLOWED_REGIONS } from '../media/regions.js';
 import type { AccountInit, E2eeMode, HostLeavePolicy, MeetingSettings, SettingName } from './types.js';
 
@@ -31,7 +31,7 @@ export function isSettingName(name: unknown): name is SettingName {
 }
 
 function bool(name: string, v: unknown): boolean {
-  if (typeof v !== 'boolean') throw new TypeError(`setting ${name} must be a boolean, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'boolean') throw new ArgumentError(`setting ${name} must be a boolean, got ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -42,7 +42,7 @@ function bool(name: string, v: unknown): boolean {
 export function validateSettings(input: unknown): Partial<MeetingSettings> {
   if (input === undefined) return {};
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
-    throw new TypeError('settings must be an object');
+    throw new ArgumentError('settings must be an object');
   }
   const out: Partial<MeetingSettings> = {};
   for (const [key, v] of Object.entries(input)) {
@@ -58,33 +58,33 @@ export function validateSettings(input: unknown): Partial<MeetingSettings> {
         out[key] = bool(key, v);
         break;
       case 'e2ee':
-        if (!E2EE_MODES.includes(v as E2eeMode)) throw new TypeError(`setting e2ee must be one of ${E2EE_MODES.join(', ')}`);
+        if (!E2EE_MODES.includes(v as E2eeMode)) throw new ArgumentError(`setting e2ee must be one of ${E2EE_MODES.join(', ')}`);
         out.e2ee = v as E2eeMode;
         break;
       case 'onHostLeave':
-        if (!HOST_LEAVE.includes(v as HostLeavePolicy)) throw new TypeError(`setting onHostLeave must be one of ${HOST_LEAVE.join(', ')}`);
+        if (!HOST_LEAVE.includes(v as HostLeavePolicy)) throw new ArgumentError(`setting onHostLeave must be one of ${HOST_LEAVE.join(', ')}`);
         out.onHostLeave = v as HostLeavePolicy;
         break;
       case 'maxParticipants':
         if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 10_000) {
-          throw new TypeError(`setting maxParticipants must be an integer in 1..10000, got ${JSON.stringify(v)}`);
+          throw new ArgumentError(`setting maxParticipants must be an integer in 1..10000, got ${JSON.stringify(v)}`);
         }
         out.maxParticipants = v as number;
         break;
       case 'retentionDays':
         if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > 3650) {
-          throw new TypeError(`setting retentionDays must be an integer in 0..3650, got ${JSON.stringify(v)}`);
+          throw new ArgumentError(`setting retentionDays must be an integer in 0..3650, got ${JSON.stringify(v)}`);
         }
         out.retentionDays = v as number;
         break;
       case 'allowedRegions':
         if (!Array.isArray(v) || v.length === 0 || !v.every((r) => typeof r === 'string' && ALLOW_ENTRY_RE.test(r))) {
-          throw new TypeError('setting allowedRegions must be a non-empty list of country codes ("DE") or regions ("de-fra")');
+          throw new ArgumentError('setting allowedRegions must be a non-empty list of country codes ("DE") or regions ("de-fra")');
         }
         out.allowedRegions = [...(v as string[])];
         break;
       default:
-        throw new TypeError(`unknown setting ${JSON.stringify(key)}`);
+        throw new ArgumentError(`unknown setting ${JSON.stringify(key)}`);
     }
   }
   return out;
@@ -104,14 +104,14 @@ export class Account {
 
   /** @internal Use core.createAccount(). */
   constructor(init: AccountInit) {
-    if (typeof init !== 'object' || init === null) throw new TypeError('account init must be an object');
+    if (typeof init !== 'object' || init === null) throw new ArgumentError('account init must be an object');
     if (typeof init.id !== 'string' || init.id.length === 0 || init.id.length > 128) {
-      throw new TypeError('account id must be a non-empty string of at most 128 characters');
+      throw new ArgumentError('account id must be a non-empty string of at most 128 characters');
     }
     const locked = init.locked ?? [];
-    if (!Array.isArray(locked)) throw new TypeError('account locked must be a list of setting names');
+    if (!Array.isArray(locked)) throw new ArgumentError('account locked must be a list of setting names');
     for (const name of locked) {
-      if (!isSettingName(name)) throw new TypeError(`cannot lock unknown setting ${JSON.stringify(name)}`);
+      if (!isSettingName(name)) throw new ArgumentError(`cannot lock unknown setting ${JSON.stringify(name)}`);
     }
     this.id = init.id;
     this.name = init.name;

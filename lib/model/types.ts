@@ -59,6 +59,8 @@ export interface MeetingInit {
   hostIdentity: string;
   hostName?: string;
   hostEmail?: string;
+  /** URL of the host's profile picture (allow-listed: sent in MeetingDescription.host). */
+  hostProfilePictureUrl?: string;
   /** Clear-text password: hashed at once (scrypt), never kept. Makes passwordRequired true. */
   password?: string;
   /** Overrides of the account defaults (SETTING_LOCKED for account-locked ones). */
@@ -68,6 +70,11 @@ export interface MeetingInit {
   recurrence?: { type: 'daily' | 'weekly' | 'monthly'; durationWeeks?: number };
   hostTimeZone?: string;
   dialInNumbers?: string[];
+  /**
+   * Issue 15: the scrypt hash (from hashPassword) instead of a clear `password`, for a definition
+   * restored from the durable store, which never keeps the clear password. Not with `password`.
+   */
+  passwordHash?: string;
 }
 
 // ---------------------------------------------------------------------------------------------

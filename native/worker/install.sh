@@ -12,14 +12,21 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-MS_DIR="$ROOT/node_modules/mediasoup"
-PKGS=(build-essential dpkg-dev pkg-config python3-venv libssl-dev libuv1-dev libsrtp2-dev libabsl-dev
-  libflatbuffers-dev flatbuffers-compiler)
 
 die() { echo "c4v worker install: $*" >&2; exit 1; }
 log() { echo "c4v worker install: $*" >&2; }
 
-[ -f "$MS_DIR/package.json" ] || die "mediasoup is not installed in $MS_DIR; run 'npm ci' first"
+# mediasoup is found the way Node resolves it from this package: node_modules/mediasoup here (a
+# clone of this repository) or in a folder above (a consumer's install, where npm hoists it next
+# to node_modules/c4v-media).
+MS_DIR=""
+d="$ROOT"
+while :; do
+  if [ -f "$d/node_modules/mediasoup/package.json" ]; then MS_DIR="$d/node_modules/mediasoup"; break; fi
+  [ "$d" != / ] || break
+  d="$(dirname "$d")"
+done
+[ -n "$MS_DIR" ] || die "mediasoup is not installed in or above $ROOT; run 'npm ci' (or 'npm install') first"
 VERSION="$(sed -n 's/^[[:space:]]*"version":[[:space:]]*"\([^"]*\)".*/\1/p' "$MS_DIR/package.json" | head -n1)"
 # The recipe hash: every file under recipe/, sorted by path relative to recipe/, each contributing
 # "<relative path>\0<content>". Keep in sync with recipeHash() in lib/media/workerBinary.ts.
@@ -41,31 +48,17 @@ exec 9>"$CACHE/mediasoup-worker/.lock"
 flock 9
 if [ -x "$BIN" ]; then echo "$BIN"; exit 0; fi
 
-# 1. Debian packages.
-missing=()
-for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  line="apt-get install -y --no-install-recommends ${missing[*]}"
-  if [ "$(id -u)" != 0 ]; then
-    die "building mediasoup-worker needs these Debian packages: ${missing[*]}
-  run as root:  $line
-  then run this install again (or point MEDIASOUP_WORKER_BIN at a worker you built)"
-  fi
-  log "installing Debian packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  # A fresh machine may have empty or stale package lists: update once, only when needed.
-  apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1 || {
-    apt-get update >/dev/null && apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null
-  } || die "apt-get failed; try by hand: apt-get update && $line"
-fi
+# 1. Debian packages (scripts/setup.sh has installed them already; a consumer's
+#    `c4v-media worker install` gets them here).
+log "[1/4] Debian packages"
+bash "$HERE/debian-packages.sh" install worker ||
+  die "building mediasoup-worker needs the Debian packages above; install them, then run this again (or point MEDIASOUP_WORKER_BIN at a worker you built)"
 
 # 2. meson >= 1.1 and ninja (Debian 12 ships meson 1.0.1, which mediasoup rejects) from the pip
 #    index in a venv kept in the cache.
 VENV="$CACHE/build-venv"
 if [ ! -x "$VENV/bin/meson" ] || [ ! -x "$VENV/bin/ninja" ]; then
-  log "creating a Python venv with meson and ninja in $VENV"
+  log "[2/4] creating a Python venv with meson and ninja in $VENV"
   python3 -m venv "$VENV" || die "python3 -m venv failed (is python3-venv installed?)"
   "$VENV/bin/pip" install -q --retries 0 'meson>=1.1' ninja ||
     die "pip could not install meson>=1.1 and ninja; the pip index configured on this machine must provide them"
@@ -79,7 +72,7 @@ export PATH="$VENV/bin:$PATH"
 SRTP_VERSION="$(tr -d '[:space:]' < "$HERE/recipe/libsrtp2-debian-version")"
 SRTP_SRC="$CACHE/src/libsrtp2_$SRTP_VERSION/source"
 if [ ! -f "$SRTP_SRC/.c4v-complete" ]; then
-  log "fetching Debian's libsrtp2 $SRTP_VERSION source package"
+  log "[3/4] libsrtp: fetching Debian's libsrtp2 $SRTP_VERSION source package"
   APTDIR="$CACHE/apt"
   mkdir -p "$APTDIR/lists/partial" "$APTDIR/parts"
   mirror="$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)"
@@ -108,9 +101,9 @@ WORK="$(mktemp -d "$CACHE/mediasoup-worker/.build-$KEY.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 cp -a "$MS_DIR/worker" "$WORK/worker"
 rm -rf "$WORK/worker/out" "$WORK/worker/prebuild"
-log "building mediasoup-worker $VERSION from sources (recipe $KEY); this takes about 5 minutes on 2 cores"
+log "[4/4] building mediasoup-worker $VERSION from sources (recipe $KEY); this takes about 5 minutes on 2 cores"
 t0=$(date +%s)
-if ! bash "$HERE/recipe/build.sh" "$WORK/worker" > "$WORK/build.log" 2>&1; then
+if ! bash "$HERE/recipe/build.sh" "$WORK/worker" 2>&1 | bash "$HERE/progress.sh" "$WORK/build.log"; then
   tail -n 40 "$WORK/build.log" >&2
   cp "$WORK/build.log" "$CACHE/mediasoup-worker/last-failed-build.log"
   die "the worker build failed; full log: $CACHE/mediasoup-worker/last-failed-build.log"

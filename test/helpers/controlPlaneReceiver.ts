@@ -60,7 +60,7 @@ export class ControlPlaneReceiver {
   }
 
   /** Starts on an ephemeral port of 127.0.0.1; HTTPS when `tls` is given. */
-  static async start(secret = 'test-secret-0123456789abcdef', tls?: { cert: string; key: string }): Promise<ControlPlaneReceiver> {
+  static async start(secret = 'test-secret-0123456789abcdef-0123456789', tls?: { cert: string; key: string }): Promise<ControlPlaneReceiver> {
     const r = new ControlPlaneReceiver(secret, tls);
     r.#tls = tls !== undefined;
     await new Promise<void>((resolve) => r.#server.listen(0, '127.0.0.1', resolve));

@@ -1,4 +1,5 @@
-import { createGateway, type Gateway, type GatewayLimits } from '../../gateway/Gateway.js';
+import type WebSocket from 'ws';
+import { createGateway, type Gateway, type GatewayLimits, type GatewayOptions } from '../../gateway/Gateway.js';
 import { JoinTokens } from '../../gateway/tokens.js';
 import type { Logger } from '../../lib/index.js';
 import type { MediaCore, Meeting, MeetingSettings } from '../../lib/index.js';
@@ -14,12 +15,12 @@ export interface TestGateway {
   gateway: Gateway;
   tokens: JoinTokens;
   meeting: Meeting;
-  /** A fresh host token for the meeting. */
-  hostToken(): string;
+  /** A fresh host token for the meeting (a JWT minted by `tokens`). */
+  hostToken(): Promise<string>;
   /** A token for a signed-in (non-host) user. */
-  userToken(identity: string): string;
-  /** Connects a client (not yet hello'd). */
-  client(): Promise<SignallingClient>;
+  userToken(identity: string): Promise<string>;
+  /** Connects a client (not yet hello'd); `options` e.g. for headers (X-Forwarded-For, Origin). */
+  client(options?: WebSocket.ClientOptions): Promise<SignallingClient>;
   close(): Promise<void>;
 }
 
@@ -30,6 +31,10 @@ export async function testGateway(options: {
   logger?: Logger;
   workers?: number;
   password?: string;
+  /** Issue 10: edge options (trusted proxies, origins). */
+  edge?: Pick<GatewayOptions, 'trustedProxies' | 'forwardedHeader' | 'allowedOrigins'>;
+  /** Issue 10: the join-token keys (default a random HS256 secret). */
+  tokens?: JoinTokens;
 } = {}): Promise<TestGateway> {
   const logger = options.logger ?? silentLogger();
   const core = await testCore({ logger, workers: { workers: options.workers ?? 1, region: 'de-fra' } });
@@ -42,7 +47,7 @@ export async function testGateway(options: {
     settings: options.settings ?? {},
     ...(options.password ? { password: options.password } : {}),
   });
-  const tokens = new JoinTokens(JoinTokens.randomSecret());
+  const tokens = options.tokens ?? new JoinTokens(JoinTokens.randomSecret());
   const gateway = await createGateway({
     core,
     logger,
@@ -50,6 +55,7 @@ export async function testGateway(options: {
     tokens,
     port: 0,
     ...(options.limits ? { limits: options.limits } : {}),
+    ...options.edge,
   });
   const clients: SignallingClient[] = [];
   return {
@@ -57,10 +63,10 @@ export async function testGateway(options: {
     gateway,
     tokens,
     meeting,
-    hostToken: () => tokens.issue({ identity: HOST, role: 'host', meetingId: meeting.id }),
-    userToken: (identity) => tokens.issue({ identity, role: 'participant', meetingId: meeting.id }),
-    async client() {
-      const c = await SignallingClient.connect(gateway.url);
+    hostToken: () => tokens.mint({ identity: HOST, role: 'host', meetingId: meeting.id }),
+    userToken: (identity) => tokens.mint({ identity, role: 'participant', meetingId: meeting.id }),
+    async client(wsOptions) {
+      const c = await SignallingClient.connect(gateway.url, wsOptions);
       clients.push(c);
       return c;
     },

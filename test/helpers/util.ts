@@ -36,3 +36,21 @@ export function memoryLogger(level = 'debug'): { logger: Logger; lines: string[]
 export function silentLogger(): Logger {
   return createLogger({ level: 'silent' });
 }
+
+/**
+ * Resolves once `check()` holds, re-checking every few milliseconds (for state that has no event,
+ * such as the server noticing a dropped TCP connection); fails after `ms`.
+ */
+export async function until(check: () => boolean, what: string, ms = 10_000): Promise<void> {
+  await within(
+    new Promise<void>((resolve) => {
+      const tick = (): void => {
+        if (check()) resolve();
+        else setTimeout(tick, 5).unref();
+      };
+      tick();
+    }),
+    ms,
+    what,
+  );
+}

@@ -2,7 +2,7 @@
 // _32, the suites mediasoup's PlainTransport uses by default. RTP only: the benchmark never sends
 // RTCP, and receivers skip RTCP before unprotecting. The native engine uses libsrtp2 instead.
 import { createCipheriv, createHmac, timingSafeEqual } from 'node:crypto';
-import { C4vError } from '../errors.js';
+import { C4vError } from '../../lib/errors.js';
 
 /** An SRTP crypto suite as mediasoup names it. */
 export type SrtpSuite = 'AES_CM_128_HMAC_SHA1_80' | 'AES_CM_128_HMAC_SHA1_32' | 'AEAD_AES_128_GCM' | 'AEAD_AES_256_GCM';

@@ -1,5 +1,7 @@
-// The one module that loads the native packet engine (native/src, built by
-// scripts/setup.d/20-native.sh) through node-gyp-build. Everything else imports this module and
+// The one module that loads the benchmark's native packet engine (bench/native/src, built by
+// scripts/setup.d/20-native.sh into bench/native/build/) through node-gyp-build. It is not part of
+// the library's entry: only bench/ and the tests that measure with it import it, so the package
+// never loads (or asks a consumer to compile) an addon it did not ask for. Everything else imports this module and
 // never the addon: the same API runs on the addon (pthreads, sendmmsg/recvmmsg, libsrtp2) or on a
 // pure TypeScript fallback (node:dgram, node:crypto) when the addon is missing or when
 // C4V_NO_NATIVE=1 forces the fallback. Bad input throws coded errors on both paths
@@ -8,14 +10,18 @@ import { createSocket, type Socket } from 'node:dgram';
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { C4vError, type ErrorCode } from '../errors.js';
+import { envFlag } from '../../lib/env.js';
+import { C4vError, type ErrorCode } from '../../lib/errors.js';
 import { assertSrtpKey, parseRtp, TsSrtpSession, type SrtpKey } from './srtp.js';
 
 export { SRTP_KEY_LENGTHS, type SrtpKey, type SrtpSuite } from './srtp.js';
 
 const require = createRequire(import.meta.url);
-/** The package root (dist/lib/native/ -> three levels up), where binding.gyp and build/ live. */
-const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+/**
+ * Where binding.gyp and build/ live: the source folder bench/native/ (this file runs as
+ * dist/bench/native/index.js, three levels below the package root).
+ */
+const BINDING_ROOT = fileURLToPath(new URL('../../../bench/native/', import.meta.url));
 
 /** The largest RTP packet (before SRTP) the engine builds or sends. */
 export const MAX_PACKET_SIZE = 1500;
@@ -633,17 +639,28 @@ export interface PacketEngineInfo {
 
 let cached: { engine: PacketEngine; info: PacketEngineInfo } | undefined;
 
+/** Boolean variables the addon itself reads (getenv). */
+const ADDON_FLAGS = ['C4V_NO_REALTIME', 'C4V_SENDER_OPENSSL', 'C4V_GENERATOR_LIBSRTP'] as const;
+
 /**
  * Resolves the addon's path the way node-gyp-build does (build/Release, then prebuilds/) from the
- * package root; throws when there is none.
+ * engine's folder (bench/native/); throws when there is none.
  */
-export function resolveNativeBinding(root = PACKAGE_ROOT): string {
+export function resolveNativeBinding(root = BINDING_ROOT): string {
   const nodeGypBuild = require('node-gyp-build') as { resolve?: (dir: string) => string; path: (dir: string) => string };
   return (nodeGypBuild.resolve ?? nodeGypBuild.path)(root);
 }
 
 function load(env: NodeJS.ProcessEnv): { engine: PacketEngine; info: PacketEngineInfo } {
-  if (env.C4V_NO_NATIVE === '1' || env.C4V_NO_NATIVE === 'true') {
+  // The addon reads C4V_NO_REALTIME, C4V_SENDER_OPENSSL and C4V_GENERATOR_LIBSRTP with getenv()
+  // (set = on). Normalised here through the one boolean parser, so that `=0` / `=off` mean off.
+  // It is the process environment the addon sees, whichever `env` decides the engine.
+  for (const name of ADDON_FLAGS) {
+    if (process.env[name] === undefined) continue;
+    if (envFlag(name, false, process.env)) process.env[name] = '1';
+    else delete process.env[name];
+  }
+  if (envFlag('C4V_NO_NATIVE', false, env)) {
     return { engine: tsEngine(), info: { kind: 'typescript', reason: 'C4V_NO_NATIVE is set' } };
   }
   try {

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# `npm pack` / `npm publish` run this (package.json "prepack"): builds what the package ships, so
+# that a clean checkout packs a complete dist/ (lib, gateway, bin, generated protobuf code) and
+# never dist/test or dist/bench (package.json "files" whitelists the rest).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+NODE=node_modules/.bin/node
+[ -x "$NODE" ] || { echo "c4v prepack: node_modules/.bin/node missing; run 'npm ci' first" >&2; exit 1; }
+NODE="$NODE" bash scripts/setup.d/10-proto.sh
+# Compiled files whose source is gone (a moved or deleted module) must not be shipped.
+for dir in dist/lib dist/gateway dist/bin; do
+  [ -d "$dir" ] || continue
+  find "$dir" -type f \( -name '*.js' -o -name '*.d.ts' -o -name '*.map' \) -print0 |
+    while IFS= read -r -d '' f; do
+      src="${f#dist/}"; src="${src%.map}"; src="${src%.js}"; src="${src%.d.ts}"
+      [ -f "$src.ts" ] || rm -f "$f"
+    done
+done
+"$NODE" node_modules/typescript/bin/tsc -p tsconfig.pack.json
+echo "c4v prepack: built dist/lib, dist/gateway, dist/bin" >&2
