@@ -286,7 +286,7 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
     if (has('signalling')) {
       const sig: SignallingResult[] = [];
       for (const [roster, meetings] of o.quick ? [[10, 1]] : [[10, 5], [50, 1]]) {
-        sig.push(await signallingThroughput({ roster: roster!, meetings: meetings!, startRps: o.quick ? 500 : 2000, factor: o.quick ? 2 : 1.5, maxSteps: o.quick ? 2 : 8, stepSeconds: o.quick ? 0.5 : 2, log: o.log }));
+        sig.push(await signallingThroughput({ roster: roster!, meetings: meetings!, startRps: o.quick ? 500 : 250, factor: o.quick ? 2 : 1.5, maxSteps: o.quick ? 2 : 12, stepSeconds: o.quick ? 0.5 : 2, log: o.log }));
       }
       results.signalling = sig;
     }
