@@ -116,6 +116,14 @@ export class Gateway {
   #pingTimer: NodeJS.Timeout | undefined;
   #nextConnId = 1;
   #closed = false;
+  /**
+   * @internal Issue 13, cluster mode (gateway/cluster/ClusterEdge.ts): takes each new WebSocket
+   * instead of a Connection being opened for it here; the edge later hands it (or a relayed one)
+   * back through _attach().
+   */
+  _socketRouter: ((ws: WebSocket, address: string) => void) | undefined;
+  /** @internal Issue 13: more fields for /healthz (the cluster view). */
+  _healthExtra: (() => Record<string, unknown>) | undefined;
 
   /** @internal Use createGateway(). */
   constructor(options: GatewayOptions) {
@@ -194,6 +202,11 @@ export class Gateway {
     return this.url.replace(/^ws/, 'http').replace(this.#path, '');
   }
 
+  /** The server version reported in hello. */
+  get serverVersion(): string {
+    return this.#options.serverVersion ?? 'c4v-media';
+  }
+
   get limits(): Readonly<GatewayLimits> {
     return this.#limits;
   }
@@ -242,7 +255,7 @@ export class Gateway {
         const ready = this.ready;
         res
           .writeHead(ready ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' })
-          .end(JSON.stringify({ status: ready ? 'ready' : 'unavailable', workers: this.#options.core.pool.workers.length }));
+          .end(JSON.stringify({ status: ready ? 'ready' : 'unavailable', workers: this.#options.core.pool.workers.length, ...this._healthExtra?.() }));
       } else if (path === '/metrics') {
         const body = await this.#options.registry.metrics();
         res.writeHead(200, { 'content-type': this.#options.registry.contentType }).end(body);
@@ -288,7 +301,19 @@ export class Gateway {
       this.#logger.warn({ code: 'RATE_LIMITED', address }, 'connection refused: too many connections from one address');
       return this.#reject(socket, 429, 'Too Many Requests');
     }
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws, address));
+    this.#wss.handleUpgrade(req, socket, head, (ws) => (this._socketRouter ? this._socketRouter(ws, address) : this.#onConnection(ws, address)));
+  }
+
+  /**
+   * @internal Issue 13: opens a Connection on a socket the cluster edge routed here: a local
+   * WebSocket, or a virtual one whose frames cross the cluster bus from the node the client is on.
+   */
+  _attach(ws: WebSocket, address: string): void {
+    if (this.#closed) {
+      ws.terminate();
+      return;
+    }
+    this.#onConnection(ws, address);
   }
 
   #onConnection(ws: WebSocket, address: string): void {

@@ -2,7 +2,7 @@
 // one YAML or JSON file, overridden by environment variables. Validated as a whole: a bad file is
 // a CONFIG_INVALID error naming the file and the field, never a half-started server.
 import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { SetupError } from '../lib/errors.js';
 import { checkDisplayName, DISPLAY_NAME_MAX, SECRET_MIN_BYTES, secretBytes } from '../lib/rules.js';
@@ -80,11 +80,32 @@ export interface ServeConfig {
    */
   api: {
     enabled: boolean;
-    /** SQLite file of accounts, meeting definitions and API keys; empty: the outbox file (or .c4v-state/definitions.db). */
+    /** SQLite file of accounts, meeting definitions and API keys; empty: the outbox file. Needs the control plane on: its retention purges the definitions. */
     storePath: string;
     /** The admin API key id and secret (>= 32 characters); a random pair per start when empty. */
     adminKeyId: string;
     adminSecret?: string;
+  };
+  /**
+   * Issue 13: cluster mode, on when `redis` is set (C4V_REDIS_URL). The node's region is
+   * workers.region; the address other nodes' media pipes reach is media.announcedAddress (else
+   * media.listenIp).
+   */
+  cluster: {
+    /** redis:// or rediss:// URL; empty = single node (the default). */
+    redis: string;
+    /** AUTH password when not in the URL. */
+    redisPassword?: string;
+    /** CA file to trust for a rediss:// Redis. */
+    redisTlsCaFile?: string;
+    /** This node's id (unique, stable); default the host name. */
+    nodeId: string;
+    heartbeatMs: number;
+    nodeTtlMs: number;
+    leaseMs: number;
+    requestTimeoutMs: number;
+    /** SIGTERM: home meetings still running move to another node after this long (ms). */
+    drainDeadlineMs: number;
   };
   demo: {
     account: AccountInit;
@@ -97,6 +118,11 @@ export interface ServeConfig {
       settings: Partial<MeetingSettings>;
     };
   };
+  /**
+   * Issue 10: graceful shutdown on SIGTERM / SIGINT. The control-plane outbox gets `timeoutMs` to
+   * deliver what the ending meetings produced; what is left stays on disk for the next start.
+   */
+  shutdown: { timeoutMs: number };
 }
 
 /** The embedded defaults: a loopback demo with one meeting, waiting room and host-required start. */
@@ -118,6 +144,7 @@ export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
     pseudonymKeyPath: '',
   },
   api: { enabled: true, storePath: '', adminKeyId: 'admin' },
+  cluster: { redis: '', nodeId: hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 64) || 'node', heartbeatMs: 1000, nodeTtlMs: 3000, leaseMs: 5000, requestTimeoutMs: 5000, drainDeadlineMs: 30_000 },
   demo: {
     account: { id: 'demo', name: 'Demo GmbH', defaults: {}, locked: [] },
     meeting: {
@@ -128,6 +155,7 @@ export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
       settings: { waitingRoom: true, hostRequiredToStart: true, allowGuests: true },
     },
   },
+  shutdown: { timeoutMs: 10_000 },
 });
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -240,6 +268,18 @@ export const ENV_VARS: Readonly<Record<string, string>> = Object.freeze({
   C4V_CONTROL_PLANE_PURGE_FILE: 'controlPlane.purgeFile',
   C4V_STRICT_PERMISSIONS: 'controlPlane.strictPermissions',
   C4V_PSEUDONYM_KEY: 'controlPlane.pseudonymKeyPath',
+  // Issue 10: graceful shutdown.
+  C4V_SHUTDOWN_TIMEOUT_MS: 'shutdown.timeoutMs',
+  // Issue 13: cluster mode.
+  C4V_REDIS_URL: 'cluster.redis',
+  C4V_REDIS_PASSWORD: 'cluster.redisPassword',
+  C4V_REDIS_TLS_CA: 'cluster.redisTlsCaFile',
+  C4V_NODE_ID: 'cluster.nodeId',
+  C4V_CLUSTER_HEARTBEAT_MS: 'cluster.heartbeatMs',
+  C4V_CLUSTER_NODE_TTL_MS: 'cluster.nodeTtlMs',
+  C4V_CLUSTER_LEASE_MS: 'cluster.leaseMs',
+  C4V_CLUSTER_REQUEST_TIMEOUT_MS: 'cluster.requestTimeoutMs',
+  C4V_CLUSTER_DRAIN_DEADLINE_MS: 'cluster.drainDeadlineMs',
 });
 
 function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
@@ -280,7 +320,7 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } =
 
 function validate(raw: unknown, source: string): ServeConfig {
   const c = new Checker(source);
-  const top = c.object(raw, '(top)', ['server', 'workers', 'media', 'tokens', 'limits', 'logging', 'controlPlane', 'demo', 'api']);
+  const top = c.object(raw, '(top)', ['server', 'workers', 'media', 'tokens', 'limits', 'logging', 'controlPlane', 'demo', 'api', 'shutdown', 'cluster']);
 
   const s = c.object(top.server, 'server', ['host', 'port', 'path', 'tls', 'allowInsecurePublic', 'trustedProxies', 'forwardedHeader', 'allowedOrigins']);
   let tls: ServeConfig['server']['tls'];
@@ -444,7 +484,30 @@ function validate(raw: unknown, source: string): ServeConfig {
     api.adminSecret = c.secret(ap.adminSecret, 'api.adminSecret');
   }
 
-  return { server, workers, media, tokens, limits, logging, controlPlane, demo: { account, meeting }, api };
+
+  // Issue 10: graceful shutdown.
+  const sd = c.object(top.shutdown, 'shutdown', ['timeoutMs']);
+  const shutdown: ServeConfig['shutdown'] = { timeoutMs: c.int(sd.timeoutMs, 'shutdown.timeoutMs', 0, 600_000) };
+
+  const cl = c.object(top.cluster, 'cluster', ['redis', 'redisPassword', 'redisTlsCaFile', 'nodeId', 'heartbeatMs', 'nodeTtlMs', 'leaseMs', 'requestTimeoutMs', 'drainDeadlineMs']);
+  const redis = c.string(cl.redis ?? '', 'cluster.redis', { max: 1024 });
+  if (redis !== '' && !/^rediss?:\/\/[^/]/.test(redis)) c.fail('cluster.redis', 'expected a redis:// or rediss:// URL (the value is not echoed: it may hold a password)');
+  const nodeId = c.string(cl.nodeId, 'cluster.nodeId', { min: 1, max: 64 });
+  if (!/^[A-Za-z0-9_.-]+$/.test(nodeId)) c.fail('cluster.nodeId', 'may hold only letters, digits and . - _');
+  const cluster: ServeConfig['cluster'] = {
+    redis,
+    nodeId,
+    heartbeatMs: c.int(cl.heartbeatMs, 'cluster.heartbeatMs', 50, 60_000),
+    nodeTtlMs: c.int(cl.nodeTtlMs, 'cluster.nodeTtlMs', 100, 600_000),
+    leaseMs: c.int(cl.leaseMs, 'cluster.leaseMs', 100, 600_000),
+    requestTimeoutMs: c.int(cl.requestTimeoutMs, 'cluster.requestTimeoutMs', 100, 600_000),
+    drainDeadlineMs: c.int(cl.drainDeadlineMs, 'cluster.drainDeadlineMs', 0, 24 * 3600_000),
+  };
+  if (cluster.nodeTtlMs <= cluster.heartbeatMs) c.fail('cluster.nodeTtlMs', 'must be longer than cluster.heartbeatMs');
+  if (cl.redisPassword !== undefined && cl.redisPassword !== '') cluster.redisPassword = c.string(cl.redisPassword, 'cluster.redisPassword', { min: 1 });
+  if (cl.redisTlsCaFile !== undefined && cl.redisTlsCaFile !== '') cluster.redisTlsCaFile = c.string(cl.redisTlsCaFile, 'cluster.redisTlsCaFile', { min: 1 });
+
+  return { server, workers, media, tokens, limits, logging, controlPlane, demo: { account, meeting }, api, shutdown, cluster };
 }
 
 // The setting names of the contract (types.ts MeetingSettings); their values are checked by the

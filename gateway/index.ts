@@ -13,7 +13,7 @@ export { originAllowed } from './origin.js';
 export { loadConfig, DEFAULT_CONFIG, ENV_VARS } from './config.js';
 export type { ServeConfig } from './config.js';
 export { startDemoServer } from './serve.js';
-export type { DemoServer } from './serve.js';
+export type { DemoServer, DemoServerOptions } from './serve.js';
 export { pb, PROTOCOL_VERSIONS, closeFrameFor, closeReasonToWire, errorToWire } from './wire.js';
 export type { GatewayCore, GatewayMeeting, GatewayParticipant } from './model.js';
 

@@ -42,7 +42,11 @@ export interface DemoServer {
   store: DefinitionStore | undefined;
   /** The web app link that joins the demo meeting as host (with a fresh host token). */
   hostLink(): Promise<string>;
-  /** Stops the gateway (SERVER_SHUTDOWN to every client) and the workers. */
+  /**
+   * Graceful shutdown (what SIGTERM does): no new joins; every participant gets `closing
+   * SERVER_SHUTDOWN`; the meetings end; the control-plane outbox gets `shutdown.timeoutMs` to
+   * deliver (what is left stays on disk for the next start); the workers are closed. Idempotent.
+   */
   close(): Promise<void>;
 }
 
@@ -54,9 +58,23 @@ function readPem(path: string, what: string): Buffer {
   }
 }
 
+/** Options of startDemoServer() that a configuration file does not set. */
+export interface DemoServerOptions {
+  /** The control-plane adapter's retention timer and clock (tests move the clock past a boundary). */
+  retention?: { clock?: () => number; purgeIntervalMs?: number };
+}
+
 /** Starts the demo server from a validated configuration (see loadConfig). */
-export async function startDemoServer(config: ServeConfig, logger?: Logger): Promise<DemoServer> {
+export async function startDemoServer(config: ServeConfig, logger?: Logger, options: DemoServerOptions = {}): Promise<DemoServer> {
   const log = logger ?? createLogger({ level: config.logging.level, logPersonalData: config.logging.personalData, base: { service: 'c4v-media' } });
+  // Fix 15/16: the API's definitions (host names, e-mail addresses, meeting ids) are purged by
+  // the control-plane adapter's retention, the one rule for every store. Without the adapter
+  // nothing would purge a file, so the definitions then live in memory only: the API still works
+  // (C4V_CONTROL_PLANE=off must start, issue 9), but definitions do not survive a restart.
+  const definitionsInMemory = config.api.enabled && !config.controlPlane.enabled;
+  if (definitionsInMemory) {
+    log.warn('control plane off: the operator API keeps its definitions in memory only (lost on restart, nothing written to disk)');
+  }
   const tls = config.server.tls
     ? { cert: readPem(config.server.tls.certFile, 'certFile'), key: readPem(config.server.tls.keyFile, 'keyFile') }
     : undefined;
@@ -91,9 +109,9 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger): Pro
     // starts, so that it counts restored meetings as live rather than as an earlier process's.
     const apiKey = config.api.enabled ? { id: config.api.adminKeyId, secret: config.api.adminSecret ?? randomApiSecret() } : undefined;
     if (apiKey) {
-      const storePath =
-        config.api.storePath || (config.controlPlane.enabled ? config.controlPlane.outboxPath : '.c4v-state/definitions.db');
-      store = openDefinitionStore(storePath);
+      const storePath = definitionsInMemory ? ':memory:' : config.api.storePath || config.controlPlane.outboxPath;
+      // The outbox's permission rule and strict check apply to the definitions' folder and file too.
+      store = openDefinitionStore(storePath, { permissions: { strict: config.controlPlane.strictPermissions, logger: log } });
       api = createOperatorApi({
         core,
         store,
@@ -118,6 +136,10 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger): Pro
         sinks,
         logger: log,
         strictPermissions: cp.strictPermissions,
+        // The definitions follow the outbox's retention (timer, clock and pseudonym).
+        ...(store ? { purgeTargets: [store] } : {}),
+        ...(options.retention?.clock ? { clock: options.retention.clock } : {}),
+        ...(options.retention?.purgeIntervalMs ? { purgeIntervalMs: options.retention.purgeIntervalMs } : {}),
         ...(cp.pseudonymKeyPath ? { pseudonymKeyPath: cp.pseudonymKeyPath } : {}),
       });
     }
@@ -162,6 +184,32 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger): Pro
     gatewayRef = gateway;
     const hostToken = (): Promise<string> =>
       tokens.mint({ identity: d.meeting.hostIdentity, role: 'host', meetingId: meeting.id, displayName: d.meeting.hostName }, { ttlSeconds: config.tokens.ttlSeconds });
+    let closing: Promise<void> | undefined;
+    const shutdown = async (): Promise<void> => {
+      // First and synchronously: worker exits from here on are the shutdown, not a failure (a
+      // service manager signals the workers too, and they may go before close() reaches them).
+      core.pool.beginShutdown();
+      log.info({ meetings: core.meetings.length }, 'shutting down');
+      // Issue 15: the operator API closes first, so that no meeting is created during the shutdown.
+      api?.close();
+      // No new joins: the gateway stops accepting, then closes every session and connection.
+      await gateway.close();
+      // The meetings end (their MeetingEnded goes to the outbox), then the workers are closed.
+      core.close();
+      if (controlPlane) {
+        try {
+          await controlPlane.drained(config.shutdown.timeoutMs);
+        } catch {
+          log.warn(
+            { pending: controlPlane.pending, timeoutMs: config.shutdown.timeoutMs },
+            'control-plane outbox not delivered within the shutdown deadline; it is kept for the next start',
+          );
+        }
+        await controlPlane.close();
+      }
+      store?.close();
+      log.info('stopped');
+    };
     return {
       core,
       gateway,
@@ -173,12 +221,9 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger): Pro
       store,
       hostToken,
       hostLink: async () => joinUrl(gateway.httpUrl, meeting.id, await hostToken()),
-      async close() {
-        api?.close();
-        await gateway.close();
-        core.close();
-        await controlPlane?.close();
-        store?.close();
+      close() {
+        closing ??= shutdown();
+        return closing;
       },
     };
   } catch (error) {

@@ -3,11 +3,12 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { ArgumentError, C4vError } from './errors.js';
 import { TypedEmitter } from './events.js';
-import { MeetingMedia, type MeetingMediaOptions } from './media/MeetingMedia.js';
+import { MeetingMedia, type MediaPlane, type MeetingMediaOptions } from './media/MeetingMedia.js';
 import { WorkerPool, type PoolWorker, type WorkerPoolOptions } from './media/WorkerPool.js';
 import { DEFAULT_PASSWORD_LIMITS, Meeting, type PasswordAttemptLimits } from './model/Meeting.js';
 import type { Participant } from './model/Participant.js';
 import { AttemptLimiter, ConcurrencyGate, assertPassword, hashPassword } from './model/password.js';
+import { isPictureUrl, PICTURE_URL_RULE } from './model/pictureUrl.js';
 
 // Issue 15: the shape hashPassword() writes (`scrypt$N$r$p$<salt>$<hash>`).
 const PASSWORD_HASH_RE = /^scrypt\$\d{1,8}\$\d{1,3}\$\d{1,3}\$[A-Za-z0-9+/=]{8,128}\$[A-Za-z0-9+/=]{16,256}$/;
@@ -81,6 +82,11 @@ export class MediaCore extends TypedEmitter<MediaCoreEvents> {
   readonly #addressLimiter: AttemptLimiter;
   readonly #hashGate: ConcurrencyGate;
   #closed = false;
+  /**
+   * @internal Issue 13, cluster mode (lib/cluster/ClusterNode.ts): creates each new meeting's media
+   * plane (a ClusterMedia whose participants may sit on other nodes) instead of a local MeetingMedia.
+   */
+  _mediaPlaneFactory: ((p: { meetingId: string; allowedRegions: readonly string[] }) => Promise<MediaPlane>) | undefined;
 
   /** @internal Use createMediaCore(). */
   constructor(options: {
@@ -114,6 +120,11 @@ export class MediaCore extends TypedEmitter<MediaCoreEvents> {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** @internal The media-plane options every meeting of this core uses (issue 13: the cluster's per-node media). */
+  get _mediaOptions(): MeetingMediaOptions | undefined {
+    return this.#mediaOptions;
   }
 
   /** Creates (or replaces) an account: its default settings and the settings it locks. */
@@ -167,13 +178,15 @@ export class MediaCore extends TypedEmitter<MediaCoreEvents> {
       throw new ArgumentError('settings require a meeting password: pass init.password');
     }
     const passwordHash = init.password !== undefined ? await hashPassword(init.password) : init.passwordHash;
-    const media = await MeetingMedia.create({
-      meetingId: id,
-      pool: this.pool,
-      allowedRegions: settings.allowedRegions,
-      ...(this.#mediaOptions ? { options: this.#mediaOptions } : {}),
-      logger: this.logger,
-    });
+    const media = this._mediaPlaneFactory
+      ? await this._mediaPlaneFactory({ meetingId: id, allowedRegions: settings.allowedRegions })
+      : await MeetingMedia.create({
+          meetingId: id,
+          pool: this.pool,
+          allowedRegions: settings.allowedRegions,
+          ...(this.#mediaOptions ? { options: this.#mediaOptions } : {}),
+          logger: this.logger,
+        });
     if (this.#closed || this.#meetings.has(id)) {
       media.close();
       throw new C4vError(this.#closed ? 'CLOSED' : 'INVALID_STATE', this.#closed ? 'media core closed' : `meeting ${id} exists already`);
@@ -236,17 +249,8 @@ export async function createMediaCore(options: MediaCoreOptions): Promise<MediaC
   });
 }
 
-// Issue 16: the host's profile picture is allow-listed metadata; only a plain http(s) URL of sane
-// length is accepted, so nothing else can travel in that field.
+// The host's profile picture is allow-listed metadata: one rule (lib/model/pictureUrl.ts), shared
+// with the operator API's schema, so that nothing else can travel in that field.
 function assertPictureUrl(value: unknown): void {
-  let ok = typeof value === 'string' && value.length > 0 && value.length <= 2048;
-  if (ok) {
-    try {
-      const url = new URL(value as string);
-      ok = url.protocol === 'https:' || url.protocol === 'http:';
-    } catch {
-      ok = false;
-    }
-  }
-  if (!ok) throw new ArgumentError('hostProfilePictureUrl must be an http(s) URL of at most 2048 characters');
+  if (!isPictureUrl(value)) throw new ArgumentError(`hostProfilePictureUrl must be ${PICTURE_URL_RULE}`);
 }

@@ -54,6 +54,11 @@ export const ErrorCodes = [
   'WORKER_BUILD_FAILED',
   // Issue 16: data protection.
   'INSECURE_PERMISSIONS',
+  // Issue 13: cluster mode (Redis registry, home placement, bus).
+  'CLUSTER_UNAVAILABLE',
+  'CLUSTER_TIMEOUT',
+  'NODE_DRAINING',
+  'HOME_LOST',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];

@@ -68,20 +68,20 @@ export { renderZoomWebhook, signZoomWebhook, verifyZoomWebhook, ZOOM_EVENT_NAMES
 export type { ZoomWebhook } from './controlplane/zoomWebhook.js';
 export { HTTP_SINK_FORMATS } from './controlplane/sinks.js';
 export type { HttpSinkFormat } from './controlplane/sinks.js';
-export { openDefinitionStore, DefinitionStore } from './store/DefinitionStore.js';
-export type { StoredAccount, StoredMeeting, MeetingDefinition, StoredApiKey, ApiAuditEntry } from './store/DefinitionStore.js';
+export { openDefinitionStore, DefinitionStore, PERSONAL_DEFINITION_FIELDS } from './store/DefinitionStore.js';
+export type { StoredAccount, StoredMeeting, MeetingDefinition, StoredApiKey, ApiAuditEntry, DefinitionStoreOptions } from './store/DefinitionStore.js';
 export type { MeetingOperator } from './model/Meeting.js';
 
 // Issue 16: data protection. Logging by type, pseudonyms, permissions, the privacy report.
 export { logView, personal, PersonalData, redactPersonal, scrubText, REDACTED } from './telemetry/logger.js';
 export { privacyReport, privacyReportOf, formatPrivacyReport } from './privacy/report.js';
-export type { PrivacyReport, PrivacyReportOptions, ReportDisclosure, ReportHolding, ReportPlacement } from './privacy/report.js';
+export type { PrivacyReport, PrivacyReportOptions, ReportDisclosure, ReportHolding, ReportPlacement, ReportHolder } from './privacy/report.js';
 export { pseudonymiser, loadOrCreateKey, isPseudonym, PSEUDONYM_PREFIX } from './privacy/pseudonym.js';
 export type { Pseudonymiser } from './privacy/pseudonym.js';
 export { ensurePrivateDir, ensurePrivateFile } from './privacy/permissions.js';
 export type { PermissionPolicy } from './privacy/permissions.js';
 export { eventFieldPaths } from './privacy/fields.js';
-export type { PurgeTarget } from './controlplane/sinks.js';
+export type { PurgeTarget, PurgeContext, HeldData } from './controlplane/sinks.js';
 export type { QueuedPurge, StoredDisclosure, StoredPurge, MeetingHoldings } from './controlplane/store.js';
 
 // Issue 10 (auth and edge): the one display-name and secret rule, for embedders and the operator API.

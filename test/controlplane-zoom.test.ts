@@ -87,21 +87,25 @@ test('the allow-listed events arrive as Zoom webhooks, signed, in order, with on
       assert.ok(Math.abs(d.event_ts - Date.now()) < 60_000);
     }
     const [created, started, joined, changed, left, updated, ended] = got.map((d) => d.payload.object);
+    // Every event of this instance carries the same uuid: its meeting_instance_id.
+    const uuid = String((created as { uuid: string }).uuid);
+    assert.match(uuid, /^[0-9a-f-]{36}$/);
+    assert.not.equal(uuid, 'visite-3');
     const recurrence = { type: 2, end_date_time: '2030-06-03T07:30:00Z' };
     const settings = { waiting_room: true, join_before_host: false, mute_upon_entry: false, encryption_type: 'e2ee', meeting_authentication: true };
     assert.equal(created, {
-      id: 'visite-3', uuid: 'visite-3', topic: 'Visite Station 3', type: 8, start_time: '2030-05-06T07:30:00Z',
+      id: 'visite-3', uuid, topic: 'Visite Station 3', type: 8, start_time: '2030-05-06T07:30:00Z',
       duration: 30, timezone: 'Europe/Berlin', recurrence, settings,
     });
     assert.equal(started, { ...created, start_time: '2030-05-06T07:31:00Z' });
     // No user_id, id, join_time: the allow-list carries none of them. No IP or MAC address: Zoom
     // has no field for them.
-    assert.equal(joined, { id: 'visite-3', uuid: 'visite-3', participant: { user_name: 'Pfleger Jan', email: 'jan@klinik.example' } });
+    assert.equal(joined, { id: 'visite-3', uuid, participant: { user_name: 'Pfleger Jan', email: 'jan@klinik.example' } });
     // Only the changed settings that have a Zoom field.
-    assert.equal(changed, { id: 'visite-3', uuid: 'visite-3', settings: { waiting_room: false } });
-    assert.equal(left, { id: 'visite-3', uuid: 'visite-3', participant: { user_name: 'Pfleger Jan' } });
+    assert.equal(changed, { id: 'visite-3', uuid, settings: { waiting_room: false } });
+    assert.equal(left, { id: 'visite-3', uuid, participant: { user_name: 'Pfleger Jan' } });
     assert.is(updated!.topic, 'Visite Station 3 (neu)');
-    assert.equal(ended, { id: 'visite-3', uuid: 'visite-3', start_time: '2030-05-06T07:31:00Z', end_time: '2030-05-06T08:01:00Z' });
+    assert.equal(ended, { id: 'visite-3', uuid, start_time: '2030-05-06T07:31:00Z', end_time: '2030-05-06T08:01:00Z' });
     const bytes = Buffer.concat(got.map((d) => d.raw)).toString();
     for (const absent of ['10.1.2.3', '00:11:22:33:44:55', 'scrypt$', 'Schmerzen', 'berg@klinik.example', 'klinik"', '+49 30']) {
       assert.not.ok(bytes.includes(absent), `${absent} is not sent in Zoom format`);
@@ -173,6 +177,9 @@ test('renderZoomWebhook: meeting types, created vs updated by sequence; verifyZo
     event_ts: 5,
     payload: { object: { id: 'm', uuid: 'm', topic: 'Sofort', type: 1 } },
   });
+  // An instance id (a meeting id used again is a new instance, issue 10) becomes Zoom's uuid.
+  const instance = encodeEvent({ eventId: 'e9', meetingId: 'm', sequence: 1, meetingInstanceId: 'inst-2' }, { meetingUpdated: { meeting: instant } });
+  assert.equal(renderZoomWebhook(instance, 5)!.payload.object, { id: 'm', uuid: 'inst-2', topic: 'Sofort', type: 1 });
   const scheduled = renderZoomWebhook(bytes(2, { meetingUpdated: { meeting: { ...instant, scheduledStartMs: T0 } } }))!;
   assert.is(scheduled.payload.object.type, 2);
   assert.is(renderZoomWebhook(bytes(3, { pollResults: { question: 'q', options: ['a', 'b'], counts: [0, 0] } })), undefined);

@@ -49,7 +49,7 @@ test('proto/controlplane.proto declares exactly the allow-listed fields', () => 
   // The customer-facing list (README "Data protection"). Changing the .proto without changing this
   // table fails here on purpose: the allow-list changes only deliberately.
   const expected: Record<string, string[]> = {
-    ControlPlaneEvent: ['eventId', 'meetingId', 'sequence', 'meetingStarted', 'meetingUpdated', 'meetingEnded', 'participantJoined', 'participantLeft', 'pollResults', 'settingsChanged'],
+    ControlPlaneEvent: ['eventId', 'meetingId', 'sequence', 'meetingInstanceId', 'meetingStarted', 'meetingUpdated', 'meetingEnded', 'participantJoined', 'participantLeft', 'pollResults', 'settingsChanged'],
     MeetingStarted: ['meeting', 'actualStartMs'],
     MeetingUpdated: ['meeting'],
     MeetingDescription: ['title', 'host', 'passwordHash', 'settings', 'scheduledStartMs', 'scheduledDurationMinutes', 'recurrence', 'hostTimeZone', 'dialInNumbers'],
@@ -177,13 +177,23 @@ test('the JSON format renders the same allow-listed event', async () => {
   try {
     const sent = adapter.publish({ meetingId: 'json-1', accountId: 'acme', retentionDays: 7 }, { settingsChanged: { changed: { allowChat: false, maxParticipants: 12 } } });
     await adapter.drained();
+    const instance = receiver.accepted[0]?.meetingInstanceId ?? '';
+    assert.ok(instance !== '', 'a first event starts an instance of the meeting');
     assert.equal(receiver.accepted, [
-      { eventId: sent.eventId, meetingId: 'json-1', sequence: 1, kind: 'settingsChanged', body: { changed: { allowChat: false, maxParticipants: 12 } } },
+      {
+        eventId: sent.eventId,
+        meetingId: 'json-1',
+        sequence: 1,
+        meetingInstanceId: instance,
+        kind: 'settingsChanged',
+        body: { changed: { allowChat: false, maxParticipants: 12 } },
+      },
     ]);
     assert.equal(JSON.parse(receiver.bodies[0]!.toString()), {
       eventId: sent.eventId,
       meetingId: 'json-1',
       sequence: 1,
+      meetingInstanceId: instance,
       settingsChanged: { changed: { allowChat: false, maxParticipants: 12 } },
     });
   } finally {

@@ -226,7 +226,7 @@ test('queued purges of a store that is no longer configured are dropped at start
   }
 });
 
-test('a meeting id that comes back after its purge continues its sequence numbers', async () => {
+test('a meeting id that comes back after its purge is a new instance: its own sequence, never an (instance, sequence) twice', async () => {
   const receiver = await ControlPlaneReceiver.start();
   const { dir, cleanup } = tempDir();
   const adapter = createControlPlaneAdapter({
@@ -241,13 +241,20 @@ test('a meeting id that comes back after its purge continues its sequence number
     await runMeeting(core, 'm-again', { accountId: 'zero' });
     await purged;
     assert.is(core.getMeeting('m-again'), undefined, 'released at retention');
-    const first = receiver.ofMeeting('m-again').map((e) => e.sequence);
+    const first = receiver.ofMeeting('m-again');
     purged = nextEvent(adapter, 'purged');
     await runMeeting(core, 'm-again', { accountId: 'zero' });
     await purged;
-    const all = receiver.ofMeeting('m-again').map((e) => e.sequence);
+    const all = receiver.ofMeeting('m-again');
     assert.ok(all.length > first.length);
-    assert.equal(all, all.map((_, i) => i + 1), 'one sequence, never a number twice');
+    // Issue 10: the second use of the id is a new meeting instance with its own sequence 1, 2, 3 ...
+    const instances = [...new Set(all.map((e) => e.meetingInstanceId))];
+    assert.is(instances.length, 2, 'two instances of the meeting id');
+    assert.ok(instances.every((i) => i !== ''));
+    for (const instance of instances) {
+      const seqs = all.filter((e) => e.meetingInstanceId === instance).map((e) => e.sequence);
+      assert.equal(seqs, seqs.map((_, i) => i + 1), 'one sequence per instance, never a number twice');
+    }
     assert.is(adapter.meetingIds().length, 1, 'one meeting row, under its pseudonym');
     assert.ok(isPseudonym(adapter.meetingIds()[0]!));
   } finally {

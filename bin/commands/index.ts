@@ -1,6 +1,7 @@
 // The CLI's command table: one entry per command file. Add a command by writing
 // bin/commands/<name>.ts (a CliCommand) and listing it here.
 import { doctor } from './doctor.js';
+import { drain } from './cluster.js';
 import { serve } from './serve.js';
 import { account } from './account.js';
 import { meeting } from './meeting.js';
@@ -17,4 +18,5 @@ export const COMMANDS: readonly CliCommand[] = [
   meeting,
   privacy, // issue 16
   token, // issue 10a
+  drain, // issue 13
 ];

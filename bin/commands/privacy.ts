@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import { loadConfig } from '../../gateway/config.js';
+import { openDefinitionStore } from '../../lib/store/DefinitionStore.js';
 import { formatPrivacyReport, privacyReportOf } from '../../lib/privacy/report.js';
 import { UsageError, type CliCommand } from './types.js';
 
@@ -45,14 +47,25 @@ for purge; what was purged and when.
         since = d;
       } else throw new UsageError(`unknown argument ${a}`);
     }
-    const cp = outbox ? undefined : loadConfig({ ...(file ? { file } : {}), env: process.env }).controlPlane;
-    const report = privacyReportOf(outbox ?? cp!.outboxPath, {
-      ...(meetingId === undefined ? {} : { meetingId }),
-      ...(since ? { since } : {}),
-      ...(cp?.pseudonymKeyPath ? { pseudonymKeyPath: cp.pseudonymKeyPath } : {}),
-      ...(cp?.purgeFile && cp.filePath ? { purgeTargets: ['file'] } : {}),
-    });
-    process.stdout.write(json ? JSON.stringify(report, null, 2) + '\n' : formatPrivacyReport(report));
+    const config = outbox ? undefined : loadConfig({ ...(file ? { file } : {}), env: process.env });
+    const cp = config?.controlPlane;
+    const outboxPath = outbox ?? cp!.outboxPath;
+    // The operator API's definition store (by default in the outbox file itself) is listed too:
+    // what it holds per meeting (field names) and, in the purge record, what was purged there.
+    const definitionsPath = config ? (config.api.enabled ? config.api.storePath || outboxPath : undefined) : outboxPath;
+    const definitions = definitionsPath && existsSync(definitionsPath) && existsSync(outboxPath) ? openDefinitionStore(definitionsPath) : undefined;
+    try {
+      const report = privacyReportOf(outboxPath, {
+        ...(meetingId === undefined ? {} : { meetingId }),
+        ...(since ? { since } : {}),
+        ...(cp?.pseudonymKeyPath ? { pseudonymKeyPath: cp.pseudonymKeyPath } : {}),
+        ...(cp?.purgeFile && cp.filePath ? { purgeTargets: ['file'] } : {}),
+        ...(definitions ? { holders: [definitions] } : {}),
+      });
+      process.stdout.write(json ? JSON.stringify(report, null, 2) + '\n' : formatPrivacyReport(report));
+    } finally {
+      definitions?.close();
+    }
     return 0;
   },
 };

@@ -1,5 +1,6 @@
 import { loadConfig, ENV_VARS } from '../../gateway/config.js';
 import { startDemoServer } from '../../gateway/serve.js';
+import { serveCluster } from './cluster.js';
 import { UsageError, type CliCommand } from './types.js';
 
 export const serve: CliCommand = {
@@ -12,6 +13,10 @@ demo account and meeting. Prints the WebSocket URL and a host join token.
 
   --config FILE   YAML or JSON configuration (default: $C4V_CONFIG, else the embedded defaults)
 
+SIGTERM or SIGINT stops it gracefully: no new joins, every participant gets closing
+SERVER_SHUTDOWN, the meetings end, the control-plane outbox gets shutdown.timeoutMs to deliver,
+the workers are closed; exit code 0.
+
 Environment: C4V_CONFIG, ${Object.keys(ENV_VARS).join(', ')}`,
 
   async run(args) {
@@ -22,6 +27,8 @@ Environment: C4V_CONFIG, ${Object.keys(ENV_VARS).join(', ')}`,
       else throw new UsageError(`unknown argument ${args[i]}`);
     }
     const config = loadConfig({ ...(file ? { file } : {}), env: process.env });
+    // Issue 13: with a Redis URL this node joins a cluster (bin/commands/cluster.ts).
+    if (config.cluster.redis) return serveCluster(config);
     const server = await startDemoServer(config);
     const { gateway, meeting } = server;
     // Join tokens are JWTs minted with jose (asynchronous).
@@ -52,14 +59,25 @@ Environment: C4V_CONFIG, ${Object.keys(ENV_VARS).join(', ')}`,
     );
     return new Promise<number>((resolve) => {
       let stopping = false;
+      // Kept for the whole shutdown: a second signal must not kill the process half-way (with
+      // `once`, Node's default action would apply to it) while the outbox is being delivered.
       const stop = (signal: string): void => {
-        if (stopping) return;
+        if (stopping) {
+          process.stderr.write(`c4v-media serve: ${signal} again, still stopping (at most ${config.shutdown.timeoutMs} ms for the outbox)\n`);
+          return;
+        }
         stopping = true;
         process.stderr.write(`c4v-media serve: ${signal}, stopping\n`);
-        void server.close().finally(() => resolve(0));
+        server.close().then(
+          () => resolve(0),
+          (error: unknown) => {
+            process.stderr.write(`c4v-media serve: shutdown failed: ${String(error)}\n`);
+            resolve(1);
+          },
+        );
       };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
     });
   },
 };

@@ -22,12 +22,15 @@ import * as S from './schemas.js';
 /** The path prefix of the API. */
 export const API_PREFIX = '/api/v1';
 const MAX_BODY_BYTES = 64 * 1024;
-const HOUR_MS = 3_600_000;
 
 export interface OperatorApiOptions {
   /** The media core whose accounts and meetings the API manages. */
   core: MediaCore;
-  /** Durable accounts, meeting definitions, scoped keys and the API audit record. */
+  /**
+   * Durable accounts, meeting definitions, scoped keys and the API audit record. It has no
+   * retention timer of its own: register it in the control-plane adapter's `purgeTargets` (as
+   * gateway/serve.ts does) so that the outbox's retention rule purges it too.
+   */
   store: DefinitionStore;
   /** Mints join tokens (the gateway verifies them with the same secret). */
   tokens: JoinTokens;
@@ -124,7 +127,6 @@ export class OperatorApi {
   readonly #logger: Logger;
   readonly #routes: CompiledRoute[];
   readonly #limiter: KeyedRateLimiter;
-  readonly #purgeTimer: NodeJS.Timeout;
   readonly #sweepTimer: NodeJS.Timeout;
   readonly #onEnded: (m: Meeting) => void;
   #openapi: string | undefined;
@@ -144,14 +146,13 @@ export class OperatorApi {
     });
     this.#limiter = new KeyedRateLimiter(options.rateLimit?.perSecond ?? 50, options.rateLimit?.burst ?? 200);
     // A meeting that ended is not restored after a restart; its definition goes after retention.
+    // When it goes is the control-plane adapter's call: the store is one of its purge targets
+    // (gateway/serve.ts), on the adapter's timer and clock, so there is one retention rule.
     this.#onEnded = (m) => {
       if (this.#closed) return;
       this.#o.store.meetingEnded(m.id, (m.endedAt ?? new Date()).getTime());
-      this.purge();
     };
     options.core.observer.on('meetingended', this.#onEnded);
-    this.#purgeTimer = setInterval(() => this.purge(), HOUR_MS);
-    this.#purgeTimer.unref();
     // Full buckets are forgotten, so the limiter holds only recently active addresses.
     this.#sweepTimer = setInterval(() => this.#limiter.sweep(), 60_000);
     this.#sweepTimer.unref();
@@ -194,23 +195,13 @@ export class OperatorApi {
         this.#logger.warn({ meetingId: m.definition.id, code: toErrorPayload(error).code }, 'stored meeting not restored');
       }
     }
-    this.purge();
     return { accounts, meetings, failed };
-  }
-
-  /** Drops definitions of ended meetings whose retention has run out (also runs hourly). */
-  purge(): string[] {
-    if (this.#closed) return [];
-    const ids = this.#o.store.purge();
-    if (ids.length > 0) this.#logger.info({ meetings: ids.length }, 'meeting definitions purged (retention)');
-    return ids;
   }
 
   /** Stops answering (503) and stops its timers; the store is the caller's. Idempotent. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#purgeTimer);
     clearInterval(this.#sweepTimer);
     this.#o.core.observer.off('meetingended', this.#onEnded);
   }
@@ -317,8 +308,7 @@ export class OperatorApi {
   // Resources
 
   #init(d: MeetingDefinition, password?: string): MeetingInit {
-    // hostProfilePictureUrl is passed through for the model versions that take it (issue 16).
-    const init: MeetingInit & { hostProfilePictureUrl?: string } = {
+    const init: MeetingInit = {
       id: d.id,
       accountId: d.accountId,
       title: d.title,
@@ -376,7 +366,7 @@ export class OperatorApi {
     const recurrence = live?.recurrence ?? d?.recurrence;
     const hostName = live?.hostName ?? d?.hostName;
     const hostEmail = live?.hostEmail ?? d?.hostEmail;
-    const picture = (live as { hostProfilePictureUrl?: string } | undefined)?.hostProfilePictureUrl ?? d?.hostProfilePictureUrl;
+    const picture = live?.hostProfilePictureUrl ?? d?.hostProfilePictureUrl;
     const tz = live?.hostTimeZone ?? d?.hostTimeZone;
     const duration = live?.scheduledDurationMinutes ?? d?.scheduledDurationMinutes;
     const dialIn = live ? [...live.dialInNumbers] : d?.dialInNumbers;

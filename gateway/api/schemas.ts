@@ -2,6 +2,7 @@
 // body and are the source of the OpenAPI document (z.toJSONSchema): one definition, two uses, so
 // the document cannot drift from what the server accepts.
 import { z } from 'zod';
+import { isPictureUrl, PICTURE_URL_MAX_LENGTH, PICTURE_URL_RULE } from '../../lib/model/pictureUrl.js';
 
 /** Ids that end up in logs, audit entries and the control plane: short and printable. */
 export const Id = z.string().regex(/^[\w.@:+-]{1,128}$/, 'letters, digits and . @ : + - _ (1 to 128)');
@@ -100,7 +101,13 @@ export const MeetingCreate = z
     hostIdentity: Id.describe('The identity that joins as host (host join tokens are minted for it).'),
     hostName: z.string().min(1).max(128).optional(),
     hostEmail: z.email().max(256).optional(),
-    hostProfilePictureUrl: z.url({ protocol: /^https$/ }).max(2048).optional(),
+    // The model's rule, called rather than restated (lib/model/pictureUrl.ts says why https only).
+    hostProfilePictureUrl: z
+      .string()
+      .max(PICTURE_URL_MAX_LENGTH)
+      .refine((v) => isPictureUrl(v), PICTURE_URL_RULE)
+      .optional()
+      .describe(`The host's profile picture: ${PICTURE_URL_RULE}.`),
     password: z.string().min(1).max(256).optional().describe('Clear-text password: hashed at once (scrypt), never stored or returned.'),
     settings: SettingsPatch.optional().describe('Overrides of the account defaults (SETTING_LOCKED for locked ones).'),
     scheduledStart: z.iso.datetime({ offset: true }).optional().describe('ISO 8601 with an offset, e.g. 2026-12-01T18:00:00+01:00: a scheduled meeting.'),

@@ -3,13 +3,13 @@ import type { Logger } from 'pino';
 import { C4vError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
 import type { AuditEntry, CloseReason, MeetingSettings, PlacementEntry, PollResults } from '../model/types.js';
-import { assertAllowListed, encodeEvent, eventType, type ControlPlaneMessage } from './allowList.js';
+import { assertAllowListed, encodeEvent, eventType, renderEvent, type ControlPlaneMessage } from './allowList.js';
 import * as map from './mapping.js';
 import type { MeetingView, ParticipantView } from './mapping.js';
 import { eventFieldPaths } from '../privacy/fields.js';
 import { privacyReport, type PrivacyReport, type PrivacyReportOptions } from '../privacy/report.js';
 import type { ControlPlaneSink, OutgoingEvent, PurgeTarget } from './sinks.js';
-import { ControlPlaneStore, type PendingDelivery, type PurgeResult, type StoredAuditEntry } from './store.js';
+import { ControlPlaneStore, type OrphanedMeeting, type PendingDelivery, type PurgeResult, type StoredAuditEntry } from './store.js';
 
 /** The observer events the adapter listens to (a subset of MediaCore's `observer`). */
 export type ControlPlaneSourceEvents = {
@@ -195,9 +195,21 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
     const dropped = this.store.syncSinks(names, now);
     if (dropped.length > 0) this.#logger.warn({ sinks: dropped }, 'dropped undelivered events of sinks no longer configured');
     for (const m of options.source.meetings ?? []) this.#track(m);
-    const orphans = this.store.endOrphans(new Set(this.#live.keys()));
-    if (orphans.length > 0) this.#logger.info({ meetings: orphans.length }, 'meetings of an earlier process marked ended');
+    const orphans = this.store.orphans(new Set(this.#live.keys()));
+    for (const orphan of orphans) this.#endOrphan(orphan);
+    if (orphans.length > 0) this.#logger.info({ meetings: orphans.length }, 'meetings an earlier process left open were ended');
     this.#subscribe();
+    // A store that still holds a meeting the outbox has already pseudonymised (a purge cut short by
+    // a crash, or a store that became a purge target later) gets that purge queued again.
+    for (const target of this.#targets) {
+      try {
+        const held = new Set((target.heldData?.() ?? []).map((h) => h.meetingId));
+        for (const id of held) if (this.store.isPseudonymised(id)) this.store.queuePurge(id, target.name, now);
+      } catch (error) {
+        // The store cannot say what it holds now: its queued purges still run; start anyway.
+        this.#logger.warn({ target: target.name, err: error instanceof Error ? error.message : String(error) }, 'purge target could not list its holdings');
+      }
+    }
     this.purge();
     this.#purgeTimer = setInterval(() => this.purge(), interval);
     this.#purgeTimer.unref();
@@ -221,6 +233,14 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
    * Throws FIELD_NOT_ALLOWED for any undeclared field; nothing is stored or sent then.
    */
   publish(meeting: { meetingId: string; accountId: string; retentionDays: number }, message: ControlPlaneMessage): OutgoingEvent {
+    return this.#publish(meeting, message, {});
+  }
+
+  #publish(
+    meeting: { meetingId: string; accountId: string; retentionDays: number },
+    message: ControlPlaneMessage,
+    options: { newInstance?: boolean },
+  ): OutgoingEvent {
     if (this.#closed) throw new C4vError('CLOSED', 'control-plane adapter closed');
     if (typeof meeting.meetingId !== 'string' || meeting.meetingId === '') throw new TypeError('meetingId must be a non-empty string');
     if (!Number.isFinite(meeting.retentionDays) || meeting.retentionDays < 0) throw new TypeError('retentionDays must be >= 0');
@@ -231,9 +251,14 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
       meeting,
       eventId,
       kind,
-      (seq) => (payload = encodeEvent({ eventId, meetingId: meeting.meetingId, sequence: seq }, message)),
+      (seq, instanceId) =>
+        (payload = encodeEvent(
+          { eventId, meetingId: meeting.meetingId, sequence: seq, ...(instanceId ? { meetingInstanceId: instanceId } : {}) },
+          message,
+        )),
       this.#sinks.map((s) => s.sink.name),
       this.#clock(),
+      options,
     );
     const event: OutgoingEvent = { eventId, meetingId: meeting.meetingId, sequence, kind, payload };
     this.#logger.debug({ eventId, meetingId: meeting.meetingId, sequence, kind }, 'control-plane event stored');
@@ -269,7 +294,12 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
    * purged. Due dates use the adapter's clock; this adapter's purge targets are listed as holders.
    */
   privacyReport(options: Omit<PrivacyReportOptions, 'purgeTargets'> = {}): PrivacyReport {
-    return privacyReport(this.store, { now: new Date(this.#clock()), ...options, purgeTargets: this.#targets.map((t) => t.name) });
+    return privacyReport(this.store, {
+      now: new Date(this.#clock()),
+      ...options,
+      purgeTargets: this.#targets.map((t) => t.name),
+      holders: this.#targets.filter((t): t is PurgeTarget & Required<Pick<PurgeTarget, 'heldData'>> => typeof t.heldData === 'function'),
+    });
   }
 
   /** Ids of every meeting with a record in the adapter's store. */
@@ -326,9 +356,9 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
           const ids = this.store.queuedPurges(target.name).map((q) => q.meetingId);
           if (ids.length === 0) continue;
           try {
-            const counts = await target.purgeMeetings(ids);
+            const counts = await target.purgeMeetings(ids, { pseudonym: this.store.pseudonym, now: this.#clock() });
             if (this.store.closed) return;
-            for (const id of ids) this.store.purgeDone(id, target.name, this.#clock(), counts[id] ?? 0);
+            for (const id of ids) this.store.purgeDone(id, target.name, this.#clock(), counts[id] ?? 0, target.purgeDetail);
             this.#logger.info({ target: target.name, meetings: ids.length }, 'retention purge of another store');
             this.safeEmit('targetpurged', target.name, counts);
           } catch (error) {
@@ -421,14 +451,52 @@ export class ControlPlaneAdapter extends TypedEmitter<ControlPlaneAdapterEvents>
     return live;
   }
 
-  #publishFor(m: MeetingView, message: ControlPlaneMessage): void {
-    this.publish({ meetingId: m.id, accountId: m.accountId, retentionDays: m.settings.retentionDays }, message);
+  #publishFor(m: MeetingView, message: ControlPlaneMessage, options: { newInstance?: boolean } = {}): void {
+    this.#publish({ meetingId: m.id, accountId: m.accountId, retentionDays: m.settings.retentionDays }, message, options);
+  }
+
+  /**
+   * Issue 10: a meeting an earlier process left open (it crashed or was killed) ended with that
+   * process. The control plane gets its MeetingEnded now, dated at its last stored event (the
+   * last moment it is known to have run); start and attendees come from the instance's own stored
+   * events, which the retention purge has not touched because the meeting had not ended.
+   */
+  #endOrphan(o: OrphanedMeeting): void {
+    let startedAt = 0;
+    let lastKind: string | undefined;
+    const names = new Set<string>();
+    for (const e of this.store.events(o.meetingId)) {
+      if (e.instanceId !== o.instanceId) continue;
+      lastKind = e.kind;
+      if (e.kind !== 'meetingStarted' && e.kind !== 'participantJoined') continue;
+      const r = renderEvent(e.payload);
+      if (e.kind === 'meetingStarted') startedAt = Number((r.meetingStarted as { actualStartMs?: number }).actualStartMs ?? 0);
+      else {
+        const name = (r.participantJoined as { displayName?: string }).displayName;
+        if (name) names.add(name);
+      }
+    }
+    const endedAt = o.lastEventAt > 0 ? o.lastEventAt : this.#clock();
+    // Killed between storing its MeetingEnded and recording the end: the message is out already.
+    if (lastKind !== 'meetingEnded') this.#publish(
+      { meetingId: o.meetingId, accountId: o.accountId, retentionDays: o.retentionDays },
+      {
+        meetingEnded: map.meetingEnded(
+          { startedAt: startedAt > 0 ? new Date(startedAt) : undefined, endedAt: new Date(endedAt) },
+          [...names],
+        ),
+      },
+      {},
+    );
+    this.store.meetingEnded(o.meetingId, endedAt);
+    this.store.closePlacements(o.meetingId, endedAt, 'meeting-ended');
   }
 
   #subscribe(): void {
     this.#on('meetingcreated', (m) => {
       this.#track(m);
-      this.#publishFor(m, { meetingUpdated: map.meetingUpdated(m) });
+      // A created meeting is a new instance of its id, even where the id was used before.
+      this.#publishFor(m, { meetingUpdated: map.meetingUpdated(m) }, { newInstance: true });
     });
     this.#on('meetingstarted', (m) => {
       this.#track(m);

@@ -139,7 +139,10 @@ export function assertAllowListed(message: ControlPlaneMessage): MessageKind {
 }
 
 /** Encodes a checked message into a ControlPlaneEvent (protobuf bytes). */
-export function encodeEvent(envelope: { eventId: string; meetingId: string; sequence: number }, message: ControlPlaneMessage): Uint8Array {
+export function encodeEvent(
+  envelope: { eventId: string; meetingId: string; sequence: number; meetingInstanceId?: string },
+  message: ControlPlaneMessage,
+): Uint8Array {
   return pb.ControlPlaneEvent.encode({ ...envelope, ...message } as ControlPlaneEventMessage).finish();
 }
 
@@ -151,6 +154,8 @@ export interface RenderedEvent {
   eventId: string;
   meetingId: string;
   sequence: number;
+  /** Absent for events stored before meeting instances existed. */
+  meetingInstanceId?: string;
   [kind: string]: unknown;
 }
 

@@ -101,7 +101,7 @@ export function meetingUpdated(m: MeetingView, host?: ParticipantView): MeetingU
   return { meeting: description(m, host ?? m.host) };
 }
 
-export function meetingEnded(m: MeetingView, displayNames: readonly string[]): MeetingEndedMessage {
+export function meetingEnded(m: Pick<MeetingView, 'startedAt' | 'endedAt'>, displayNames: readonly string[]): MeetingEndedMessage {
   const start = ms(m.startedAt);
   const end = ms(m.endedAt ?? new Date());
   return {

@@ -53,7 +53,40 @@ export interface ControlPlaneSink {
 export interface PurgeTarget {
   /** Stable name, shown in the privacy report ('file', 'redis', ...). */
   readonly name: string;
-  purgeMeetings(meetingIds: readonly string[]): Promise<Record<string, number>>;
+  /**
+   * Removes (or pseudonymises) what the store holds of these meetings. `context` gives the
+   * adapter's pseudonym function and clock, so a store that keeps counts under a pseudonym uses
+   * the very pseudonym of the outbox, and one retention clock rules every store.
+   */
+  purgeMeetings(meetingIds: readonly string[], context: PurgeContext): Promise<Record<string, number>>;
+  /** What one purge of a meeting does there, in words, for the purge record (default: "purged at NAME"). */
+  readonly purgeDetail?: string;
+  /**
+   * What the store holds now, per meeting (clear ids): listed by the privacy report with the
+   * outbox's due dates. A meeting it still holds although the outbox has already pseudonymised it
+   * (a purge cut short, a store added later) is queued again when the adapter starts.
+   */
+  heldData?(): HeldData[];
+}
+
+/** What a purge target is handed besides the meeting ids. */
+export interface PurgeContext {
+  /** The installation's meeting-id pseudonym, the same as the outbox's (`adapter.store.pseudonym`). */
+  pseudonym(meetingId: string): string;
+  /** The adapter's clock (ms) at this purge run. */
+  now: number;
+}
+
+/** Personal data that a purge target holds about one meeting (names, never values). */
+export interface HeldData {
+  /** The clear meeting id. */
+  meetingId: string;
+  /** Where in the store, in words (e.g. `meeting definition (def_meetings)`). */
+  what: string;
+  /** Names of the personal fields held. */
+  fields: string[];
+  /** How many rows or items. */
+  items: number;
 }
 
 /** Request headers of the HTTP sink. */

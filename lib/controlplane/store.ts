@@ -5,7 +5,7 @@
 // synchronous=FULL, so a committed event survives a crash or power loss before it is handed to a
 // sink. Erasure: secure_delete=ON overwrites deleted rows with zeros in the database file, and
 // every purge ends with a TRUNCATE checkpoint so that no old page image stays behind in the WAL.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite';
 import type { AuditAction, AuditEntry, PlacementEntry } from '../model/types.js';
@@ -130,6 +130,17 @@ export interface StoredMeeting {
   purgedAt?: Date;
 }
 
+/** A meeting an earlier process left open (see ControlPlaneStore.orphans). */
+export interface OrphanedMeeting {
+  meetingId: string;
+  accountId: string;
+  retentionDays: number;
+  /** The instance that was running ('' for a meeting stored before instances existed). */
+  instanceId: string;
+  /** When its last event was stored (ms); 0 when it has none. */
+  lastEventAt: number;
+}
+
 export interface PurgeResult {
   /**
    * Meetings whose retention has run out and whose personal data this run removed. A meeting
@@ -244,6 +255,23 @@ export class ControlPlaneStore {
     this.#db.exec('PRAGMA secure_delete = ON');
     this.#db.exec('PRAGMA foreign_keys = ON');
     this.#db.exec(SCHEMA);
+    this.#migrate();
+  }
+
+  // Issue 10: meeting instances. A meeting id can be used again after its meeting ended (the
+  // demo meeting after a restart, a recurring meeting): each use is an instance with its own
+  // sequence 1, 2, 3 ... on the wire. Internally `seq` keeps counting per meeting id (delivery
+  // order across instances and the (meeting_id, seq) key stay as they were); the wire sequence is
+  // `seq - instance_base`. Older outboxes get the columns added; their rows have no instance.
+  #migrate(): void {
+    const columns = (table: string): Set<string> =>
+      new Set((this.#db.prepare(`PRAGMA table_info(${table})`).all() as Row[]).map((r) => String(r.name)));
+    const meetings = columns('meetings');
+    if (!meetings.has('instance_id')) this.#db.exec('ALTER TABLE meetings ADD COLUMN instance_id TEXT');
+    if (!meetings.has('instance_base')) this.#db.exec('ALTER TABLE meetings ADD COLUMN instance_base INTEGER NOT NULL DEFAULT 0');
+    const events = columns('events');
+    if (!events.has('wire_seq')) this.#db.exec('ALTER TABLE events ADD COLUMN wire_seq INTEGER');
+    if (!events.has('instance_id')) this.#db.exec('ALTER TABLE events ADD COLUMN instance_id TEXT');
   }
 
   get closed(): boolean {
@@ -321,30 +349,41 @@ export class ControlPlaneStore {
   }
 
   /**
-   * Stores one event for every sink in one transaction and returns its sequence number.
-   * `encode` receives the sequence so that it is part of the stored bytes.
+   * Stores one event for every sink in one transaction and returns its (wire) sequence number.
+   * `encode` receives the sequence and the meeting instance so that they are part of the stored
+   * bytes. `newInstance` starts a new instance of the meeting id (the meeting was created again):
+   * its sequence starts at 1 and its end is not yet recorded. A meeting id seen for the first
+   * time always starts an instance.
    */
   enqueue(
     meeting: { meetingId: string; accountId: string; retentionDays: number },
     eventId: string,
     kind: MessageKind,
-    encode: (seq: number) => Uint8Array,
+    encode: (seq: number, instanceId: string) => Uint8Array,
     sinks: readonly string[],
     now: number,
+    options: { newInstance?: boolean } = {},
   ): number {
     return this.#tx(() => {
+      const known = this.#get('SELECT next_seq FROM meetings WHERE meeting_id = ?', meeting.meetingId) !== undefined;
       this.upsertMeeting(meeting.meetingId, meeting.accountId, meeting.retentionDays);
-      const seq = num(this.#get('SELECT next_seq FROM meetings WHERE meeting_id = ?', meeting.meetingId)!.next_seq);
-      const payload = encode(seq);
-      const id = num(
-        this.#stmt('INSERT INTO events (event_id, meeting_id, seq, kind, payload, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(
-          eventId,
+      let row = this.#get('SELECT next_seq, instance_id, instance_base FROM meetings WHERE meeting_id = ?', meeting.meetingId)!;
+      if (!known || options.newInstance) {
+        this.#run(
+          'UPDATE meetings SET instance_id = ?, instance_base = next_seq - 1, ended_at = NULL WHERE meeting_id = ?',
+          randomUUID(),
           meeting.meetingId,
-          seq,
-          kind,
-          payload,
-          now,
-        ).lastInsertRowid,
+        );
+        row = this.#get('SELECT next_seq, instance_id, instance_base FROM meetings WHERE meeting_id = ?', meeting.meetingId)!;
+      }
+      const seq = num(row.next_seq);
+      const instanceId = row.instance_id === null ? '' : String(row.instance_id);
+      const wireSeq = seq - num(row.instance_base);
+      const payload = encode(wireSeq, instanceId);
+      const id = num(
+        this.#stmt(
+          'INSERT INTO events (event_id, meeting_id, seq, kind, payload, created_at, wire_seq, instance_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        ).run(eventId, meeting.meetingId, seq, kind, payload, now, wireSeq, instanceId).lastInsertRowid,
       );
       for (const sink of sinks) {
         this.#run('INSERT INTO deliveries (event, sink, next_attempt_at) VALUES (?, ?, ?)', id, sink, now);
@@ -355,7 +394,7 @@ export class ControlPlaneStore {
         now,
         meeting.meetingId,
       );
-      return seq;
+      return wireSeq;
     });
   }
 
@@ -367,7 +406,7 @@ export class ControlPlaneStore {
     const rows = this.#all(
       // One pass over the sink's undelivered rows finds each meeting's lowest sequence; the
       // (meeting_id, seq) index then fetches those heads (a backlog costs O(n), not O(n^2)).
-      `SELECT e.id, e.event_id, e.meeting_id, e.seq, e.kind, e.payload, d.attempts, d.next_attempt_at
+      `SELECT e.id, e.event_id, e.meeting_id, COALESCE(e.wire_seq, e.seq) AS seq, e.kind, e.payload, d.attempts, d.next_attempt_at
          FROM (SELECT e2.meeting_id AS meeting_id, MIN(e2.seq) AS seq
                  FROM deliveries d2 JOIN events e2 ON e2.id = d2.event
                 WHERE d2.sink = ?1 AND d2.delivered_at IS NULL
@@ -439,8 +478,19 @@ export class ControlPlaneStore {
   }
 
   /** Stored events (delivered or not), oldest first; for operators and tests. */
-  events(meetingId?: string): Array<{ eventId: string; meetingId: string; seq: number; kind: MessageKind; payload: Uint8Array; delivered: boolean }> {
-    const sql = `SELECT e.event_id, e.meeting_id, e.seq, e.kind, e.payload,
+  events(meetingId?: string): Array<{
+    eventId: string;
+    meetingId: string;
+    /** The sequence on the wire (per meeting instance). */
+    seq: number;
+    /** The meeting instance ('' for events stored before instances existed). */
+    instanceId: string;
+    kind: MessageKind;
+    payload: Uint8Array;
+    createdAt: Date;
+    delivered: boolean;
+  }> {
+    const sql = `SELECT e.event_id, e.meeting_id, COALESCE(e.wire_seq, e.seq) AS seq, e.kind, e.payload, e.instance_id, e.created_at,
                         NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event = e.id AND d.delivered_at IS NULL) AS delivered
                    FROM events e ${meetingId === undefined ? '' : 'WHERE e.meeting_id = ?'} ORDER BY e.id`;
     const rows = meetingId === undefined ? this.#all(sql) : this.#all(sql, meetingId);
@@ -448,8 +498,10 @@ export class ControlPlaneStore {
       eventId: String(r.event_id),
       meetingId: String(r.meeting_id),
       seq: num(r.seq),
+      instanceId: r.instance_id === null ? '' : String(r.instance_id),
       kind: String(r.kind) as MessageKind,
       payload: r.payload as Uint8Array,
+      createdAt: new Date(num(r.created_at)),
       delivered: num(r.delivered) === 1,
     }));
   }
@@ -460,20 +512,20 @@ export class ControlPlaneStore {
 
   /**
    * Meetings of an earlier process that never recorded an end (it crashed): they ended with that
-   * process, so their retention clock starts at their last recorded event. `live` are meetings this
-   * process hosts now.
+   * process, at their last recorded event. `live` are meetings this process hosts now. Only lists
+   * them; the adapter sends their MeetingEnded and then records the end (meetingEnded()).
    */
-  endOrphans(live: ReadonlySet<string>): string[] {
-    const rows = this.#all('SELECT meeting_id, last_event_at FROM meetings WHERE ended_at IS NULL');
-    const ended: string[] = [];
-    for (const r of rows) {
-      const id = String(r.meeting_id);
-      if (live.has(id)) continue;
-      const at = r.last_event_at === null ? 0 : num(r.last_event_at);
-      this.#run('UPDATE meetings SET ended_at = ? WHERE meeting_id = ?', at, id);
-      ended.push(id);
-    }
-    return ended;
+  orphans(live: ReadonlySet<string>): OrphanedMeeting[] {
+    const rows = this.#all('SELECT * FROM meetings WHERE ended_at IS NULL ORDER BY rowid');
+    return rows
+      .filter((r) => !live.has(String(r.meeting_id)))
+      .map((r) => ({
+        meetingId: String(r.meeting_id),
+        accountId: String(r.account_id),
+        retentionDays: num(r.retention_days),
+        instanceId: r.instance_id === null ? '' : String(r.instance_id),
+        lastEventAt: r.last_event_at === null ? 0 : num(r.last_event_at),
+      }));
   }
 
   meeting(meetingId: string): StoredMeeting | undefined {
@@ -654,6 +706,20 @@ export class ControlPlaneStore {
     return clear ? meetingId : this.pseudonym(meetingId);
   }
 
+  /**
+   * Whether the outbox has finished a meeting's purge: no row of it under the clear id, and its
+   * meetings row under the pseudonym marked purged.
+   */
+  isPseudonymised(meetingId: string): boolean {
+    if (this.#get('SELECT 1 AS x FROM meetings WHERE meeting_id = ?', meetingId)) return false;
+    return this.#get('SELECT 1 AS x FROM meetings WHERE meeting_id = ? AND purged_at IS NOT NULL', this.pseudonym(meetingId)) !== undefined;
+  }
+
+  /** Queues a purge of one meeting at another store (run by the adapter's next purge run). */
+  queuePurge(meetingId: string, target: string, now: number): void {
+    this.#run('INSERT OR IGNORE INTO purge_queue (meeting_id, target, queued_at) VALUES (?, ?, ?)', meetingId, target, now);
+  }
+
   /** Purges queued for other stores, oldest first (one target or all). */
   queuedPurges(target?: string): QueuedPurge[] {
     const rows =
@@ -686,10 +752,10 @@ export class ControlPlaneStore {
   }
 
   /** A target purged a meeting: the clear id leaves the queue, the purge record gets the step. */
-  purgeDone(meetingId: string, target: string, now: number, items: number): void {
+  purgeDone(meetingId: string, target: string, now: number, items: number, detail = `purged at ${target}`): void {
     this.#tx(() => {
       if (this.#run('DELETE FROM purge_queue WHERE meeting_id = ? AND target = ?', meetingId, target) === 0) return;
-      this.#logPurge(this.pseudonym(meetingId), now, target, items, `purged at ${target}`);
+      this.#logPurge(this.pseudonym(meetingId), now, target, items, detail);
     });
     this.#db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
   }

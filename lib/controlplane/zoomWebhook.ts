@@ -108,8 +108,9 @@ export function renderZoomWebhook(bytes: Uint8Array, now: number = Date.now()): 
   if (!kind) throw new TypeError('a control-plane event without a message');
   let name = ZOOM_EVENT_NAMES[kind];
   if (!name) return undefined;
-  // Our meeting id names one meeting instance: it is both Zoom's meeting id and its instance uuid.
-  const object: Record<string, unknown> = { id: e.meetingId, uuid: e.meetingId };
+  // Zoom's uuid names one instance of a meeting id: our meeting_instance_id (a random id per
+  // instance, issue 10), or the meeting id itself for events stored before instances existed.
+  const object: Record<string, unknown> = { id: e.meetingId, uuid: e.meetingInstanceId || e.meetingId };
   switch (kind) {
     case 'meetingUpdated':
       // The adapter's first event of a meeting is the MeetingUpdated of its creation.

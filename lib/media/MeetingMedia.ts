@@ -54,6 +54,12 @@ export interface MeetingMediaOptions {
    * up to `participantsPerWorker` before the next.
    */
   spreadAbove?: number;
+  /**
+   * How long a meeting whose every router died waits for a worker of its allowed regions to
+   * (re)appear before it ends with 'worker-failed'; default 30 000 ms. The pool respawns a dead
+   * worker within tens of milliseconds, so this only runs out when workers cannot start at all.
+   */
+  workerRecoveryTimeoutMs?: number;
 }
 
 /** A router of the meeting on one worker. */
@@ -165,6 +171,8 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
   #placing: Promise<unknown> = Promise.resolve();
   /** Set while a dead shard is being replaced; media calls wait on it. */
   #recovering: Promise<void> | undefined;
+  /** Ends a recovery's wait for a worker when the media closes (see #workerAdded). */
+  readonly #onCloseWaiters = new Set<() => void>();
   #closed = false;
 
   /** Places the meeting's first router on a worker in `allowedRegions` (REGION_UNAVAILABLE otherwise). */
@@ -200,8 +208,12 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
       srtpPipes: o.srtpPipes ?? true,
       activeSpeakerInterval: o.activeSpeakerInterval ?? 300,
       spreadAbove: o.spreadAbove ?? 100,
+      workerRecoveryTimeoutMs: o.workerRecoveryTimeoutMs ?? 30_000,
     };
-    if (!(this.#options.spreadAbove >= 1)) throw new TypeError('spreadAbove must be a number >= 1 (Infinity turns spreading off)');
+    if (!Number.isFinite(this.#options.workerRecoveryTimeoutMs) || this.#options.workerRecoveryTimeoutMs < 0) {
+      throw new ArgumentError('workerRecoveryTimeoutMs must be a number >= 0');
+    }
+    if (!(this.#options.spreadAbove >= 1)) throw new ArgumentError('spreadAbove must be a number >= 1 (Infinity turns spreading off)');
     if (!Number.isInteger(this.#options.participantsPerWorker) || this.#options.participantsPerWorker < 1) {
       throw new ArgumentError('participantsPerWorker must be a positive integer');
     }
@@ -248,8 +260,8 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
   // Shards and placement
   // ---------------------------------------------------------------------------------------------
 
-  async #addShard(exclude: Set<PoolWorker>): Promise<Shard> {
-    const worker = this.#pool.pick(this.#allowedRegions, exclude);
+  /** A router of the meeting on `worker`, or on the least-loaded allowed worker not in `exclude`. */
+  async #addShard(exclude: Set<PoolWorker>, worker = this.#pool.pick(this.#allowedRegions, exclude)): Promise<Shard> {
     const router = await this.#pool.createRouter(worker, {
       mediaCodecs: this.#options.mediaCodecs,
       appData: { meetingId: this.meetingId },
@@ -278,6 +290,11 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     } catch (error) {
       // A router without speaker detection still carries media; say so and go on.
       this.#logger.warn({ err: String(error) }, 'no active speaker observer on this router');
+    }
+    if (router.closed) {
+      // The worker died while the router was being set up (its 'workerclose' has already fired,
+      // so the listener above would never run): this is no shard.
+      throw new MediaError('WORKER_DIED', `worker ${worker.id} died while the meeting was placed on it`);
     }
     router.on('workerclose', () => this.#onShardDied(shard));
     this.#shards.add(shard);
@@ -344,8 +361,15 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     if (shard.dead || this.#closed) return;
     shard.dead = true;
     this.#shards.delete(shard);
+    if (this.#pool.stopping) {
+      // The server is shutting down and its workers go first (a service manager signals every
+      // process): nothing to move, the meeting is about to close.
+      this.#endPlacement(shard, 'meeting-ended');
+      this.#forgetPipesTo(shard);
+      this.#logger.info({ workerId: shard.worker.id }, 'worker of the meeting stopped during shutdown');
+      return;
+    }
     this.#endPlacement(shard, 'worker-died');
-    this.#logger.error({ workerId: shard.worker.id }, 'worker of the meeting died; moving its media');
     const affected: string[] = [];
     for (const pid of shard.participants) {
       const peer = this.#peers.get(pid);
@@ -361,11 +385,27 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     this.#forgetPipesTo(shard);
     // The meeting always keeps one router (its capabilities, a place for the next transport).
     const needNew = ![...this.#shards].some((s) => !s.dead);
-    const recovery = (needNew ? this.#replaceShard(shard.worker) : Promise.resolve()).then(
-      () => {
-        this.safeEmit('reconnect', affected);
+    // One microtask later the pool has seen the exit too (mediasoup closes a dead worker's routers
+    // and then emits its 'died' in one go): only then is it known whether the worker crashed or
+    // was stopped, and whether a shutdown is under way.
+    const recovery = Promise.resolve()
+      .then(() => {
+        const fields = { workerId: shard.worker.id };
+        if (this.#pool.stopping) {
+          this.#logger.info(fields, 'worker of the meeting stopped during shutdown');
+          return false;
+        }
+        if (shard.worker.stoppedCleanly) this.#logger.info(fields, 'worker of the meeting was stopped; moving its media');
+        else this.#logger.error(fields, 'worker of the meeting died; moving its media');
+        return (needNew ? this.#replaceShard(shard.worker) : Promise.resolve()).then(() => true);
+      })
+      .then(
+      (moved) => {
+        // During a shutdown the participants are about to be closed: no reconnect for them.
+        if (moved && !this.#closed) this.safeEmit('reconnect', affected);
       },
       (error: unknown) => {
+        if (this.#closed || this.#pool.stopping) return;
         this.#logger.error({ err: String(error) }, 'could not move the meeting to another worker');
         this.safeEmit('recoveryfailed', error instanceof Error ? error : new Error(String(error)));
         this.safeEmit('reconnect', affected);
@@ -381,35 +421,68 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     for (const key of [...this.#pipes.keys()]) if (key.endsWith(`:${shard.router.id}`)) this.#pipes.delete(key);
   }
 
-  /** A new router on a live worker in an allowed region; waits for a replacement worker if none is up. */
+  /**
+   * A new router on a live worker of an allowed region. Several workers may die at once (a
+   * SIGKILL to the process group, an OOM kill): a worker that looks alive may be dying and fail
+   * with WORKER_DIED. Such a worker is skipped, and with none left the meeting waits for the
+   * pool's respawn, until `workerRecoveryTimeoutMs` has passed (then REGION_UNAVAILABLE).
+   */
   async #replaceShard(dead: PoolWorker): Promise<void> {
     const exclude = new Set<PoolWorker>([dead]);
-    try {
-      await this.#addShard(exclude);
-      return;
-    } catch (error) {
-      if (!(error instanceof C4vError && error.code === 'REGION_UNAVAILABLE')) throw error;
+    const deadline = Date.now() + this.#options.workerRecoveryTimeoutMs;
+    let lastError: unknown;
+    while (!this.#closed) {
+      let worker: PoolWorker;
+      try {
+        worker = this.#pool.pick(this.#allowedRegions, exclude);
+      } catch (error) {
+        if (!(error instanceof C4vError && error.code === 'REGION_UNAVAILABLE')) throw error;
+        await this.#workerAdded(exclude, deadline, lastError);
+        continue;
+      }
+      try {
+        await this.#addShard(exclude, worker);
+        return;
+      } catch (error) {
+        if (!(error instanceof C4vError && (error.code === 'WORKER_DIED' || error.code === 'REGION_UNAVAILABLE'))) throw error;
+        this.#logger.warn({ workerId: worker.id, err: error.message }, 'the replacement worker is gone too; trying the next one');
+        exclude.add(worker);
+        lastError = error;
+      }
     }
-    // The pool respawns dead workers: wait (bounded) for one in an allowed region.
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pool.off('workeradded', onAdded);
-        reject(new MediaError('REGION_UNAVAILABLE', 'no media worker came back in the allowed regions'));
-      }, 30_000);
-      const onAdded = (): void => {
+  }
+
+  /** Resolves when the pool has a live worker of the allowed regions not in `exclude`; rejects at `deadline`. */
+  #workerAdded(exclude: ReadonlySet<PoolWorker>, deadline: number, lastError: unknown): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const available = (): boolean => {
         try {
           this.#pool.pick(this.#allowedRegions, exclude);
+          return true;
         } catch {
-          return;
+          return false;
         }
+      };
+      const done = (): void => {
         clearTimeout(timer);
         this.#pool.off('workeradded', onAdded);
+        this.#onCloseWaiters.delete(onAdded);
+      };
+      const onAdded = (): void => {
+        if (!available() && !this.#closed) return;
+        done();
         resolve();
       };
+      const timer = setTimeout(() => {
+        done();
+        const cause = lastError instanceof Error ? ` (last: ${lastError.message})` : '';
+        reject(new MediaError('REGION_UNAVAILABLE', `no media worker came back in the allowed regions within ${this.#options.workerRecoveryTimeoutMs} ms${cause}`));
+      }, Math.max(0, deadline - Date.now()));
       this.#pool.on('workeradded', onAdded);
+      this.#onCloseWaiters.add(onAdded);
+      // A respawn may have finished between the failed pick and this subscription.
+      onAdded();
     });
-    if (this.#closed) return;
-    await this.#addShard(exclude);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -441,12 +514,23 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
   /** A WebRtcTransport (ICE + DTLS-SRTP, SCTP for chat) on the participant's router. */
   async createTransport(participantId: string, direction: 'send' | 'recv'): Promise<TransportInfo> {
     if (direction !== 'send' && direction !== 'recv') throw new ArgumentError(`direction must be 'send' or 'recv'`);
-    const shard = await this.#shardFor(participantId);
-    const transport = await shard.router.createWebRtcTransport({
-      listenInfos: this.#options.listenInfos,
-      enableSctp: true,
-      appData: { participantId, direction },
-    });
+    let shard: Shard;
+    let transport: ms.WebRtcTransport;
+    for (let attempt = 1; ; attempt++) {
+      shard = await this.#shardFor(participantId);
+      try {
+        transport = await shard.router.createWebRtcTransport({
+          listenInfos: this.#options.listenInfos,
+          enableSctp: true,
+          appData: { participantId, direction },
+        });
+        break;
+      } catch (error) {
+        // The shard's worker died under the request (several workers dying at once): its
+        // replacement is under way, so place the participant again rather than fail the client.
+        if (!shard.dead || this.#closed || attempt >= 3) throw error;
+      }
+    }
     const peer = this.#peers.get(participantId);
     if (!peer || peer.shard !== shard || this.#closed) {
       transport.close();
@@ -738,10 +822,81 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     }
   }
 
+  // ---------------------------------------------------------------------------------------------
+  // Issue 13: hooks for the cluster's media plane (lib/cluster/MediaAgent.ts). A producer of
+  // another node arrives over a PipeTransport on one of this meeting's routers and is adopted
+  // here, so that consume() and the pipes between this node's shards work for it unchanged.
+  // ---------------------------------------------------------------------------------------------
+
+  /** @internal The router a cross-node pipe of this meeting lands on (the oldest live shard's). */
+  _primaryRouter(): ms.Router {
+    this.#assertOpen();
+    const shard = [...this.#shards].find((s) => !s.dead);
+    if (!shard) throw new MediaError('CLOSED', 'no live router in this meeting');
+    return shard.router;
+  }
+
+  /** @internal The router a producer of this node lives on (the source of a cross-node pipe). */
+  _routerOfProducer(producerId: string): ms.Router {
+    return this.#producerRecord(producerId).shard.router;
+  }
+
+  /** @internal Pipes a producer of this node onto the primary router, where the cross-node pipes sit. */
+  async _bringToPrimary(producerId: string): Promise<void> {
+    const r = this.#producerRecord(producerId);
+    const primary = [...this.#shards].find((s) => !s.dead);
+    if (!primary) throw new MediaError('CLOSED', 'no live router in this meeting');
+    await this.#pipe('producer', producerId, r.shard, primary);
+  }
+
+  /**
+   * @internal Registers a producer that a PipeTransport on `router` produced for another node's
+   * producer (same id), so that this node's participants can consume it. It closes with its pipe.
+   */
+  _adoptProducer(router: ms.Router, producer: ms.Producer, info: ProducerInfo): void {
+    const shard = [...this.#shards].find((s) => s.router === router && !s.dead);
+    if (!shard || this.#closed) {
+      producer.close();
+      throw new MediaError('CLOSED', 'the router of this pipe is gone');
+    }
+    const record: ProducerRecord = { info: { ...info, paused: producer.paused }, producer, shard };
+    this.#producers.set(producer.id, record);
+    producer.observer.once('close', () => {
+      this.#producers.delete(producer.id);
+      for (const key of [...this.#pipes.keys()]) if (key.startsWith(`${producer.id}:`)) this.#pipes.delete(key);
+      this.safeEmit('producerclosed', { ...record.info });
+    });
+  }
+
+  /** @internal Pipes a chat DataProducer of this node onto the primary router (cross-node pipes sit there). */
+  async _bringDataToPrimary(dataProducerId: string): Promise<void> {
+    const r = this.#dataProducers.get(dataProducerId);
+    if (!r) throw new MediaError('NOT_FOUND', `no chat channel ${dataProducerId} in this meeting`);
+    const primary = [...this.#shards].find((s) => !s.dead);
+    if (!primary) throw new MediaError('CLOSED', 'no live router in this meeting');
+    await this.#pipe('data', dataProducerId, r.shard, primary);
+  }
+
+  /** @internal Registers another node's chat DataProducer that a PipeTransport on `router` produced here (same id). */
+  _adoptDataProducer(router: ms.Router, dp: ms.DataProducer, participantId: string): void {
+    const shard = [...this.#shards].find((s) => s.router === router && !s.dead);
+    if (!shard || this.#closed) {
+      dp.close();
+      throw new MediaError('CLOSED', 'the router of this pipe is gone');
+    }
+    this.#dataProducers.set(dp.id, { id: dp.id, participantId, dataProducer: dp, shard });
+    dp.observer.once('close', () => {
+      this.#dataProducers.delete(dp.id);
+      for (const key of [...this.#pipes.keys()]) if (key.startsWith(`${dp.id}:`)) this.#pipes.delete(key);
+      this.safeEmit('chatclosed', dp.id, participantId);
+    });
+  }
+
   /** Closes every router. Idempotent. */
   close(reason: NonNullable<PlacementEntry['endReason']> = 'meeting-ended'): void {
     if (this.#closed) return;
     this.#closed = true;
+    for (const wake of [...this.#onCloseWaiters]) wake();
     for (const shard of this.#shards) {
       shard.dead = true;
       this.#endPlacement(shard, reason);
@@ -751,3 +906,17 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     this.#peers.clear();
   }
 }
+
+/**
+ * What a Meeting needs from its media plane: MeetingMedia's public members. A cluster node gives
+ * its home meetings a ClusterMedia (lib/cluster/) with the same shape, whose participants' media
+ * may live on other nodes.
+ */
+export type MediaPlane = Omit<
+  { [K in keyof MeetingMedia]: MeetingMedia[K] },
+  keyof TypedEmitter<MeetingMediaEvents> | ClusterHooks
+> &
+  TypedEmitter<MeetingMediaEvents>;
+
+/** The hooks only a node's own media agent uses (not part of what a Meeting needs). */
+type ClusterHooks = '_primaryRouter' | '_routerOfProducer' | '_bringToPrimary' | '_adoptProducer' | '_bringDataToPrimary' | '_adoptDataProducer';

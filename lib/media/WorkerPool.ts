@@ -32,6 +32,12 @@ export interface PoolWorker {
   /** Routers placed on this worker and not yet closed. */
   readonly load: number;
   readonly closed: boolean;
+  /**
+   * Set once the worker's process exited on its own: true for exit code 0, which mediasoup-worker
+   * only returns when it was asked to stop (SIGTERM from a service manager or an operator); false
+   * for a crash or a kill. Undefined while it runs or when the pool closed it.
+   */
+  readonly stoppedCleanly: boolean | undefined;
 }
 
 export interface WorkerUsage {
@@ -52,6 +58,7 @@ export type WorkerPoolEvents = {
 class PoolWorkerImpl implements PoolWorker {
   load = 0;
   closed = false;
+  stoppedCleanly: boolean | undefined;
   constructor(
     readonly id: number,
     readonly region: Region,
@@ -73,6 +80,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   readonly #logger: Logger;
   #nextId = 1;
   #closed = false;
+  #stopping = false;
 
   /** Starts the pool; resolves when every worker is up. */
   static async create(options: WorkerPoolOptions): Promise<WorkerPool> {
@@ -105,6 +113,24 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     return this.#closed;
   }
 
+  /**
+   * True once beginShutdown() or close() was called: a worker exit from then on is part of the
+   * shutdown, not a failure to recover from.
+   */
+  get stopping(): boolean {
+    return this.#stopping || this.#closed;
+  }
+
+  /**
+   * Marks the start of a graceful shutdown (close() follows). A service manager stops a service
+   * by signalling every one of its processes, so the workers may exit on their own before close()
+   * reaches them: from now on an exit is logged at info, not replaced, and owners do not move
+   * their media ('workerdied' still fires). Idempotent.
+   */
+  beginShutdown(): void {
+    this.#stopping = true;
+  }
+
   /** The live workers. */
   get workers(): PoolWorker[] {
     return [...this.#workers].filter((w) => !w.closed);
@@ -123,7 +149,9 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     if (this.#closed) throw new MediaError('CLOSED', 'worker pool closed');
     let best: PoolWorkerImpl | undefined;
     for (const w of this.#workers) {
-      if (w.closed || exclude.has(w) || !regionAllowed(w.region, allowedRegions)) continue;
+      // mediasoup marks a worker closed synchronously when its process exit is seen, before the
+      // pool's 'died' handler runs: skip it too.
+      if (w.closed || w.worker.closed || exclude.has(w) || !regionAllowed(w.region, allowedRegions)) continue;
       if (!best || w.load < best.load) best = w;
     }
     if (!best) {
@@ -138,8 +166,16 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   /** Creates a router on `worker` and keeps the worker's load figure up to date. */
   async createRouter(worker: PoolWorker, options: ms.RouterOptions): Promise<ms.Router> {
     const w = worker as PoolWorkerImpl;
-    if (w.closed) throw new MediaError('WORKER_DIED', `worker ${w.id} is not running`);
-    const router = await w.worker.createRouter(options);
+    if (w.closed || w.worker.closed) throw new MediaError('WORKER_DIED', `worker ${w.id} is not running`);
+    let router: ms.Router;
+    try {
+      router = await w.worker.createRouter(options);
+    } catch (error) {
+      // A worker whose process is gone but whose exit was not yet processed answers with
+      // mediasoup's "Channel closed": that is a dead worker, not a bad request.
+      if (w.closed || w.worker.closed) throw new MediaError('WORKER_DIED', `worker ${w.id} died while creating a router`);
+      throw error;
+    }
     w.load++;
     router.observer.once('close', () => {
       w.load--;
@@ -158,6 +194,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#stopping = true;
     for (const w of this.#workers) {
       w.closed = true;
       w.worker.close();
@@ -188,11 +225,19 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     if (pw.closed) return;
     pw.closed = true;
     this.#workers.delete(pw);
-    this.#logger.error({ workerId: pw.id, pid: pw.pid, region: pw.region, err: error.message }, 'media worker died');
+    // NOTE: mediasoup reports the exit only inside the message ("[pid:1, code:0, signal:null]",
+    // node/src/Worker.ts); code 0 is the worker's own orderly exit after a SIGTERM.
+    pw.stoppedCleanly = /\bcode:0,\s*signal:null\b/.test(error.message);
+    const fields = { workerId: pw.id, pid: pw.pid, region: pw.region, err: error.message };
+    if (this.#stopping) this.#logger.info(fields, 'media worker exited during shutdown');
+    else if (pw.stoppedCleanly) this.#logger.info(fields, 'media worker was stopped from outside (exit code 0); replacing it');
+    else this.#logger.error(fields, 'media worker died');
     this.safeEmit('workerdied', pw, error);
-    if (this.#closed || this.#options.respawn === false) return;
+    if (this.#closed || this.#stopping || this.#options.respawn === false) return;
     this.#spawn(pw.region).catch((spawnError: unknown) => {
-      this.#logger.error({ region: pw.region, err: String(spawnError) }, 'could not replace a dead media worker');
+      // Closing the pool while a replacement starts is the shutdown, not a failure.
+      if (this.#stopping) this.#logger.debug({ region: pw.region }, 'replacement worker not started: the pool is closing');
+      else this.#logger.error({ region: pw.region, err: String(spawnError) }, 'could not replace a dead media worker');
     });
   }
 }

@@ -7,7 +7,7 @@ import { checkDisplayName } from '../rules.js';
 import { ArgumentError, C4vError, InvalidStateError, MediaError, PolicyError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
 import { logView } from '../telemetry/logger.js';
-import type { MeetingMedia } from '../media/MeetingMedia.js';
+import type { MediaPlane } from '../media/MeetingMedia.js';
 import { decideAdmission, type PasswordCheck } from './admission.js';
 import { Participant } from './Participant.js';
 import { AttemptLimiter, BackoffLimiter, ConcurrencyGate, verifyPassword } from './password.js';
@@ -97,7 +97,7 @@ export interface MeetingConstruct {
   account: Account;
   settings: MeetingSettings;
   passwordHash: string | undefined;
-  media: MeetingMedia;
+  media: MediaPlane;
   logger: Logger;
   addressLimiter: AttemptLimiter;
   limits: PasswordAttemptLimits;
@@ -176,7 +176,7 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
   /** Where the meeting's media ran (one entry per router placement), oldest first. */
   readonly placements: PlacementEntry[] = [];
   /** @internal The media plane; participants reach it through their own methods. */
-  readonly _media: MeetingMedia;
+  readonly _media: MediaPlane;
   readonly #logger: Logger;
   #settings: MeetingSettings;
   #hostIdentity: string;
@@ -200,6 +200,8 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
   #endedAt: Date | undefined;
   /** The host left with onHostLeave 'wait-for-host': new joins wait until a host is back. */
   #pausedForHost = false;
+  /** Issue 13: identities admitted at the meeting's previous home node; they come back without waiting. */
+  readonly #returning = new Set<string>();
 
   /** @internal Use core.createMeeting(). */
   constructor(c: MeetingConstruct) {
@@ -389,12 +391,13 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
       isHost,
       isCoHost: this.#cohostIdentities.has(req.identity),
       awaitingHost: !isHost && this.#awaitingHost(),
-      returning: existing?.state === 'admitted',
+      returning: existing?.state === 'admitted' || this.#returning.has(req.identity),
     });
     if (decision.outcome === 'refused') {
       this.#logger.info({ code: decision.code }, 'join refused');
       throw new PolicyError(decision.code, decision.reason);
     }
+    if (decision.outcome === 'admitted') this.#returning.delete(req.identity);
     const replacedHost = existing?.role === 'host' && existing.state === 'admitted';
     if (existing) this._closeParticipant(existing, 'replaced', { replaced: true });
     const role: Role = isHost ? 'host' : this.#cohostIdentities.has(req.identity) ? 'cohost' : 'participant';
@@ -953,7 +956,7 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
       }
     });
     m.on('recoveryfailed', (error) => {
-      this.#logger.error({ err: error.message }, 'no worker left in the allowed regions: ending the meeting');
+      this.#logger.error({ err: error.message }, 'no media worker of the allowed regions came back in time: ending the meeting');
       this.#end('worker-failed');
     });
   }
@@ -1008,6 +1011,58 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
     }
   }
 
+  // ---------------------------------------------------------------------------------------------
+  // Issue 13: policy state for a new home node (lib/cluster). The home writes it through to
+  // Redis; a node taking the home role over rebuilds the meeting's policy from it.
+  // ---------------------------------------------------------------------------------------------
+
+  /** @internal The policy state of the meeting: lock, bans, roles, mutes, polls, who is admitted or waiting. */
+  _policyState(): MeetingPolicyState {
+    return {
+      locked: this.#locked,
+      hostIdentity: this.#hostIdentity,
+      startedAt: this.#startedAt?.toISOString(),
+      pausedForHost: this.#pausedForHost,
+      banned: [...this.#banned],
+      cohosts: [...this.#cohostIdentities],
+      mutedByHost: [...this.#mutedByHost],
+      admitted: [...new Set([...this.participants.map((p) => p.identity), ...this.#returning])],
+      waiting: this.waiting.map((p) => p.identity),
+      settings: { ...this.#settings, allowedRegions: [...this.#settings.allowedRegions] },
+      polls: [...this.#polls.values()].map((p) => ({
+        id: p.id,
+        question: p.question,
+        options: [...p.options],
+        anonymous: p.anonymous,
+        closed: p.closed,
+        answers: [...p.answers].map(([identity, a]) => ({ identity, displayName: a.displayName, option: a.option })),
+      })),
+    };
+  }
+
+  /** @internal Rebuilds the policy from a previous home's state (before anyone joins here). */
+  _restorePolicy(s: MeetingPolicyState): void {
+    this.#locked = s.locked;
+    this.#hostIdentity = s.hostIdentity;
+    if (s.startedAt) this.#startedAt = new Date(s.startedAt);
+    this.#pausedForHost = s.pausedForHost;
+    for (const x of s.banned) this.#banned.add(x);
+    for (const x of s.cohosts) this.#cohostIdentities.add(x);
+    for (const x of s.mutedByHost) this.#mutedByHost.add(x);
+    for (const x of s.admitted) this.#returning.add(x);
+    this.#settings = { ...this.#settings, ...s.settings, allowedRegions: [...this.#settings.allowedRegions], e2ee: this.#settings.e2ee };
+    for (const p of s.polls) {
+      this.#polls.set(p.id, {
+        id: p.id,
+        question: p.question,
+        options: [...p.options],
+        anonymous: p.anonymous,
+        closed: p.closed,
+        answers: new Map(p.answers.map((a) => [a.identity, { displayName: a.displayName, option: a.option }])),
+      });
+    }
+  }
+
   /** Ends the meeting (if running, with 'server-shutdown') and releases it. Idempotent. */
   close(): void {
     if (this.#closed) return;
@@ -1016,4 +1071,30 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
     this._media.close();
     this.safeEmit('close');
   }
+}
+
+/**
+ * @internal Issue 13: what a meeting's home writes through to Redis so that another node can take
+ * the home role over. Identities and names only where the policy needs them (bans, roles, mutes,
+ * poll answers, who may come back without waiting).
+ */
+export interface MeetingPolicyState {
+  locked: boolean;
+  hostIdentity: string;
+  startedAt: string | undefined;
+  pausedForHost: boolean;
+  banned: string[];
+  cohosts: string[];
+  mutedByHost: string[];
+  admitted: string[];
+  waiting: string[];
+  settings: MeetingSettings;
+  polls: Array<{
+    id: string;
+    question: string;
+    options: string[];
+    anonymous: boolean;
+    closed: boolean;
+    answers: Array<{ identity: string; displayName: string; option: number }>;
+  }>;
 }

@@ -59,7 +59,7 @@ export interface MeetingInit {
   hostIdentity: string;
   hostName?: string;
   hostEmail?: string;
-  /** URL of the host's profile picture (allow-listed: sent in MeetingDescription.host). */
+  /** URL of the host's profile picture, https only (allow-listed: sent in MeetingDescription.host; see lib/model/pictureUrl.ts). */
   hostProfilePictureUrl?: string;
   /** Clear-text password: hashed at once (scrypt), never kept. Makes passwordRequired true. */
   password?: string;

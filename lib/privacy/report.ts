@@ -5,7 +5,8 @@
 import { existsSync } from 'node:fs';
 import { C4vError } from '../errors.js';
 import type { MessageKind } from '../controlplane/allowList.js';
-import { ControlPlaneStore, type StoredDisclosure, type StoredPurge } from '../controlplane/store.js';
+import type { HeldData } from '../controlplane/sinks.js';
+import { ControlPlaneStore, type MeetingHoldings, type StoredDisclosure, type StoredPurge } from '../controlplane/store.js';
 import { eventFieldPaths } from './fields.js';
 import { isPseudonym } from './pseudonym.js';
 
@@ -23,6 +24,17 @@ export interface PrivacyReportOptions {
    * opted in, Redis, ...): each is listed as holding the data of meetings within retention.
    */
   purgeTargets?: readonly string[];
+  /**
+   * Stores that can say what they hold per meeting (the operator API's definition store): each
+   * item is listed with its field names and the outbox's due date, instead of a generic line.
+   */
+  holders?: readonly ReportHolder[];
+}
+
+/** A store that lists what it holds (a PurgeTarget with `heldData`). */
+export interface ReportHolder {
+  readonly name: string;
+  heldData(): HeldData[];
 }
 
 /** One event that left, or is about to leave, for one sink. */
@@ -47,6 +59,8 @@ export interface ReportHolding {
   /** Where it is: 'outbox', 'audit', 'meeting-id' or a purge target's name ('file', ...). */
   store: string;
   what: string;
+  /** Names of the personal fields held (never their values), where the store lists them. */
+  fields?: string[];
   /** How many (events, audit entries, rows); 0 where this process cannot count them (another store). */
   items: number;
   /** When the retention purge removes it; absent while the meeting has not ended. */
@@ -133,9 +147,7 @@ export function privacyReport(store: ControlPlaneStore, options: PrivacyReportOp
     report.meeting = { meetingId: options.meetingId, storedAs, pseudonymised: storedAs !== options.meetingId };
   }
 
-  for (const m of store.holdings(options.meetingId === undefined ? {} : { meetingId: options.meetingId })) {
-    // A pseudonymised meeting holds nothing personal any more (counts, times and regions only).
-    if (isPseudonym(m.meetingId)) continue;
+  const dueOf = (m: MeetingHoldings): { at: { dueAt?: Date }; due: string } => {
     const dueAt = m.endedAt ? new Date(m.endedAt.getTime() + m.retentionDays * DAY_MS) : undefined;
     const days = `${m.retentionDays} day${m.retentionDays === 1 ? '' : 's'}`;
     const due = dueAt
@@ -143,7 +155,15 @@ export function privacyReport(store: ControlPlaneStore, options: PrivacyReportOp
         ? 'due now (purged by the next run)'
         : `${days} after the meeting ended`
       : `${days} after the meeting ends`;
-    const at = dueAt ? { dueAt } : {};
+    return { at: dueAt ? { dueAt } : {}, due };
+  };
+  const holderNames = new Set((options.holders ?? []).map((h) => h.name));
+  const clear = new Map<string, MeetingHoldings>();
+  for (const m of store.holdings(options.meetingId === undefined ? {} : { meetingId: options.meetingId })) {
+    // A pseudonymised meeting holds nothing personal any more (counts, times and regions only).
+    if (isPseudonym(m.meetingId)) continue;
+    clear.set(m.meetingId, m);
+    const { at, due } = dueOf(m);
     if (m.events > 0) {
       report.held.push({
         meetingId: m.meetingId,
@@ -151,7 +171,7 @@ export function privacyReport(store: ControlPlaneStore, options: PrivacyReportOp
         what: `events (${m.kinds.join(', ')})`,
         items: m.events,
         ...at,
-        due: m.undelivered > 0 ? `${m.undelivered} undelivered: after delivery, and not before ${dueAt ? 'the due date' : 'the end'}` : due,
+        due: m.undelivered > 0 ? `${m.undelivered} undelivered: after delivery, and not before ${at.dueAt ? 'the due date' : 'the end'}` : due,
       });
     }
     if (m.auditIdentities > 0) {
@@ -166,7 +186,22 @@ export function privacyReport(store: ControlPlaneStore, options: PrivacyReportOp
       due: m.undelivered > 0 ? 'once every event is delivered and purged' : due,
     });
     for (const target of options.purgeTargets ?? []) {
+      if (holderNames.has(target)) continue;
       report.held.push({ meetingId: m.meetingId, store: target, what: 'what this store received of the meeting', items: 0, ...at, due });
+    }
+  }
+  // Stores that list their holdings: each item with its field names, due when the outbox's
+  // retention rule says (the one rule for every store).
+  for (const holder of options.holders ?? []) {
+    for (const h of holder.heldData()) {
+      if (options.meetingId !== undefined && h.meetingId !== options.meetingId) continue;
+      const m = clear.get(h.meetingId);
+      const { at, due } = m
+        ? dueOf(m)
+        : store.isPseudonymised(h.meetingId)
+          ? { at: {}, due: 'overdue: the outbox purged the meeting; this store is purged when the adapter starts or runs next' }
+          : { at: {}, due: 'not in the outbox (the meeting never ran here): no retention date' };
+      report.held.push({ meetingId: h.meetingId, store: holder.name, what: h.what, fields: [...h.fields], items: h.items, ...at, due });
     }
   }
   // Purges the other stores have not confirmed yet: the clear id is held for them.
@@ -254,7 +289,7 @@ export function formatPrivacyReport(report: PrivacyReport): string {
   out += '\nPersonal data still held\n';
   out += table(
     ['meeting', 'store', 'items', 'due for purge', 'rule', 'what'],
-    report.held.map((h) => [h.meetingId, h.store, h.items > 0 ? String(h.items) : '-', h.dueAt ? iso(h.dueAt) : '-', h.due, h.what]),
+    report.held.map((h) => [h.meetingId, h.store, h.items > 0 ? String(h.items) : '-', h.dueAt ? iso(h.dueAt) : '-', h.due, h.fields ? `${h.what}: ${h.fields.join(', ')}` : h.what]),
   );
   out += '\nPurged\n';
   out += table(

@@ -4,13 +4,32 @@
 // SQLite through node:sqlite, by default in the same file as the control-plane outbox: a second
 // connection to that file (WAL), with its own tables (def_*, api_*) so that neither side reads
 // the other's. Every call is synchronous, so a definition is on disk when the call returns.
-import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
+//
+// Retention (fix of issues 15/16): the store has no purge timer of its own. It is a PurgeTarget of
+// the control-plane adapter, so the outbox's one rule (ended + retention days, on the adapter's
+// injectable timer and clock) decides when, and the adapter's pseudonym function how: past
+// retention a meeting's API keys are deleted, the personal fields of its definition are deleted,
+// and its id becomes the outbox's HMAC pseudonym in def_meetings and api_audit.
 import { dirname } from 'node:path';
 import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite';
+import type { HeldData, PurgeContext, PurgeTarget } from '../controlplane/sinks.js';
 import { C4vError } from '../errors.js';
 import type { AccountInit, MeetingInit } from '../model/types.js';
+import { ensurePrivateDir, ensurePrivateFile, type PermissionPolicy } from '../privacy/permissions.js';
+import { PSEUDONYM_PREFIX } from '../privacy/pseudonym.js';
 
-const DAY_MS = 86_400_000;
+/**
+ * Fields of a stored meeting definition that are personal data (or a credential): deleted at the
+ * retention boundary. What stays (account, settings, schedule, recurrence, time zone, dial-in
+ * numbers, times) is meeting metadata the README lists as not personal.
+ */
+export const PERSONAL_DEFINITION_FIELDS = ['title', 'hostIdentity', 'hostName', 'hostEmail', 'hostProfilePictureUrl', 'passwordHash'] as const;
+
+/** Options of openDefinitionStore(). */
+export interface DefinitionStoreOptions {
+  /** What to do with a folder or file that lets group or others in (warn, or refuse when strict). */
+  permissions?: PermissionPolicy;
+}
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS def_accounts (
@@ -25,7 +44,8 @@ CREATE TABLE IF NOT EXISTS def_meetings (
   definition     TEXT NOT NULL,
   created_at     INTEGER NOT NULL,
   ended_at       INTEGER,
-  retention_days REAL NOT NULL DEFAULT 0
+  retention_days REAL NOT NULL DEFAULT 0,
+  purged_at      INTEGER
 );
 CREATE TABLE IF NOT EXISTS api_keys (
   id         TEXT PRIMARY KEY,
@@ -102,20 +122,25 @@ function parse<T>(text: unknown, what: string): T {
 }
 
 /** The definitions file. Created with openDefinitionStore(); `close()` is idempotent. */
-export class DefinitionStore {
+export class DefinitionStore implements PurgeTarget {
+  /** Its name as a purge target, in the purge record and the privacy report. */
+  readonly name = 'definitions';
+  readonly purgeDetail =
+    'API keys deleted; personal fields of the definition deleted; meeting id replaced by its pseudonym in def_meetings and api_audit (targets removed)';
   readonly path: string;
   readonly #db: DatabaseSync;
   readonly #stmts = new Map<string, StatementSync>();
   #closed = false;
 
   /** @internal Use openDefinitionStore(). */
-  constructor(path: string) {
+  constructor(path: string, options: DefinitionStoreOptions = {}) {
     this.path = path;
     if (path !== ':memory:') {
-      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      // Definitions hold host names and e-mail addresses, keys hold secrets: this user only.
-      closeSync(openSync(path, 'a', 0o600));
-      chmodSync(path, 0o600);
+      // Definitions hold host names and e-mail addresses, keys hold secrets: this user only. The
+      // same rule and check as the outbox (a wider existing one: warning, or refusal when strict).
+      const policy = options.permissions ?? {};
+      ensurePrivateDir(dirname(path), policy);
+      ensurePrivateFile(path, policy);
     }
     const sqlite = process.getBuiltinModule('node:sqlite') as typeof import('node:sqlite');
     this.#db = new sqlite.DatabaseSync(path);
@@ -125,6 +150,9 @@ export class DefinitionStore {
     this.#db.exec('PRAGMA synchronous = FULL');
     this.#db.exec('PRAGMA secure_delete = ON');
     this.#db.exec(SCHEMA);
+    // Files written before retention was the adapter's have no purged_at column yet.
+    const columns = (this.#db.prepare('PRAGMA table_info(def_meetings)').all() as Row[]).map((r) => String(r.name));
+    if (!columns.includes('purged_at')) this.#db.exec('ALTER TABLE def_meetings ADD COLUMN purged_at INTEGER');
   }
 
   get closed(): boolean {
@@ -199,15 +227,16 @@ export class DefinitionStore {
   }
 
   meeting(id: string): StoredMeeting | undefined {
-    const r = this.#get('SELECT * FROM def_meetings WHERE id = ?', id);
+    const r = this.#get('SELECT * FROM def_meetings WHERE id = ? AND purged_at IS NULL', id);
     return r ? this.#meeting(r) : undefined;
   }
 
   /** Every stored meeting, oldest first; `activeOnly` leaves out ended ones. */
   meetings(options: { activeOnly?: boolean } = {}): StoredMeeting[] {
+    // Purged rows (pseudonym, no personal fields) are no definitions any more: counts only.
     const sql = options.activeOnly
-      ? 'SELECT * FROM def_meetings WHERE ended_at IS NULL ORDER BY created_at, id'
-      : 'SELECT * FROM def_meetings ORDER BY created_at, id';
+      ? 'SELECT * FROM def_meetings WHERE ended_at IS NULL AND purged_at IS NULL ORDER BY created_at, id'
+      : 'SELECT * FROM def_meetings WHERE purged_at IS NULL ORDER BY created_at, id';
     return this.#all(sql).map((r) => this.#meeting(r));
   }
 
@@ -229,19 +258,68 @@ export class DefinitionStore {
   }
 
   /**
-   * Retention: ended meetings whose account retention has run out lose their definition (host
-   * name and e-mail), their API keys and the meeting ids in the API audit record. Returns their ids.
+   * The retention purge of these meetings (called by the control-plane adapter once the outbox's
+   * retention ran out for them; see PurgeTarget): their API keys are deleted, the personal fields
+   * of their ended definitions are deleted, and their ids become `context.pseudonym(id)` in
+   * def_meetings and api_audit (whose targets, participant ids and key ids, are removed). A
+   * definition that has not ended (the id came back as a new meeting) is left alone. Resolves with
+   * the rows changed per meeting.
    */
-  purge(now = Date.now()): string[] {
-    const due = this.#all('SELECT id FROM def_meetings WHERE ended_at IS NOT NULL AND ended_at + retention_days * ? <= ?', DAY_MS, now).map((r) =>
-      String(r.id),
-    );
-    for (const id of due) {
-      this.#run('DELETE FROM api_keys WHERE meeting_id = ?', id);
-      this.#run('DELETE FROM def_meetings WHERE id = ?', id);
-      this.#run('UPDATE api_audit SET target = NULL WHERE meeting_id = ?', id);
+  async purgeMeetings(meetingIds: readonly string[], context: PurgeContext): Promise<Record<string, number>> {
+    const counts: Record<string, number> = {};
+    if (this.#closed) throw new C4vError('CLOSED', 'definition store closed');
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      for (const id of meetingIds) {
+        const p = context.pseudonym(id);
+        let n = this.#run('DELETE FROM api_keys WHERE meeting_id = ?', id);
+        const row = this.#get('SELECT definition FROM def_meetings WHERE id = ? AND ended_at IS NOT NULL', id);
+        if (row) {
+          const kept = parse<Record<string, unknown>>(row.definition, 'meeting');
+          for (const f of PERSONAL_DEFINITION_FIELDS) delete kept[f];
+          kept.id = p;
+          // A meeting id that came back (a recurring meeting) has one pseudonymised row: the latest.
+          this.#run('DELETE FROM def_meetings WHERE id = ?', p);
+          n += this.#run('UPDATE def_meetings SET id = ?, definition = ?, purged_at = ? WHERE id = ?', p, JSON.stringify(kept), context.now, id);
+        }
+        n += this.#run('UPDATE api_audit SET meeting_id = ?, target = NULL WHERE meeting_id = ?', p, id);
+        counts[id] = n;
+      }
+      this.#db.exec('COMMIT');
+    } catch (error) {
+      this.#db.exec('ROLLBACK');
+      throw error;
     }
-    return due;
+    // secure_delete zeroed the old rows in the database file; old page images may still sit in
+    // the WAL: fold it in and cut it to length so the clear ids are gone from disk too.
+    this.#db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+    return counts;
+  }
+
+  /**
+   * What the store holds per meeting that is personal (clear ids; field names, never values): the
+   * definition's personal fields, scoped keys, and API audit entries naming the meeting.
+   */
+  heldData(): HeldData[] {
+    const out: HeldData[] = [];
+    for (const r of this.#all('SELECT id, definition FROM def_meetings WHERE purged_at IS NULL ORDER BY created_at, id')) {
+      const d = parse<Record<string, unknown>>(r.definition, 'meeting');
+      const fields = ['id', ...PERSONAL_DEFINITION_FIELDS.filter((f) => d[f] !== undefined)];
+      out.push({ meetingId: String(r.id), what: 'meeting definition (def_meetings)', fields, items: 1 });
+    }
+    for (const r of this.#all('SELECT meeting_id, COUNT(*) AS n FROM api_keys GROUP BY meeting_id ORDER BY meeting_id')) {
+      out.push({ meetingId: String(r.meeting_id), what: 'meeting-scoped API keys (api_keys)', fields: ['meeting_id', 'secret'], items: Number(r.n) });
+    }
+    for (const r of this.#all(
+      `SELECT meeting_id, COUNT(*) AS n, COUNT(target) AS t FROM api_audit
+        WHERE meeting_id IS NOT NULL AND substr(meeting_id, 1, ?) <> ?
+        GROUP BY meeting_id ORDER BY MIN(id)`,
+      PSEUDONYM_PREFIX.length,
+      PSEUDONYM_PREFIX,
+    )) {
+      out.push({ meetingId: String(r.meeting_id), what: 'operator API audit entries (api_audit)', fields: Number(r.t) > 0 ? ['meeting_id', 'target'] : ['meeting_id'], items: Number(r.n) });
+    }
+    return out;
   }
 
   // ------------------------------------------------------------------------------------------
@@ -291,7 +369,7 @@ export class DefinitionStore {
 }
 
 /** Opens (creating when missing) the definitions file; ':memory:' for a store that dies with the process. */
-export function openDefinitionStore(path: string): DefinitionStore {
+export function openDefinitionStore(path: string, options: DefinitionStoreOptions = {}): DefinitionStore {
   if (typeof path !== 'string' || path.length === 0) throw new TypeError('the definition store needs a file path');
-  return new DefinitionStore(path);
+  return new DefinitionStore(path, options);
 }

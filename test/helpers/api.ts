@@ -8,14 +8,14 @@ import { join } from 'node:path';
 import { ApiClient } from '../../gateway/api/client.js';
 import { signApiRequest } from '../../gateway/api/auth.js';
 import { loadConfig } from '../../gateway/config.js';
-import { startDemoServer, type DemoServer } from '../../gateway/serve.js';
+import { startDemoServer, type DemoServer, type DemoServerOptions } from '../../gateway/serve.js';
 import { silentLogger, within } from './util.js';
 
 export const ADMIN_SECRET = 'admin-secret-for-tests-0123456789abcdef';
 export const ZOOM_SECRET = 'zoom-secret-token-0123456789abcdef';
 
 /** The demo server from environment variables (no file), on an ephemeral port, one worker. */
-export async function startServer(dir: string, env: Record<string, string> = {}): Promise<DemoServer> {
+export async function startServer(dir: string, env: Record<string, string> = {}, options: DemoServerOptions = {}): Promise<DemoServer> {
   const config = loadConfig({
     env: {
       C4V_PORT: '0',
@@ -27,7 +27,7 @@ export async function startServer(dir: string, env: Record<string, string> = {})
       ...env,
     },
   });
-  return startDemoServer(config, silentLogger());
+  return startDemoServer(config, silentLogger(), options);
 }
 
 /** An API client with the admin key of startServer(). */

@@ -18,6 +18,8 @@ export interface ReceivedEvent {
   eventId: string;
   meetingId: string;
   sequence: number;
+  /** The meeting instance ('' when the event carries none). */
+  meetingInstanceId: string;
   kind: string;
   body: Record<string, unknown>;
 }
@@ -132,6 +134,7 @@ export class ControlPlaneReceiver {
           eventId: String(obj.eventId),
           meetingId: String(obj.meetingId),
           sequence: Number(obj.sequence),
+          meetingInstanceId: typeof obj.meetingInstanceId === 'string' ? obj.meetingInstanceId : '',
           kind,
           body: obj[kind] as Record<string, unknown>,
         });
