@@ -25,7 +25,7 @@ import { libraryPath, memoryPerParticipant } from './library.js';
 import { runMicro, type MicroResult } from './micro.js';
 import { passwordFlood } from './password-flood.js';
 import { AUDIO, VIDEO, mediasoupPath, nativePath, type ForwardPath, type PathName, type Workload } from './paths.js';
-import { percentiles, quantileRatioInterval, type Interval } from './stats.js';
+import { percentiles, quantileRatioInterval, spread, type Interval } from './stats.js';
 import { cdfChart } from './svg.js';
 import { spreadFanout, type SpreadResult } from './spread.js';
 import { signallingThroughput, type SignallingResult } from './signalling.js';
@@ -43,6 +43,8 @@ export interface BenchOptions {
   outDir: string;
   only: Section[];
   log: (line: string) => void;
+  /** Capacity searches run this many times each (`--repeat K`, default 1); K > 1 reports their spread. */
+  repeat: number;
   /** Worker binaries for the 'build' section (`--worker-bin LABEL=PATH`, repeatable); the first is the baseline. */
   workerBuilds: WorkerBuild[];
 }
@@ -51,6 +53,8 @@ function parseArgs(argv: string[]): BenchOptions {
   const quick = argv.includes('--quick');
   const outIdx = argv.indexOf('--out');
   const onlyIdx = argv.indexOf('--only');
+  const repeatIdx = argv.indexOf('--repeat');
+  if (repeatIdx >= 0 && !(Number.isInteger(Number(argv[repeatIdx + 1])) && Number(argv[repeatIdx + 1]) >= 1)) throw new TypeError('--repeat wants a whole number >= 1');
   const only = onlyIdx >= 0 ? (argv[onlyIdx + 1] ?? '').split(',').filter(Boolean) : [...SECTIONS];
   for (const s of only) {
     if (!(SECTIONS as readonly string[]).includes(s)) throw new TypeError(`unknown section ${s}; known: ${SECTIONS.join(', ')}`);
@@ -61,6 +65,7 @@ function parseArgs(argv: string[]): BenchOptions {
     only: only as Section[],
     log: (line) => console.log(line),
     workerBuilds: parseWorkerBuilds(argv),
+    repeat: repeatIdx >= 0 ? Number(argv[repeatIdx + 1]) : 1,
   };
 }
 
@@ -222,7 +227,15 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
     // ---- capacity per path (one worker) --------------------------------------------------------
     const capacity: CapacityResult[] = [];
     // The full run stays under 10 minutes: capacity searches share what the latency part left.
-    const deadline = started + (o.quick ? 50 : 520) * 1000;
+    // With --repeat K every search runs K times (issue 14: the spread of capacity figures); the
+    // time budget grows with K.
+    const deadline = started + (o.quick ? 50 : 520) * 1000 * o.repeat;
+    const repeated = async (run: () => Promise<CapacityResult>): Promise<CapacityResult> => {
+      const runs: CapacityResult[] = [];
+      for (let i = 0; i < o.repeat; i++) runs.push(await run());
+      const first = runs[0]!;
+      return o.repeat > 1 ? { ...first, runs: runs.map((r) => r.capacity), spread: spread(runs.map((r) => r.capacity)) } : first;
+    };
     if (has('capacity')) {
       const trialSeconds = o.quick ? 1 : 10;
       // [path, first trial, upper bound]: first trials near the expected capacity keep the
@@ -232,7 +245,7 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
         : [['native', 1000, 4000], ['mediasoup', 1000, 4000], ['mediasoup-srtp', 400, 4000], ['library', 400, 4000]];
       for (const [name, start, max] of paths) {
         capacity.push(
-          await searchCapacity({
+          await repeated(() => searchCapacity({
             path: name,
             start,
             max,
@@ -245,7 +258,7 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
             deadline: deadline - (o.quick ? 0 : 100_000),
             trial: (n, seconds) => runScenario({ engine, makePath: makers(AUDIO, n).find(([p]) => p === name)![1], workload: AUDIO, fanout: n, seconds, warmupFrames: 25 }),
             log: o.log,
-          }),
+          })),
         );
       }
       results.capacity = capacity;
@@ -274,8 +287,8 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
           trial: (n, seconds) => runScenario({ engine, makePath: (p) => make(n, p), workload: AUDIO, fanout: n, seconds, warmupFrames: 25 }),
           log: o.log,
         });
-      machine.push(await search('library, all workers (pipes)', (n, p) => libraryPath(machineCore!, AUDIO, n, p, 'library-machine'), o.quick ? 100 : 900, o.quick ? 0 : 50_000));
-      machine.push(await search('mediasoup-srtp, all workers (pipes)', (n, p) => mediasoupPath(routers[0]!, allWorkers, AUDIO, n, p, true, routers), o.quick ? 100 : 900, 0));
+      machine.push(await repeated(() => search('library, all workers (pipes)', (n, p) => libraryPath(machineCore!, AUDIO, n, p, 'library-machine'), o.quick ? 100 : 900, o.quick ? 0 : 50_000)));
+      machine.push(await repeated(() => search('mediasoup-srtp, all workers (pipes)', (n, p) => mediasoupPath(routers[0]!, allWorkers, AUDIO, n, p, true, routers), o.quick ? 100 : 900, 0)));
       for (const r of routers) r.close();
       machineCore.close();
       machineCore = undefined;
@@ -490,6 +503,7 @@ export function report(results: Record<string, unknown>): string {
             path: c.path,
             capacity: `${c.atLeast ? '>= ' : ''}${c.capacity}${c.stoppedEarly ? ' (search cut short)' : ''}`,
             'first failure': c.firstFailure ?? '-',
+            ...(c.spread ? { 'runs (min / median / max)': `${c.spread.min} / ${c.spread.median} / ${c.spread.max}` } : {}),
             'last p99 at capacity': best ? fmtUs(best.lastP99Us) : '-',
             'worker CPU': best ? `${best.cpuPercent.toFixed(0)}%` : '-',
             'receiver CPU': best ? `${best.receiverCpuPercent.toFixed(0)}%` : '-',
