@@ -196,5 +196,7 @@ export function rateRatioInterval(a: Array<{ num: number; den: number }>, b: Arr
 /** The spread of repeated measurements (capacity searches): min, median, max. */
 export function spread(values: number[]): { min: number; median: number; max: number; runs: number } {
   const s = [...values].sort((x, y) => x - y);
-  return { min: s[0] ?? NaN, median: quantile(s, 0.5), max: s.at(-1) ?? NaN, runs: s.length };
+  // The middle value, or the mean of the two middle ones for an even count.
+  const mid = s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  return { min: s[0] ?? NaN, median: s.length ? mid : NaN, max: s.at(-1) ?? NaN, runs: s.length };
 }
