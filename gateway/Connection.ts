@@ -32,6 +32,8 @@ import {
   sourceFromWire,
   stateToWire,
   transportToWire,
+  producerStatsToWire,
+  consumerStatsToWire,
   type AnyCloseReason,
   type NotificationProps,
   type RequestMsg,
@@ -428,6 +430,7 @@ export class Connection implements SessionSink {
         rtpCapabilities: participant.state === 'admitted' ? rtpCapabilitiesToWire(meeting.rtpCapabilities) : null,
         e2eeRequired: meeting.settings.e2ee === 'required',
         reconnectGraceMs: this.ctx.limits.reconnectGraceMs,
+        activeSpeakerId: participant.state === 'admitted' ? (meeting.activeSpeakerId ?? '') : '',
       },
     };
   }
@@ -465,8 +468,8 @@ export class Connection implements SessionSink {
       case 'getParticipants': {
         if (p.state !== 'admitted') throw new PolicyError('NOT_ADMITTED', `the participant list is for admitted participants (${p.state})`);
         // Issue 14: the answer is encoded with cached roster entries (gateway/rosterEncoding.ts).
-        const [participants, producers, chats] = [m.participants, p.availableProducers?.() ?? [], p.availableChats?.() ?? []];
-        this.#preEncoded = (rid) => encodeParticipantList(rid, participants, producers, chats);
+        const [participants, producers, chats, speaker] = [m.participants, p.availableProducers?.() ?? [], p.availableChats?.() ?? [], m.activeSpeakerId ?? ''];
+        this.#preEncoded = (rid) => encodeParticipantList(rid, participants, producers, chats, speaker);
         return ok;
       }
       case 'admit':
@@ -537,8 +540,11 @@ export class Connection implements SessionSink {
         return ok;
       case 'getRouterRtpCapabilities':
         return { rtpCapabilities: rtpCapabilitiesToWire(m.rtpCapabilities) };
-      case 'createTransport':
-        return { transport: transportToWire(await p.createTransport(directionFromWire(r.createTransport!.direction))) };
+      case 'createTransport': {
+        const info = await p.createTransport(directionFromWire(r.createTransport!.direction));
+        s.transportOpened(info.id);
+        return { transport: transportToWire(info) };
+      }
       case 'connectTransport': {
         const c = r.connectTransport!;
         await p.connectTransport(c.transportId ?? '', dtlsFromWire(c.dtlsParameters));
@@ -555,7 +561,7 @@ export class Connection implements SessionSink {
           kind,
           rtpParameters: rtpParametersFromWire(c.rtpParameters),
         });
-        s.producerOpened(info.id, info.kind);
+        s.producerOpened(info.id, info.kind, c.transportId ?? '');
         s.mediaStarted();
         return { producer: producerToWire(info) };
       }
@@ -578,7 +584,7 @@ export class Connection implements SessionSink {
           producerId: c.producerId ?? '',
           rtpCapabilities: rtpCapabilitiesFromWire(c.rtpCapabilities),
         });
-        s.consumerOpened(info.id, info.kind, info.producerId);
+        s.consumerOpened(info.id, info.kind, info.producerId, c.transportId ?? '');
         return { consumer: consumerToWire(info) };
       }
       case 'pauseConsumer':
@@ -599,11 +605,27 @@ export class Connection implements SessionSink {
       case 'produceChat': {
         const c = r.produceChat!;
         const { id } = await p.produceChat({ transportId: c.transportId ?? '', sctpStreamParameters: sctpStreamFromWire(c.sctpStreamParameters) });
+        s.dataOpened(id, 'producer', c.transportId ?? '');
         return { dataProducer: { id, participantId: p.id } };
       }
       case 'consumeChat': {
         const c = r.consumeChat!;
-        return { dataConsumer: dataConsumerToWire(await p.consumeChat({ transportId: c.transportId ?? '', dataProducerId: c.dataProducerId ?? '' })) };
+        const info = await p.consumeChat({ transportId: c.transportId ?? '', dataProducerId: c.dataProducerId ?? '' });
+        s.dataOpened(info.id, 'consumer', c.transportId ?? '');
+        return { dataConsumer: dataConsumerToWire(info) };
+      }
+      case 'closeTransport': {
+        const id = r.closeTransport!.transportId ?? '';
+        if (!id) throw new ArgumentError('close_transport needs a transport id');
+        await p.closeTransport(id);
+        s.transportClosed(id);
+        return ok;
+      }
+      case 'getStats': {
+        const g = r.getStats!;
+        if (g.target === 'producerId' && g.producerId) return { stats: producerStatsToWire(await p.producerStats(g.producerId)) };
+        if (g.target === 'consumerId' && g.consumerId) return { stats: consumerStatsToWire(await p.consumerStats(g.consumerId), g.consumerId) };
+        throw new ArgumentError('get_stats needs a producer_id or a consumer_id');
       }
       case 'sendKeyMessage': {
         const c = r.sendKeyMessage!;

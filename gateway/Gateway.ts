@@ -87,6 +87,11 @@ export interface GatewayOptions {
   allowedOrigins?: readonly string[];
   /** Issue 15: answers every HTTP request under /api/ (the operator API, createOperatorApi()). */
   api?: { handle(req: IncomingMessage, res: ServerResponse, clientAddress?: string): Promise<void> };
+  /**
+   * Issue 11: further GET routes (the web app). Called for any path the gateway does not serve
+   * itself; returns true when it answered the request.
+   */
+  httpRoutes?: (path: string, req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 function isLoopback(host: string): boolean {
@@ -259,7 +264,7 @@ export class Gateway {
       } else if (path === '/metrics') {
         const body = await this.#options.registry.metrics();
         res.writeHead(200, { 'content-type': this.#options.registry.contentType }).end(body);
-      } else {
+      } else if (!this.#options.httpRoutes?.(path ?? '/', req, res)) {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       }
     } catch (error) {

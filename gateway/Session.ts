@@ -1,4 +1,5 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { types as ms } from 'mediasoup';
 import type { Logger } from 'pino';
 import type { CloseReason, PollInit, ProducerInfo } from '../lib/model/types.js';
 import type { GatewayMetrics } from './metrics.js';
@@ -43,8 +44,11 @@ export function participantToWire(p: GatewayParticipant): ReturnType<typeof pb.P
  */
 export class Session {
   #resumeToken = randomBytes(24).toString('base64url');
-  readonly producers = new Map<string, 'audio' | 'video'>();
-  readonly consumers = new Map<string, { kind: 'audio' | 'video'; producerId: string }>();
+  readonly producers = new Map<string, { kind: 'audio' | 'video'; transportId: string }>();
+  readonly consumers = new Map<string, { kind: 'audio' | 'video'; producerId: string; transportId: string }>();
+  /** Issue 11: the participant's transports and chat channels, for close_transport and the reconnect notice. */
+  readonly transports = new Set<string>();
+  readonly dataChannels = new Map<string, { role: 'producer' | 'consumer'; transportId: string }>();
   readonly logger: Logger;
   #sink: SessionSink | undefined;
   #graceTimer: NodeJS.Timeout | undefined;
@@ -134,21 +138,37 @@ export class Session {
     this.metrics.joinToMedia.observe(Number(process.hrtime.bigint() - this.#joinAt) / 1e9);
   }
 
-  producerOpened(id: string, kind: 'audio' | 'video'): void {
-    this.producers.set(id, kind);
+  transportOpened(id: string): void {
+    this.transports.add(id);
+  }
+
+  /** close_transport: forget the transport and what lived on it (mediasoup closed them with it). */
+  transportClosed(id: string): void {
+    this.transports.delete(id);
+    for (const [pid, p] of this.producers) if (p.transportId === id) this.producerGone(pid);
+    for (const [cid, c] of this.consumers) if (c.transportId === id) this.consumerGone(cid);
+    for (const [did, d] of this.dataChannels) if (d.transportId === id) this.dataChannels.delete(did);
+  }
+
+  dataOpened(id: string, role: 'producer' | 'consumer', transportId: string): void {
+    this.dataChannels.set(id, { role, transportId });
+  }
+
+  producerOpened(id: string, kind: 'audio' | 'video', transportId: string): void {
+    this.producers.set(id, { kind, transportId });
     this.metrics.producers.inc({ kind });
     this.metrics.producersCreated.inc({ kind });
   }
 
   producerGone(id: string): void {
-    const kind = this.producers.get(id);
-    if (!kind) return;
+    const p = this.producers.get(id);
+    if (!p) return;
     this.producers.delete(id);
-    this.metrics.producers.dec({ kind });
+    this.metrics.producers.dec({ kind: p.kind });
   }
 
-  consumerOpened(id: string, kind: 'audio' | 'video', producerId: string): void {
-    this.consumers.set(id, { kind, producerId });
+  consumerOpened(id: string, kind: 'audio' | 'video', producerId: string, transportId: string): void {
+    this.consumers.set(id, { kind, producerId, transportId });
     this.metrics.consumers.inc({ kind });
     this.metrics.consumersCreated.inc({ kind });
   }
@@ -178,6 +198,7 @@ export class Session {
         waitingStatus: {
           state: stateToWire(state as GatewayParticipant['state']),
           rtpCapabilities: state === 'admitted' ? rtpCapabilitiesToWire(this.meeting.rtpCapabilities) : null,
+          activeSpeakerId: state === 'admitted' ? (this.meeting.activeSpeakerId ?? '') : '',
         },
       });
     });
@@ -212,8 +233,54 @@ export class Session {
     this.#on('pollcreated', (pollId: string, init: PollInit) =>
       this.#notify({ pollStarted: { pollId, question: init.question, options: init.options, anonymous: init.anonymous ?? false } }),
     );
-    this.#on('reconnect', (reason: unknown) => this.#notify({ reconnect: { reason: String(reason) } }));
+    this.#on('reconnect', (reason: CloseReason) => this.#onReconnect(reason));
+    // Issue 11: which layer the server sends, and how good the streams are.
+    this.#on('consumerlayers', (consumerId: string, layers: ms.ConsumerLayers | undefined) =>
+      this.#notify({
+        consumerLayersChanged: {
+          consumerId,
+          ...(layers ? { spatialLayer: layers.spatialLayer, ...(layers.temporalLayer != null ? { temporalLayer: layers.temporalLayer } : {}) } : {}),
+        },
+      }),
+    );
+    this.#on('consumerscore', (consumerId: string, score: ms.ConsumerScore) =>
+      this.#notify({
+        consumerScore: { consumerId, score: score.score, producerScore: score.producerScore, producerScores: score.producerScores },
+      }),
+    );
+    this.#on('producerscore', (producerId: string, scores: ms.ProducerScore[]) =>
+      this.#notify({
+        producerScore: {
+          producerId,
+          scores: scores.map((x) => ({ encodingIdx: x.encodingIdx, ssrc: x.ssrc, rid: x.rid ?? '', score: x.score })),
+        },
+      }),
+    );
     if (p.closed) queueMicrotask(() => this.#teardown('left'));
+  }
+
+  /**
+   * The worker serving this participant died: every transport of the participant lived on it, so
+   * all of them are gone, with the producers, consumers and chat channels on them. Say exactly
+   * that (issue 11: typed and scoped), and forget them.
+   */
+  #onReconnect(reason: CloseReason): void {
+    // Own producers closed with the worker (their producer_closed came just before this): the
+    // model remembers them until they are published again.
+    const producers = (this.participant.lostProducers?.() ?? []).map(producerToWire);
+    const data = [...this.dataChannels];
+    const notice = {
+      closeReason: closeReasonToWire(reason),
+      transportIds: [...this.transports],
+      producers,
+      consumerIds: [...this.consumers.keys()],
+      dataProducerIds: data.filter(([, d]) => d.role === 'producer').map(([id]) => id),
+      dataConsumerIds: data.filter(([, d]) => d.role === 'consumer').map(([id]) => id),
+    };
+    for (const id of [...this.transports]) this.transportClosed(id);
+    for (const id of [...this.producers.keys()]) this.producerGone(id);
+    for (const id of [...this.consumers.keys()]) this.consumerGone(id);
+    this.#notify({ reconnect: notice });
   }
 
   /** The one teardown path: the participant's session ended for `reason`. */

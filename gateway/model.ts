@@ -54,6 +54,15 @@ export interface GatewayParticipant extends Events {
   availableProducers?(): ProducerInfo[];
   availableChats?(): Array<[string, string]>;
   close(reason: CloseReason): unknown;
+  // Issue 10 / 11 protocol additions.
+  closeTransport(transportId: string): unknown;
+  /** Own producers that died with their worker and were not published again yet. */
+  lostProducers?(): ProducerInfo[];
+  producerStats(producerId: string): Promise<ms.ProducerStat[]>;
+  consumerStats(consumerId: string): Promise<{
+    stats: ms.ConsumerStat[];
+    layers: { type: string; preferred?: ms.ConsumerLayers; current?: ms.ConsumerLayers };
+  }>;
 }
 
 export interface GatewayMeeting extends Events {
@@ -65,6 +74,8 @@ export interface GatewayMeeting extends Events {
   readonly participants: readonly GatewayParticipant[];
   readonly waiting: readonly GatewayParticipant[];
   readonly rtpCapabilities: ms.RtpCapabilities;
+  /** Issue 11: who is speaking now. */
+  readonly activeSpeakerId: string | undefined;
   join(req: JoinRequest): Promise<GatewayParticipant>;
   admit(actor: GatewayParticipant, participantId: string): unknown;
   admitAll(actor: GatewayParticipant): unknown;

@@ -39,17 +39,20 @@ const RESPONSE_PARTICIPANTS = (12 << 3) | 2;
 const LIST_PARTICIPANTS = (1 << 3) | 2;
 const LIST_PRODUCERS = (2 << 3) | 2;
 const LIST_DATA_PRODUCERS = (3 << 3) | 2;
+const LIST_ACTIVE_SPEAKER = (143 << 3) | 2;
 
 /**
  * The whole response envelope `{ id, response: { participants: ParticipantList } }` for request
  * `id`: the roster (cached entries), the producers and the chat data producers a late joiner may
- * consume.
+ * consume, and who is speaking now ('' for nobody: left out, as protobufjs leaves out an empty
+ * proto3 string).
  */
 export function encodeParticipantList(
   id: number,
   participants: readonly GatewayParticipant[],
   producers: readonly ProducerInfo[],
   dataProducers: ReadonlyArray<readonly [string, string]>,
+  activeSpeakerId: string,
 ): Uint8Array {
   const w = protobuf.Writer.create();
   w.uint32(ENVELOPE_ID).uint32(id);
@@ -60,6 +63,7 @@ export function encodeParticipantList(
   for (const [dataProducerId, participantId] of dataProducers) {
     pb.DataProducerInfo.encode({ id: dataProducerId, participantId }, w.uint32(LIST_DATA_PRODUCERS).fork()).ldelim();
   }
+  if (activeSpeakerId !== '') w.uint32(LIST_ACTIVE_SPEAKER).string(activeSpeakerId);
   w.ldelim();
   w.ldelim();
   return w.finish();

@@ -24,6 +24,8 @@ import { openDefinitionStore, type DefinitionStore } from '../lib/store/Definiti
 import { createOperatorApi, joinUrl, type OperatorApi } from './api/OperatorApi.js';
 import { randomApiSecret } from './api/auth.js';
 
+import { webAppRoutes } from '../web/server.js';
+
 const require = createRequire(import.meta.url);
 const VERSION = (require('../../package.json') as { version: string }).version;
 
@@ -180,6 +182,8 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger, opti
       serverVersion: `c4v-media/${VERSION}`,
       ...(tls ? { tls } : {}),
       ...(api ? { api } : {}),
+      // Issue 11: the meeting web app at /.
+      httpRoutes: webAppRoutes(),
     });
     gatewayRef = gateway;
     const hostToken = (): Promise<string> =>

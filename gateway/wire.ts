@@ -3,7 +3,7 @@
 // parameters). Handlers and the client helper use these functions; nothing else touches pb enums.
 import type { types as ms } from 'mediasoup';
 import protobuf from 'protobufjs/minimal.js';
-import { ErrorCodes, ProtocolError, type ErrorCode } from '../lib/errors.js';
+import { ArgumentError, ErrorCodes, ProtocolError, type ErrorCode } from '../lib/errors.js';
 import type {
   CloseReason,
   ConsumerInfo,
@@ -194,18 +194,34 @@ export function stateToWire(s: ParticipantState): c4v.signalling.v1.ParticipantS
 // Media parameters
 // ---------------------------------------------------------------------------------------------
 
-type PbParams = { [k: string]: string };
+type PbParams = { [k: string]: c4v.signalling.v1.ICodecParameterValue };
 
-function paramsToWire(p: Record<string, unknown> | undefined): PbParams {
+/**
+ * Codec parameters to the wire, each value with its type (issue 10): a JS number becomes
+ * `int_value`, a string `string_value`. mediasoup keeps `profile-level-id "640032"` a string and
+ * `apt 96` a number; guessing from the digits (the old rule) broke H264 High.
+ */
+export function codecParametersToWire(p: Record<string, unknown> | undefined): PbParams {
   const out: PbParams = {};
-  for (const [k, v] of Object.entries(p ?? {})) out[k] = String(v);
+  for (const [k, v] of Object.entries(p ?? {})) {
+    if (typeof v === 'string') out[k] = { stringValue: v };
+    else if (typeof v === 'number' && Number.isSafeInteger(v)) out[k] = { intValue: v };
+    else throw new ArgumentError(`codec parameter ${k}: only strings and integers are carried, not ${typeof v === 'number' ? v : typeof v}`);
+  }
   return out;
 }
 
-// SDP fmtp semantics: digit-only values are numbers (mediasoup checks e.g. rtx `apt` is a number).
-function paramsFromWire(p: PbParams | null | undefined): Record<string, string | number> {
+/** Codec parameters from the wire: `int_value` -> number, `string_value` -> string, nothing else. */
+export function codecParametersFromWire(p: PbParams | null | undefined): Record<string, string | number> {
   const out: Record<string, string | number> = {};
-  for (const [k, v] of Object.entries(p ?? {})) out[k] = /^-?\d{1,15}$/.test(v) ? Number(v) : v;
+  for (const [k, v] of Object.entries(p ?? {})) {
+    if (v?.stringValue != null) out[k] = v.stringValue;
+    else if (v?.intValue != null) {
+      const n = Number(v.intValue);
+      if (!Number.isSafeInteger(n)) throw new ProtocolError('PROTOCOL_ERROR', `codec parameter ${k}: integer out of range`);
+      out[k] = n;
+    } else throw new ProtocolError('PROTOCOL_ERROR', `codec parameter ${k} has no value (set string_value or int_value)`);
+  }
   return out;
 }
 
@@ -256,20 +272,32 @@ export function rtpParametersToWire(p: ms.RtpParameters): c4v.signalling.v1.RtpP
       payloadType: c.payloadType,
       clockRate: c.clockRate,
       channels: c.channels ?? 0,
-      parameters: paramsToWire(c.parameters),
+      parameters: codecParametersToWire(c.parameters),
       rtcpFeedback: (c.rtcpFeedback ?? []).map((f) => ({ type: f.type, parameter: f.parameter ?? '' })),
     })),
     headerExtensions: (p.headerExtensions ?? []).map((h) => ({ uri: h.uri, id: h.id, encrypt: h.encrypt ?? false })),
-    encodings: (p.encodings ?? []).map((e) => ({
+    encodings: (p.encodings ?? []).map((e: ms.RtpEncodingParameters & BrowserEncodingFields) => ({
       ssrc: e.ssrc ?? 0,
       rid: e.rid ?? '',
       rtxSsrc: e.rtx?.ssrc ?? 0,
       dtx: e.dtx ?? false,
       scalabilityMode: e.scalabilityMode ?? '',
       maxBitrate: e.maxBitrate ?? 0,
+      ...(e.active != null ? { active: e.active } : {}),
+      ...(e.scaleResolutionDownBy != null ? { scaleResolutionDownBy: e.scaleResolutionDownBy } : {}),
     })),
     rtcp: { cname: p.rtcp?.cname ?? '', reducedSize: p.rtcp?.reducedSize ?? true },
+    msid: p.msid ?? '',
   };
+}
+
+/**
+ * Encoding fields a browser sets (RTCRtpEncodingParameters) that mediasoup's own type lacks
+ * (issue 11): carried on the wire so that nothing is dropped silently.
+ */
+export interface BrowserEncodingFields {
+  active?: boolean;
+  scaleResolutionDownBy?: number;
 }
 
 export function rtpParametersFromWire(p: c4v.signalling.v1.RtpParameters.$Properties | null | undefined): ms.RtpParameters {
@@ -280,7 +308,7 @@ export function rtpParametersFromWire(p: c4v.signalling.v1.RtpParameters.$Proper
       payloadType: c.payloadType ?? 0,
       clockRate: c.clockRate ?? 0,
       ...(c.channels ? { channels: c.channels } : {}),
-      parameters: paramsFromWire(c.parameters),
+      parameters: codecParametersFromWire(c.parameters),
       rtcpFeedback: (c.rtcpFeedback ?? []).map((f) => ({ type: f.type ?? '', ...(f.parameter ? { parameter: f.parameter } : {}) })),
     })),
     headerExtensions: (p.headerExtensions ?? []).map((h) => ({
@@ -288,17 +316,36 @@ export function rtpParametersFromWire(p: c4v.signalling.v1.RtpParameters.$Proper
       id: h.id ?? 0,
       encrypt: h.encrypt ?? false,
     })),
-    encodings: (p.encodings ?? []).map((e) => ({
-      ...(e.ssrc ? { ssrc: e.ssrc } : {}),
-      ...(nonEmpty(e.rid) ? { rid: e.rid! } : {}),
-      ...(e.rtxSsrc ? { rtx: { ssrc: e.rtxSsrc } } : {}),
-      ...(e.dtx ? { dtx: true } : {}),
-      ...(nonEmpty(e.scalabilityMode) ? { scalabilityMode: e.scalabilityMode! } : {}),
-      ...(e.maxBitrate ? { maxBitrate: e.maxBitrate } : {}),
-    })),
+    encodings: (p.encodings ?? []).map((e, i): ms.RtpEncodingParameters & BrowserEncodingFields => {
+      // A switched-off layer cannot be told from a lost one on the server: refuse it rather than
+      // drop the flag (issue 11). The client leaves the layer out or pauses the producer instead.
+      if (e.active === false) {
+        throw new ProtocolError('UNSUPPORTED_PARAMETER', `encodings[${i}].active = false is not supported: leave the layer out or pause the producer`);
+      }
+      if (e.scaleResolutionDownBy != null && !(e.scaleResolutionDownBy >= 1 && Number.isFinite(e.scaleResolutionDownBy))) {
+        throw new ProtocolError('UNSUPPORTED_PARAMETER', `encodings[${i}].scale_resolution_down_by must be a finite number >= 1`);
+      }
+      return {
+        ...(e.ssrc ? { ssrc: e.ssrc } : {}),
+        ...(nonEmpty(e.rid) ? { rid: e.rid! } : {}),
+        ...(e.rtxSsrc ? { rtx: { ssrc: e.rtxSsrc } } : {}),
+        ...(e.dtx ? { dtx: true } : {}),
+        ...(nonEmpty(e.scalabilityMode) ? { scalabilityMode: e.scalabilityMode! } : {}),
+        ...(e.maxBitrate ? { maxBitrate: e.maxBitrate } : {}),
+        ...(e.active != null ? { active: e.active } : {}),
+        ...(e.scaleResolutionDownBy != null ? { scaleResolutionDownBy: e.scaleResolutionDownBy } : {}),
+      };
+    }),
     rtcp: { ...(nonEmpty(p.rtcp?.cname) ? { cname: p.rtcp!.cname! } : {}), reducedSize: p.rtcp?.reducedSize ?? true },
   };
   if (p.mid) out.mid = p.mid;
+  if (p.msid) {
+    // a=msid is "<stream id> [<track id>]": tokens of visible characters (RFC 8830).
+    if (p.msid.length > 128 || !/^[\x21-\x7e]+( [\x21-\x7e]+)?$/.test(p.msid)) {
+      throw new ProtocolError('UNSUPPORTED_PARAMETER', 'msid must be "<stream id> <track id>" of visible ASCII, at most 128 characters');
+    }
+    out.msid = p.msid;
+  }
   return out;
 }
 
@@ -310,7 +357,7 @@ export function rtpCapabilitiesToWire(c: ms.RtpCapabilities): c4v.signalling.v1.
       preferredPayloadType: k.preferredPayloadType ?? 0,
       clockRate: k.clockRate,
       channels: k.channels ?? 0,
-      parameters: paramsToWire(k.parameters),
+      parameters: codecParametersToWire(k.parameters),
       rtcpFeedback: (k.rtcpFeedback ?? []).map((f) => ({ type: f.type, parameter: f.parameter ?? '' })),
     })),
     headerExtensions: (c.headerExtensions ?? []).map((h) => ({
@@ -332,7 +379,7 @@ export function rtpCapabilitiesFromWire(c: c4v.signalling.v1.RtpCapabilities.$Pr
       preferredPayloadType: k.preferredPayloadType ?? 0,
       clockRate: k.clockRate ?? 0,
       ...(k.channels ? { channels: k.channels } : {}),
-      parameters: paramsFromWire(k.parameters),
+      parameters: codecParametersFromWire(k.parameters),
       rtcpFeedback: (k.rtcpFeedback ?? []).map((f) => ({ type: f.type ?? '', ...(f.parameter ? { parameter: f.parameter } : {}) })),
     })),
     headerExtensions: (c.headerExtensions ?? []).map((h) => ({
@@ -346,7 +393,14 @@ export function rtpCapabilitiesFromWire(c: c4v.signalling.v1.RtpCapabilities.$Pr
 }
 
 export function producerToWire(p: ProducerInfo): c4v.signalling.v1.ProducerInfo.$Properties {
-  return { id: p.id, participantId: p.participantId, source: sourceToWire(p.source), kind: kindToWire(p.kind), paused: p.paused };
+  return {
+    id: p.id,
+    participantId: p.participantId,
+    source: sourceToWire(p.source),
+    kind: kindToWire(p.kind),
+    paused: p.paused,
+    replacesProducerId: p.replacesProducerId ?? '',
+  };
 }
 
 export function consumerToWire(c: ConsumerInfo): c4v.signalling.v1.ConsumerInfo.$Properties {
@@ -380,5 +434,54 @@ export function sctpStreamFromWire(
     ordered: s.ordered ?? false,
     ...(s.maxPacketLifeTime != null ? { maxPacketLifeTime: s.maxPacketLifeTime } : {}),
     ...(s.maxRetransmits != null ? { maxRetransmits: s.maxRetransmits } : {}),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 11: statistics
+// ---------------------------------------------------------------------------------------------
+
+type MsStreamStats = ms.ProducerStat | ms.ConsumerStat;
+
+function streamStatsToWire(s: MsStreamStats): c4v.signalling.v1.RtpStreamStats.$Properties {
+  const nonNegative = (n: number | undefined): number => (typeof n === 'number' && Number.isFinite(n) && n > 0 ? n : 0);
+  return {
+    type: s.type,
+    ssrc: s.ssrc,
+    rid: s.rid ?? '',
+    mimeType: s.mimeType,
+    packetCount: nonNegative(s.packetCount),
+    byteCount: nonNegative(s.byteCount),
+    packetsLost: nonNegative(s.packetsLost),
+    fractionLost: nonNegative(s.fractionLost),
+    jitter: nonNegative(s.jitter),
+    score: nonNegative(s.score),
+    bitrate: Math.round(nonNegative(s.bitrate)),
+    roundTripTime: nonNegative(s.roundTripTime),
+    nackCount: nonNegative(s.nackCount),
+    pliCount: nonNegative(s.pliCount),
+    firCount: nonNegative(s.firCount),
+  };
+}
+
+function layersToWire(consumerId: string, l: ms.ConsumerLayers | undefined): c4v.signalling.v1.ConsumerLayers.$Properties {
+  if (!l) return { consumerId };
+  return { consumerId, spatialLayer: l.spatialLayer, ...(l.temporalLayer != null ? { temporalLayer: l.temporalLayer } : {}) };
+}
+
+/** get_stats for a producer: one inbound stream per encoding the server receives. */
+export function producerStatsToWire(stats: ms.ProducerStat[]): c4v.signalling.v1.StatsReport.$Properties {
+  return { streams: stats.map(streamStatsToWire) };
+}
+
+/** get_stats for a consumer: its outbound stream, and its preferred and current layers. */
+export function consumerStatsToWire(r: {
+  stats: ms.ConsumerStat[];
+  layers: { type: string; preferred?: ms.ConsumerLayers; current?: ms.ConsumerLayers };
+}, consumerId = ''): c4v.signalling.v1.StatsReport.$Properties {
+  return {
+    streams: r.stats.map(streamStatsToWire),
+    ...(r.layers.preferred ? { preferredLayers: layersToWire(consumerId, r.layers.preferred) } : {}),
+    ...(r.layers.current ? { currentLayers: layersToWire(consumerId, r.layers.current) } : {}),
   };
 }

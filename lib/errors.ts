@@ -54,11 +54,18 @@ export const ErrorCodes = [
   'WORKER_BUILD_FAILED',
   // Issue 16: data protection.
   'INSECURE_PERMISSIONS',
+  // Issue 11: client SDK and protocol additions.
+  /** A media parameter the server does not carry (e.g. `encodings[].active = false`). */
+  'UNSUPPORTED_PARAMETER',
   // Issue 13: cluster mode (Redis registry, home placement, bus).
   'CLUSTER_UNAVAILABLE',
   'CLUSTER_TIMEOUT',
   'NODE_DRAINING',
   'HOME_LOST',
+  // Issue 12: end-to-end encryption in the client SDK (client/e2ee/).
+  'E2EE_MESSAGE_INVALID',
+  'E2EE_KEY_INVALID',
+  'E2EE_NOT_SUPPORTED',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];

@@ -333,19 +333,33 @@ test('a dead media worker becomes a reconnect notice, and media set up again wor
   const t = await testGateway({ workers: 2 });
   const peers: Array<{ close(): Promise<void> }> = [];
   try {
-    const host = await t.client();
-    await host.join({ meetingId: MEETING, displayName: 'Host', joinToken: await t.hostToken(), e2eeCapable: true });
+    const { host, p } = await roomWith(t, 0);
     const first = await publish(host, [{ name: 'mic', kind: 'audio', source: 'microphone' }]);
     peers.push(first.pub);
+    const oldMic = first.producers.get('mic')!;
+    const watching = await subscribe(p, [oldMic]);
+    peers.push(watching.sub);
     const placement = t.meeting.placements.find((p) => !p.to)!;
     const worker = t.core.pool.workers.find((w) => w.id === placement.workerId)!;
     process.kill(worker.pid, 'SIGKILL');
     const notice = await host.waitFor('reconnect', () => true, 15_000);
-    assert.is(notice.reason, 'worker-failed');
+    // Typed and scoped (issue 11): the reason enum, the transport and the producer that died.
+    assert.is(notice.closeReason, pb.CloseReason.WORKER_FAILED);
+    assert.is(notice.transportIds?.length, 1);
+    assert.equal(notice.producers?.map((x) => x.id), [first.producers.get('mic')]);
+    assert.is(notice.producers?.[0]?.source, pb.MediaSource.MICROPHONE);
     // The client re-creates its transport and produces again, now on another worker.
     const again = await publish(host, [{ name: 'mic', kind: 'audio', source: 'microphone' }]);
     peers.push(again.pub);
     assert.ok(again.producers.get('mic'));
+    assert.is.not(again.producers.get('mic'), oldMic);
+    // The participant who received the old microphone learns which new producer replaces it,
+    // and its own reconnect notice names the consumer that died.
+    const pNotice = await p.waitFor('reconnect');
+    assert.is(pNotice.consumerIds?.length ?? 0, 0, 'the consumer was announced through producer_closed already');
+    await p.waitFor('producerClosed', (x) => x.producerId === oldMic);
+    const replaced = await p.waitFor('newProducer', (x) => x.replacesProducerId === oldMic);
+    assert.is(replaced.id, again.producers.get('mic'));
     assert.is.not(t.meeting.placements.find((p) => !p.to)!.workerId, worker.id);
   } finally {
     for (const x of peers) await x.close();

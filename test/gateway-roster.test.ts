@@ -14,7 +14,7 @@ const MEETING = 'elternabend';
 
 type Fake = { id: string; displayName: string; role: GatewayParticipant['role']; state: GatewayParticipant['state']; e2eeCapable: boolean };
 
-function reference(id: number, ps: Fake[], producers: ProducerInfo[], chats: Array<[string, string]>): Uint8Array {
+function reference(id: number, ps: Fake[], producers: ProducerInfo[], chats: Array<[string, string]>, activeSpeakerId = ''): Uint8Array {
   return pb.Envelope.encode({
     id,
     response: {
@@ -22,6 +22,7 @@ function reference(id: number, ps: Fake[], producers: ProducerInfo[], chats: Arr
         participants: ps.map((p) => participantToWire(p as unknown as GatewayParticipant)),
         producers: producers.map(producerToWire),
         dataProducers: chats.map(([dpId, participantId]) => ({ id: dpId, participantId })),
+        activeSpeakerId,
       },
     },
   }).finish();
@@ -40,17 +41,18 @@ test('the hand-framed answer is byte for byte what pb.Envelope.encode() writes, 
   const chats: Array<[string, string]> = [['dp-1', 'p-2']];
   const as = (list: Fake[]): GatewayParticipant[] => list as unknown as GatewayParticipant[];
   for (const id of [1, 127, 128, 300_000, 2 ** 32 - 1]) {
-    assert.equal(encodeParticipantList(id, as(ps), producers, chats), reference(id, ps, producers, chats), `request id ${id}`);
+    assert.equal(encodeParticipantList(id, as(ps), producers, chats, ''), reference(id, ps, producers, chats), `request id ${id}`);
   }
-  assert.equal(encodeParticipantList(5, [], [], []), reference(5, [], [], []), 'an empty list');
+  assert.equal(encodeParticipantList(5, [], [], [], ''), reference(5, [], [], []), 'an empty list');
+  assert.equal(encodeParticipantList(6, as(ps), producers, chats, 'p-2'), reference(6, ps, producers, chats, 'p-2'), 'with an active speaker');
   // Entries are cached per participant: every field it carries invalidates the entry.
   ps[1]!.role = 'cohost';
-  assert.equal(encodeParticipantList(9, as(ps), producers, chats), reference(9, ps, producers, chats), 'after a role change');
+  assert.equal(encodeParticipantList(9, as(ps), producers, chats, ''), reference(9, ps, producers, chats), 'after a role change');
   ps[1]!.displayName = 'Herr Yilmaz';
   ps[2]!.state = 'waiting-room';
   ps[0]!.e2eeCapable = false;
-  assert.equal(encodeParticipantList(10, as(ps), producers, chats), reference(10, ps, producers, chats), 'after name, state and e2ee changes');
-  const decoded = pb.Envelope.decode(encodeParticipantList(11, as(ps), producers, chats));
+  assert.equal(encodeParticipantList(10, as(ps), producers, chats, ''), reference(10, ps, producers, chats), 'after name, state and e2ee changes');
+  const decoded = pb.Envelope.decode(encodeParticipantList(11, as(ps), producers, chats, ''));
   assert.equal(decoded.response!.participants!.participants!.map((p) => p.role), [pb.Role.HOST, pb.Role.COHOST, pb.Role.PARTICIPANT]);
 });
 

@@ -47,7 +47,7 @@ test('npm pack builds dist/ through prepack and ships the library without tests,
   // A staged copy of what a clean checkout has (no dist/, no generated code), with the
   // repository's node_modules: packing here cannot disturb the dist/ the other tests run from.
   mkdirSync(stage);
-  for (const entry of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.pack.json', 'README.md', 'lib', 'gateway', 'bin', 'proto', 'native', 'scripts']) {
+  for (const entry of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.pack.json', 'README.md', 'lib', 'gateway', 'bin', 'proto', 'native', 'scripts', 'web', 'client']) {
     cpSync(join(root, entry), join(stage, entry), { recursive: true, filter: (src) => !src.includes(`${join('proto', 'gen')}`) });
   }
   symlinkSync(join(root, 'node_modules'), join(stage, 'node_modules'));

@@ -47,6 +47,8 @@ Environment: C4V_CONFIG, ${Object.keys(ENV_VARS).join(', ')}`,
         `  host token: ${hostToken}`,
         // Issue 15: the web app link for the host, and the operator API with its admin key.
         `  host link:  ${hostLink}`,
+        // Issue 11: guests open the app without a token (the waiting room decides).
+        `  guest link: ${gateway.httpUrl}/?meeting=${encodeURIComponent(meeting.id)}`,
         ...(server.apiKey
           ? [
               `  api:        ${gateway.httpUrl}/api/v1 (OpenAPI: ${gateway.httpUrl}/api/v1/openapi.json)`,

@@ -267,6 +267,30 @@ export class ClusterMedia extends TypedEmitter<MeetingMediaEvents> implements Me
     return this.#on(participantId, 'setPreferredLayers', consumerId, layers);
   }
 
+  /** Issue 10: closes a participant's transport on the node that serves it. */
+  closeTransport(participantId: string, transportId: string): Promise<void> {
+    return this.#on(participantId, 'closeTransport', transportId);
+  }
+
+  /** Issue 11: send statistics of a participant's consumer, from its node. */
+  consumerStats(participantId: string, consumerId: string): Promise<ms.ConsumerStat[]> {
+    return this.#on(participantId, 'consumerStats', consumerId);
+  }
+
+  /**
+   * Issue 11: producers of a participant that died with their worker. Known only where the
+   * participant's media is; for a participant served by another node the list is empty (the
+   * reconnect notice then names no producers, and clients publish everything again).
+   */
+  lostProducers(participantId: string): ProducerInfo[] {
+    try {
+      this.#localOnly(participantId);
+    } catch {
+      return [];
+    }
+    return this.#local.lostProducers(participantId);
+  }
+
   consumerLayers(participantId: string, consumerId: string): ReturnType<MeetingMedia['consumerLayers']> {
     this.#localOnly(participantId);
     return this.#local.consumerLayers(participantId, consumerId);

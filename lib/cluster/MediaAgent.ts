@@ -65,6 +65,9 @@ const MEDIA_METHODS = new Set([
   'closeChat',
   'closeDataProducer',
   'releaseParticipant',
+  // Issue 11 protocol additions.
+  'closeTransport',
+  'consumerStats',
 ]);
 
 /** The events a node's MeetingMedia reports to the meeting's home. */
@@ -77,6 +80,10 @@ export const FORWARDED_EVENTS = [
   'reconnect',
   'transportstate',
   'recoveryfailed',
+  // Issue 11: layer and score changes for the participant's client.
+  'consumerlayers',
+  'producerscore',
+  'consumerscore',
 ] as const satisfies ReadonlyArray<keyof MeetingMediaEvents>;
 
 interface Link {

@@ -109,6 +109,12 @@ export type MeetingMediaEvents = {
   transportstate: [string, string, ms.DtlsState];
   /** Recovery after a worker death failed (no worker left in the allowed regions). */
   recoveryfailed: [Error];
+  /** Issue 11: the layers a participant's simulcast / SVC consumer sends now (participant id, consumer id, layers). */
+  consumerlayers: [string, string, ms.ConsumerLayers | undefined];
+  /** Issue 11: a producer's receive score per encoding (producer id, owner id, scores). */
+  producerscore: [string, string, ms.ProducerScore[]];
+  /** Issue 11: a consumer's send score (participant id, consumer id, score). */
+  consumerscore: [string, string, ms.ConsumerScore];
   listenererror: [string, unknown];
 };
 
@@ -171,6 +177,12 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
   #placing: Promise<unknown> = Promise.resolve();
   /** Set while a dead shard is being replaced; media calls wait on it. */
   #recovering: Promise<void> | undefined;
+  /**
+   * Issue 11: producers that died with their worker, by `<participant id>\n<source>`: the next
+   * producer of that participant and source replaces it (ProducerInfo.replacesProducerId), so
+   * that consumers can swap the old stream for the new one instead of rebuilding everything.
+   */
+  readonly #lostProducers = new Map<string, ProducerInfo>();
   /** Ends a recovery's wait for a worker when the media closes (see #workerAdded). */
   readonly #onCloseWaiters = new Set<() => void>();
   #closed = false;
@@ -614,9 +626,15 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
       }),
     );
     const info: ProducerInfo = { id: producer.id, participantId, source: params.source, kind: params.kind, paused: producer.paused };
+    const lostKey = `${participantId}\n${params.source}`;
+    const replaces = this.#lostProducers.get(lostKey)?.id;
+    this.#lostProducers.delete(lostKey);
     const record: ProducerRecord = { info, producer, shard };
     this.#producers.set(producer.id, record);
+    producer.on('score', (scores) => this.safeEmit('producerscore', producer.id, participantId, scores));
     producer.observer.once('close', () => {
+      // mediasoup marks the worker died before it closes its routers (and so this producer).
+      if (shard.worker.worker.died && !this.#closed) this.#lostProducers.set(lostKey, { ...info });
       this.#producers.delete(producer.id);
       for (const key of [...this.#pipes.keys()]) if (key.startsWith(`${producer.id}:`)) this.#pipes.delete(key);
       this.safeEmit('producerclosed', { ...info });
@@ -626,7 +644,7 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
         this.#logger.warn({ err: String(error) }, 'could not watch a microphone for the active speaker');
       });
     }
-    return { ...info };
+    return replaces ? { ...info, replacesProducerId: replaces } : { ...info };
   }
 
   async pauseProducer(producerId: string): Promise<ProducerInfo> {
@@ -703,6 +721,8 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
       }),
     );
     peer.consumers.set(consumer.id, consumer);
+    consumer.on('layerschange', (layers) => this.safeEmit('consumerlayers', participantId, consumer.id, layers));
+    consumer.on('score', (score) => this.safeEmit('consumerscore', participantId, consumer.id, score));
     consumer.observer.once('close', () => {
       peer.consumers.delete(consumer.id);
       this.safeEmit('consumerclosed', participantId, consumer.id);
@@ -744,6 +764,24 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
       throw new MediaError('INVALID_STATE', `consumer ${consumerId} has no layers (type ${consumer.type})`);
     }
     await consumer.setPreferredLayers(layers);
+  }
+
+  /** Issue 11: a participant's producers that died with their worker and were not produced again. */
+  lostProducers(participantId: string): ProducerInfo[] {
+    return [...this.#lostProducers.values()].filter((i) => i.participantId === participantId).map((i) => ({ ...i }));
+  }
+
+  /** Issue 11: mediasoup's send statistics of one of a participant's consumers. */
+  async consumerStats(participantId: string, consumerId: string): Promise<ms.ConsumerStat[]> {
+    return (await this.#consumer(participantId, consumerId).getStats()).filter((s): s is ms.ConsumerStat => s.type === 'outbound-rtp');
+  }
+
+  /**
+   * Issue 10: closes one of a participant's transports. Its producers, consumers, data producers
+   * and data consumers close with it (mediasoup closes them; the usual close events follow).
+   */
+  closeTransport(participantId: string, transportId: string): void | Promise<void> {
+    this.#transport(participantId, transportId).close();
   }
 
   /** The consumer's preferred and current layers (simulcast / SVC). */
@@ -809,6 +847,7 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     const peer = this.#peers.get(participantId);
     if (!peer) return;
     this.#peers.delete(participantId);
+    for (const key of [...this.#lostProducers.keys()]) if (key.startsWith(`${participantId}\n`)) this.#lostProducers.delete(key);
     peer.shard?.participants.delete(participantId);
     for (const { transport } of [...peer.transports.values()]) transport.close();
     // An emptied extra router is given back (the meeting keeps at least one).

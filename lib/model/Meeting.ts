@@ -186,6 +186,8 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
   /** Identities whose microphone the host muted: a new microphone of theirs starts paused. */
   readonly #mutedByHost = new Set<string>();
   readonly #polls = new Map<string, Poll>();
+  /** Issue 11: the participant speaking now (the last dominant speaker still admitted). */
+  #activeSpeakerId: string | undefined;
   /** Guests' budget of this meeting (exponential back-off past it). */
   readonly #guestLimiter: BackoffLimiter;
   /** Guests per client address, across meetings (the core's). */
@@ -324,6 +326,11 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
   /** The router RTP capabilities clients load their device with. */
   get rtpCapabilities(): ms.RtpCapabilities {
     return this._media.rtpCapabilities;
+  }
+
+  /** Issue 11: the id of the participant speaking now (undefined before anyone spoke, or after they left). */
+  get activeSpeakerId(): string | undefined {
+    return this.#activeSpeakerId;
   }
 
   /** A participant (any state) by id. */
@@ -944,9 +951,14 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
     m.on('dominantspeaker', (pid) => {
       const speaker = this.#participants.get(pid);
       if (!speaker || speaker.state !== 'admitted') return;
+      this.#activeSpeakerId = pid;
       this.safeEmit('activespeaker', speaker);
       for (const p of this.participants) p.safeEmit('activespeaker', pid);
     });
+    // Issue 11: layer and score changes go to the one participant they concern.
+    m.on('consumerlayers', (pid, consumerId, layers) => this.#participants.get(pid)?.safeEmit('consumerlayers', consumerId, layers));
+    m.on('consumerscore', (pid, consumerId, score) => this.#participants.get(pid)?.safeEmit('consumerscore', consumerId, score));
+    m.on('producerscore', (producerId, pid, scores) => this.#participants.get(pid)?.safeEmit('producerscore', producerId, scores));
     m.on('placement', (entry) => this.#onPlacement(entry));
     m.on('transportstate', (pid, tid, state) => this.#participants.get(pid)?.safeEmit('transportstate', tid, state));
     m.on('reconnect', (pids) => {
@@ -978,6 +990,7 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
     const wasHost = p.role === 'host';
     if (!p._markClosed(reason)) return;
     this.#participants.delete(p.id);
+    if (this.#activeSpeakerId === p.id) this.#activeSpeakerId = undefined;
     this._media.releaseParticipant(p.id);
     this.#logger.info({ participantId: p.id, reason }, 'participant left');
     p.safeEmit('statechange', 'closed');

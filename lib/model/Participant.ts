@@ -1,7 +1,7 @@
 // A participant of a meeting: its role and state, and its media (through the meeting's media
 // plane, after the policy checks). Created by Meeting.join().
 import type { types as ms } from 'mediasoup';
-import { ArgumentError, InvalidStateError, PolicyError } from '../errors.js';
+import { ArgumentError, InvalidStateError, MediaError, PolicyError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
 import { logView } from '../telemetry/logger.js';
 import type { Meeting } from './Meeting.js';
@@ -51,6 +51,12 @@ export type ParticipantEvents = {
   transportstate: [string, ms.DtlsState];
   /** The media moved to another worker: re-create transports, produce and consume again. */
   reconnect: [CloseReason];
+  /** Issue 11: the layers one of this participant's simulcast / SVC consumers sends now (undefined: none). */
+  consumerlayers: [string, ms.ConsumerLayers | undefined];
+  /** Issue 11: the send score of one of this participant's consumers. */
+  consumerscore: [string, ms.ConsumerScore];
+  /** Issue 11: the receive scores (per encoding) of one of this participant's producers. */
+  producerscore: [string, ms.ProducerScore[]];
   listenererror: [string, unknown];
 };
 
@@ -268,6 +274,40 @@ export class Participant extends TypedEmitter<ParticipantEvents> {
   async setPreferredLayers(consumerId: string, layers: { spatialLayer: number; temporalLayer?: number }): Promise<void> {
     this.#assertAdmitted();
     await this.meeting._media.setPreferredLayers(this.id, consumerId, layers);
+  }
+
+  /**
+   * Issue 10: closes one of this participant's transports, and with it every producer, consumer
+   * and chat channel on it (the usual producerclosed / chatclosed events follow).
+   */
+  async closeTransport(transportId: string): Promise<void> {
+    this.#assertAdmitted();
+    await this.meeting._media.closeTransport(this.id, transportId);
+  }
+
+  /** Issue 11: own producers that died with their worker and were not published again yet. */
+  lostProducers(): ProducerInfo[] {
+    return this.meeting._media.lostProducers(this.id);
+  }
+
+  /** Issue 11: mediasoup's receive statistics of one of this participant's own producers. */
+  async producerStats(producerId: string): Promise<ms.ProducerStat[]> {
+    this.#assertAdmitted();
+    // Someone else's producer is "not found" for this participant: its stats are not theirs to read.
+    if (this.meeting._media.producer(producerId)?.participantId !== this.id) {
+      throw new MediaError('NOT_FOUND', `no producer ${String(producerId)} of this participant`);
+    }
+    return this.meeting._media.producerStats(producerId);
+  }
+
+  /** Issue 11: send statistics and layers of one of this participant's consumers. */
+  async consumerStats(consumerId: string): Promise<{
+    stats: ms.ConsumerStat[];
+    layers: { type: string; preferred?: ms.ConsumerLayers; current?: ms.ConsumerLayers };
+  }> {
+    this.#assertAdmitted();
+    const layers = this.meeting._media.consumerLayers(this.id, consumerId);
+    return { stats: await this.meeting._media.consumerStats(this.id, consumerId), layers };
   }
 
   /** Opens this participant's chat channel (SCTP DataProducer). CHAT_DISABLED when chat is off. */

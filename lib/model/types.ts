@@ -157,6 +157,11 @@ export interface ProducerInfo {
   source: MediaSource;
   kind: 'audio' | 'video';
   paused: boolean;
+  /**
+   * Set on the first producer of a participant and source after a worker death took the previous
+   * one (issue 11): the id it replaces, so that receivers can swap streams.
+   */
+  replacesProducerId?: string;
 }
 
 export interface ConsumerInfo {

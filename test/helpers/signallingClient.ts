@@ -271,6 +271,7 @@ export interface TrackSpec {
 /** What a client published through the gateway. */
 export interface Published {
   pub: WeriftPublisher;
+  transportId: string;
   producers: Map<string, string>;
   chatId: string | undefined;
 }
@@ -297,12 +298,13 @@ export async function publish(c: SignallingClient, tracks: TrackSpec[], chatStre
     chatId = (await c.call({ produceChat: { transportId: t.id, sctpStreamParameters: pub.sctpStreamParameters } })).dataProducer!.id!;
   }
   await pub.connect(transportFromWire(t));
-  return { pub, producers, chatId };
+  return { pub, transportId: t.id!, producers, chatId };
 }
 
 /** What a client receives through the gateway. */
 export interface Subscribed {
   sub: WeriftSubscriber;
+  transportId: string;
   /** producer id -> consumer id */
   consumers: Map<string, string>;
   chatStreams: Map<string, number>;
@@ -328,7 +330,7 @@ export async function subscribe(c: SignallingClient, producerIds: string[], chat
   await c.call({ connectTransport: { transportId: t.id, dtlsParameters: dtls } });
   for (const consumerId of consumers.values()) await c.call({ resumeConsumer: { consumerId } });
   for (const streamId of chatStreams.values()) await sub.openChat(streamId);
-  return { sub, consumers, chatStreams };
+  return { sub, transportId: t.id!, consumers, chatStreams };
 }
 
 export type { V1 };

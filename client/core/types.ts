@@ -1,0 +1,195 @@
+// Public types of the client SDK (`c4v-media/client`, `c4v-media/client/node`).
+import type { types as ms } from 'mediasoup';
+
+/** Where the client stands in the meeting. */
+export type MeetingState =
+  | 'connecting'
+  | 'waiting-for-host'
+  | 'waiting-room'
+  | 'admitted'
+  /** Refused in the waiting room. */
+  | 'denied'
+  /** Removed by the host (the identity cannot rejoin). */
+  | 'removed'
+  /** The meeting ended, the client left, or the session could not be kept (see the reason). */
+  | 'ended';
+
+/** What a track carries. */
+export type Source = 'microphone' | 'camera' | 'screen-video' | 'screen-audio';
+
+export type Role = 'host' | 'cohost' | 'participant';
+
+/**
+ * Why the session ended, as the server's CloseReason in lowercase with dashes ('removed',
+ * 'meeting-ended', 'host-left', 'worker-failed', 'connection-lost', 'replaced', 'server-shutdown',
+ * 'left', ...).
+ */
+export type CloseReasonName = string;
+
+/** Options of connect(). */
+export interface ConnectOptions {
+  /** The meeting to join; default: the `meeting` query parameter of the URL. */
+  meetingId?: string;
+  /** The name others see (1-64 characters, no control characters). */
+  displayName: string;
+  /** A join token from the meeting backend (identity and role); without one the client is a guest. */
+  token?: string;
+  password?: string;
+  /** The client can do end-to-end encryption (it then takes part in the key exchange). */
+  e2ee?: boolean;
+  /** Publish the camera with three simulcast layers (default true). */
+  simulcast?: boolean;
+  /** Receive chat and open a chat channel once admitted (default true). */
+  chat?: boolean;
+}
+
+export interface RemoteParticipant {
+  id: string;
+  displayName: string;
+  role: Role;
+  e2eeCapable: boolean;
+}
+
+/** A remote stream: one consumer of another participant's producer. `T` is the flavour's track type. */
+export interface RemoteTrack<T = unknown> {
+  consumerId: string;
+  producerId: string;
+  participantId: string;
+  source: Source;
+  kind: 'audio' | 'video';
+  track: T;
+  /** The sender paused it (muted), or the client paused it (hidden tile). */
+  paused: boolean;
+  /** The spatial / temporal layer the server sends now (simulcast / SVC), when known. */
+  layers: { spatialLayer: number; temporalLayer?: number } | undefined;
+  /** After a worker death: the producer id this stream replaces. */
+  replacesProducerId: string | undefined;
+}
+
+export interface ChatMessage {
+  participantId: string;
+  displayName: string;
+  text: string;
+  at: Date;
+}
+
+export interface PollInfo {
+  id: string;
+  question: string;
+  options: string[];
+  anonymous: boolean;
+}
+
+export interface PollResultsInfo {
+  id: string;
+  question: string;
+  options: string[];
+  counts: number[];
+  closed: boolean;
+  answers: Array<{ identity: string; displayName: string; option: number }>;
+}
+
+/** Which part of the session is being rebuilt: the media (a worker died) or the WebSocket. */
+export type ReconnectScope = 'media' | 'signalling';
+
+/** Events of a MeetingClient. */
+export type MeetingClientEvents<T = unknown> = {
+  /** The client's own state; the reason is set for denied, removed and ended. */
+  state: [MeetingState, CloseReasonName | undefined];
+  participantjoined: [RemoteParticipant];
+  participantleft: [RemoteParticipant, CloseReasonName];
+  /** Someone's role changed (your own included). */
+  rolechanged: [RemoteParticipant];
+  track: [RemoteTrack<T>];
+  trackended: [RemoteTrack<T>];
+  /** The sender paused (true) or resumed (false) a remote track. */
+  trackmuted: [RemoteTrack<T>, boolean];
+  /** The server switched the layer it sends on a remote video (undefined: none). */
+  layers: [RemoteTrack<T>, RemoteTrack<T>['layers']];
+  chat: [ChatMessage];
+  activespeaker: [string];
+  /** The host muted one of your sources; only you can unmute it. */
+  mutedbyhost: [Source];
+  /** One of your sources is published (again, after a worker death). */
+  localtrack: [Source];
+  /** One of your own published tracks was closed by the server (host stopped your share, or its worker died). */
+  localtrackended: [Source];
+  locked: [boolean];
+  poll: [PollInfo];
+  /** Hosts and co-hosts: who waits. */
+  waitinglist: [RemoteParticipant[]];
+  reconnecting: [ReconnectScope];
+  reconnected: [ReconnectScope];
+  /** Something failed in the background (a consume, an ICE restart); the meeting goes on. */
+  error: [Error];
+  listenererror: [string, unknown];
+};
+
+// ---------------------------------------------------------------------------------------------
+// The media side, per flavour (mediasoup-client in browsers, werift in Node)
+// ---------------------------------------------------------------------------------------------
+
+/** What the server says about a transport, in mediasoup-client's shape. */
+export interface TransportOptions {
+  id: string;
+  iceParameters: ms.IceParameters;
+  iceCandidates: ms.IceCandidate[];
+  dtlsParameters: ms.DtlsParameters;
+  sctpParameters?: { port: number; OS: number; MIS: number; maxMessageSize: number } | undefined;
+}
+
+/** @internal Callbacks a flavour's transport calls (mediasoup-client's transport events). */
+export interface TransportHandlers {
+  connect(dtlsParameters: ms.DtlsParameters): Promise<void>;
+  produce(p: { kind: 'audio' | 'video'; rtpParameters: ms.RtpParameters; source: Source }): Promise<string>;
+  produceData(p: { sctpStreamParameters: ms.SctpStreamParameters }): Promise<string>;
+  /** ICE / DTLS connection state ('new', 'connecting', 'connected', 'failed', 'disconnected', 'closed'). */
+  stateChange(state: string): void;
+}
+
+/** @internal */
+export interface AdapterProducer {
+  readonly id: string;
+  pause(): void;
+  resume(): void;
+  close(): void;
+}
+
+/** @internal */
+export interface AdapterConsumer<T> {
+  readonly track: T;
+  close(): void;
+}
+
+/** @internal */
+export interface AdapterDataProducer {
+  readonly id: string;
+  send(text: string): void;
+  close(): void;
+}
+
+/** @internal */
+export interface AdapterDataConsumer {
+  onMessage(cb: (text: string) => void): void;
+  close(): void;
+}
+
+/** @internal A transport of a flavour. */
+export interface AdapterTransport<T> {
+  readonly id: string;
+  produce(o: { track: T; source: Source; simulcast: boolean }): Promise<AdapterProducer>;
+  produceChat(): Promise<AdapterDataProducer>;
+  consume(o: { id: string; producerId: string; kind: 'audio' | 'video'; rtpParameters: ms.RtpParameters }): Promise<AdapterConsumer<T>>;
+  consumeChat(o: { id: string; dataProducerId: string; sctpStreamParameters: ms.SctpStreamParameters; label: string }): Promise<AdapterDataConsumer>;
+  restartIce(iceParameters: ms.IceParameters): Promise<void>;
+  close(): void;
+}
+
+/** @internal The media engine of a flavour. */
+export interface MediaAdapter<T> {
+  readonly loaded: boolean;
+  load(routerRtpCapabilities: ms.RtpCapabilities): Promise<void>;
+  /** What this client can receive (sent with every consume). */
+  recvRtpCapabilities(): ms.RtpCapabilities;
+  createTransport(direction: 'send' | 'recv', options: TransportOptions, handlers: TransportHandlers): AdapterTransport<T>;
+}
