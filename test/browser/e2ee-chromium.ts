@@ -95,7 +95,9 @@ export class Chromium {
         `--user-data-dir=${profile}`,
         'about:blank',
       ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
+      // Its own process group, so that close() ends the renderer and helper processes too: they
+      // outlive a killed browser process and keep writing to the profile folder being deleted.
+      { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
     );
     const url = await within(
       new Promise<string>((resolve, reject) => {
@@ -163,9 +165,14 @@ export class Chromium {
     this.#ws.close();
     if (this.#proc.exitCode === null) {
       const exited = new Promise((r) => this.#proc.once('exit', r));
-      this.#proc.kill('SIGKILL');
+      try {
+        process.kill(-this.#proc.pid!, 'SIGKILL');
+      } catch {
+        this.#proc.kill('SIGKILL');
+      }
       await exited;
     }
-    rmSync(this.#profile, { recursive: true, force: true });
+    // A helper process may still be flushing for a moment (ENOTEMPTY): retry rather than fail.
+    rmSync(this.#profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
   }
 }
