@@ -27,6 +27,9 @@ export interface CapacityResult {
   trialSeconds: number;
   criterion: string;
   trials: CapacityTrial[];
+  /** With `--repeat K`: every run's capacity, and their spread (issue 14). */
+  runs?: number[];
+  spread?: { min: number; median: number; max: number; runs: number };
 }
 
 export interface SearchOptions {

@@ -4,7 +4,7 @@
 // whatever else the machine is doing evenly: ratios between paths stay fair on a busy machine.
 import type { PacketEngine, Receiver, SenderOptions, UdpSocket } from './native/index.js';
 import { GENERATOR_SSRC, type ForwardPath, type Workload } from './paths.js';
-import { summarise, type DelaySummary } from './stats.js';
+import { percentiles, summarise, thin, type DelaySummary } from './stats.js';
 
 export interface ScenarioResult extends Omit<DelaySummary, 'cdf'> {
   path: string;
@@ -25,7 +25,16 @@ export interface ScenarioResult extends Omit<DelaySummary, 'cdf'> {
   /** CPU of the receiver thread over the scenario (native engine), in % of one core. */
   receiverCpuPercent: number;
   srtpFailures: number;
+  /** Per round: the forwarder's CPU ms and the copies the receiver got in it (per-copy CPU). */
+  roundStats: RoundStat[];
   cdf: DelaySummary['cdf'];
+}
+
+/** One round of a scenario: forwarding CPU and copies delivered while it ran. */
+export interface RoundStat {
+  cpuMs: number;
+  copies: number;
+  ms: number;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -68,6 +77,7 @@ export class Scenario {
   #cpuMs = 0;
   #cpuWindowMs = 0;
   #openedAt = 0;
+  readonly #roundStats: RoundStat[] = [];
 
   private constructor(o: ScenarioOptions) {
     this.#o = o;
@@ -129,6 +139,7 @@ export class Scenario {
     const path = this.#path!;
     const receiver = this.#receiver!;
     const cpu0 = await path.cpuMs();
+    const received0 = receiver.status().received;
     const t0 = Date.now();
     const sender = engine.startSender({ ...this.#base!, frames, firstFrame: this.#nextFrame, startNs: engine.nowNs() + 5e6 });
     const sent = await sender.finished();
@@ -147,8 +158,15 @@ export class Scenario {
       last = now;
       await sleep(100);
     }
-    this.#cpuMs += (await path.cpuMs()) - cpu0;
+    const cpuMs = (await path.cpuMs()) - cpu0;
+    this.#cpuMs += cpuMs;
     this.#cpuWindowMs += Date.now() - t0;
+    this.#roundStats.push({ cpuMs, copies: receiver.status().received - received0, ms: Date.now() - t0 });
+  }
+
+  /** Rounds measured so far. */
+  get rounds(): number {
+    return this.#rounds;
   }
 
   /** Stops everything and returns the figures over all rounds. */
@@ -179,6 +197,7 @@ export class Scenario {
       sendErrors: this.#sendErrors,
       receiverCpuPercent: (result.cpuNs / 1e6 / Math.max(1, Date.now() - this.#openedAt)) * 100,
       srtpFailures: result.srtpFailures,
+      roundStats: [...this.#roundStats],
     };
   }
 
@@ -203,4 +222,53 @@ export async function runScenario(o: ScenarioOptions & { seconds: number }): Pro
   } finally {
     await s.close();
   }
+}
+
+/**
+ * One result from several measurements of the same path and workload (segments of a latency
+ * scenario that is extended until its ratios are precise enough): delays are pooled, counts
+ * summed, CPU weighted by measured time.
+ */
+export function mergeResults(parts: ScenarioResult[]): ScenarioResult {
+  if (parts.length === 1) return parts[0]!;
+  const cat = (pick: (r: ScenarioResult) => Float64Array): Float64Array => {
+    const out = new Float64Array(parts.reduce((s, r) => s + pick(r).length, 0));
+    let k = 0;
+    for (const r of parts) {
+      out.set(pick(r), k);
+      k += pick(r).length;
+    }
+    return out;
+  };
+  const sum = (pick: (r: ScenarioResult) => number): number => parts.reduce((s, r) => s + pick(r), 0);
+  const first = cat((r) => r.samples.first);
+  const last = cat((r) => r.samples.last);
+  const seconds = sum((r) => r.seconds);
+  const expected = sum((r) => r.expected);
+  const received = sum((r) => r.received);
+  const p0 = parts[0]!;
+  return {
+    path: p0.path,
+    workload: p0.workload,
+    fanout: p0.fanout,
+    seconds,
+    rounds: sum((r) => r.rounds),
+    packetsSent: sum((r) => r.packetsSent),
+    first: percentiles(first),
+    last: percentiles(last),
+    expected,
+    received,
+    loss: expected ? 1 - received / expected : 0,
+    reordered: sum((r) => r.reordered),
+    duplicates: sum((r) => r.duplicates),
+    deliveredPps: received / seconds,
+    cpuPercent: sum((r) => r.cpuPercent * r.seconds) / seconds,
+    senderMaxLateUs: Math.max(...parts.map((r) => r.senderMaxLateUs)),
+    sendErrors: sum((r) => r.sendErrors),
+    receiverCpuPercent: sum((r) => r.receiverCpuPercent * r.seconds) / seconds,
+    srtpFailures: sum((r) => r.srtpFailures),
+    roundStats: parts.flatMap((r) => r.roundStats),
+    cdf: { first: thin(Float64Array.from(first).sort()), last: thin(Float64Array.from(last).sort()) },
+    samples: { first, last },
+  };
 }

@@ -69,6 +69,30 @@ export async function runMicro(quick: boolean): Promise<MicroResult> {
     bench.add('signalling envelope decode (join)', () => {
       sink = Envelope.decode(bytes);
     });
+    const roster = await optionalImport('../gateway/rosterEncoding.js');
+    const encodeParticipantList = roster?.encodeParticipantList as ((id: number, p: unknown[], pr: unknown[], d: unknown[], speaker: string) => Uint8Array) | undefined;
+    // Issue 14: the hot path of get_participants, piece by piece (the load test in
+    // bench/signalling.ts measures the whole request, socket and event loop included).
+    const getReq = Envelope.encode({ id: 123456, request: { getParticipants: {} } }).finish();
+    bench.add('get_participants: request decode', () => {
+      sink = Envelope.decode(getReq);
+    });
+    for (const roster of [10, 50]) {
+      const participants = Array.from({ length: roster }, (_, i) => ({ participantId: `3f1c2a9e-1b7d-4c55-9a6e-0d4f2b8c${String(i).padStart(4, '0')}`, displayName: `Teilnehmerin ${i}`, role: 3, state: 3, e2eeCapable: true }));
+      const producers = Array.from({ length: Math.min(roster, 13) }, (_, i) => ({ id: `7a1c2a9e-1b7d-4c55-9a6e-0d4f2b8c${String(i).padStart(4, '0')}`, participantId: participants[i]!.participantId, source: 1, kind: 1, paused: false }));
+      const resp = { id: 123456, response: { participants: { participants, producers, dataProducers: [], activeSpeakerId: '' } } };
+      bench.add(`get_participants: response encode (${roster}-person roster)`, () => {
+        sink = Envelope.encode(resp).finish();
+      });
+      // The gateway's own path since issue 14: cached entries, hand-framed envelope.
+      if (encodeParticipantList) {
+        const people = participants.map((p) => ({ id: p.participantId, displayName: p.displayName, role: 'participant', state: 'admitted', e2eeCapable: true }));
+        const prods = producers.map((p) => ({ id: p.id, participantId: p.participantId, source: 'microphone', kind: 'audio', paused: false }));
+        bench.add(`get_participants: response encode, cached entries (${roster}-person roster)`, () => {
+          sink = encodeParticipantList(123456, people, prods, [], '');
+        });
+      }
+    }
   } else {
     skipped.push('signalling envelope encode/decode: proto/gen/signalling.js is not built on this branch (issue 4)');
   }

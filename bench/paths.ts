@@ -1,6 +1,7 @@
 // The forwarding paths under test. Each takes packets from the generator at `ingress` and
 // delivers `fanout` copies, told apart by SSRC, to the receiver's address.
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { types as ms } from 'mediasoup';
 import type { PacketEngine, ReceiverCopy, SrtpKey, UdpSocket } from './native/index.js';
 
@@ -85,6 +86,22 @@ export async function nativePath(engine: PacketEngine, fanout: number, receiverP
       return closed;
     },
   };
+}
+
+/**
+ * CPU time (ms, ns resolution) of a process from the scheduler's own accounting: the sum of
+ * /proc/<pid>/task/<tid>/schedstat's first field over its threads (Linux). getrusage() through
+ * mediasoup reports whole milliseconds, too coarse for per-copy figures of short rounds.
+ * Undefined where /proc is not readable.
+ */
+export function schedCpuMs(pid: number): number | undefined {
+  try {
+    let ns = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    return ns / 1e6;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Resource figures of a worker: CPU (user + system) in ms. */

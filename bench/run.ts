@@ -20,16 +20,20 @@ import { createLogger } from '../lib/telemetry/logger.js';
 import { createMetricsRegistry } from '../lib/telemetry/metrics.js';
 import { packetEngine, packetEngineInfo, readRecords, type PacketEngine } from './native/index.js';
 import { searchCapacity, type CapacityResult } from './capacity.js';
-import { runScenario, Scenario, type ScenarioResult } from './latency.js';
+import { mergeResults, runScenario, Scenario, type ScenarioResult } from './latency.js';
 import { libraryPath, memoryPerParticipant } from './library.js';
 import { runMicro, type MicroResult } from './micro.js';
 import { passwordFlood } from './password-flood.js';
 import { AUDIO, VIDEO, mediasoupPath, nativePath, type ForwardPath, type PathName, type Workload } from './paths.js';
-import { percentiles } from './stats.js';
+import { percentiles, quantileRatioInterval, spread, type Interval } from './stats.js';
 import { cdfChart } from './svg.js';
+import { spreadFanout, type SpreadResult } from './spread.js';
+import { signallingThroughput, type SignallingResult } from './signalling.js';
+import { compareWorkerBuilds, parseWorkerBuilds, type WorkerBuild, type WorkerBuildResult } from './workerbuild.js';
+import { resolveWorkerBinary } from '../lib/media/workerBinary.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SECTIONS = ['latency', 'generator', 'capacity', 'machine', 'micro', 'memory', 'password'] as const;
+const SECTIONS = ['latency', 'generator', 'capacity', 'machine', 'micro', 'memory', 'password', 'build', 'spread', 'signalling'] as const;
 /** Per-worker capacity: the last copy's p99 must stay under this (a real-time bound). */
 const REALTIME_P99_US = 200_000;
 type Section = (typeof SECTIONS)[number];
@@ -39,12 +43,18 @@ export interface BenchOptions {
   outDir: string;
   only: Section[];
   log: (line: string) => void;
+  /** Capacity searches run this many times each (`--repeat K`, default 1); K > 1 reports their spread. */
+  repeat: number;
+  /** Worker binaries for the 'build' section (`--worker-bin LABEL=PATH`, repeatable); the first is the baseline. */
+  workerBuilds: WorkerBuild[];
 }
 
 function parseArgs(argv: string[]): BenchOptions {
   const quick = argv.includes('--quick');
   const outIdx = argv.indexOf('--out');
   const onlyIdx = argv.indexOf('--only');
+  const repeatIdx = argv.indexOf('--repeat');
+  if (repeatIdx >= 0 && !(Number.isInteger(Number(argv[repeatIdx + 1])) && Number(argv[repeatIdx + 1]) >= 1)) throw new TypeError('--repeat wants a whole number >= 1');
   const only = onlyIdx >= 0 ? (argv[onlyIdx + 1] ?? '').split(',').filter(Boolean) : [...SECTIONS];
   for (const s of only) {
     if (!(SECTIONS as readonly string[]).includes(s)) throw new TypeError(`unknown section ${s}; known: ${SECTIONS.join(', ')}`);
@@ -54,6 +64,8 @@ function parseArgs(argv: string[]): BenchOptions {
     outDir: resolve(outIdx >= 0 ? argv[outIdx + 1]! : join(ROOT, 'bench', 'results')),
     only: only as Section[],
     log: (line) => console.log(line),
+    workerBuilds: parseWorkerBuilds(argv),
+    repeat: repeatIdx >= 0 ? Number(argv[repeatIdx + 1]) : 1,
   };
 }
 
@@ -65,6 +77,11 @@ const MEDIA_CODECS: ms.RouterRtpCodecCapability[] = [
 function fmtUs(us: number): string {
   if (!Number.isFinite(us)) return '-';
   return us >= 10_000 ? `${(us / 1000).toFixed(1)}ms` : us >= 1000 ? `${(us / 1000).toFixed(2)}ms` : `${us.toFixed(0)}us`;
+}
+
+/** A ratio with its 95% interval: `0.87x [0.84, 0.90]`. */
+function fmtInterval(i: Interval): string {
+  return `${i.value.toFixed(2)}x [${i.lo.toFixed(2)}, ${i.hi.toFixed(2)}]`;
 }
 
 function table(rows: Array<Record<string, string | number>>): string {
@@ -119,39 +136,57 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
     };
 
     // ---- latency -------------------------------------------------------------------------------
-    const latency: Array<Omit<ScenarioResult, 'cdf'>> = [];
+    const latency: Array<Omit<ScenarioResult, 'cdf' | 'samples'> & { segments?: number; precision?: { target: number; halfWidth: number; met: boolean } }> = [];
+    const full: ScenarioResult[] = [];
     if (has('latency')) {
       const fanouts = o.quick ? [1, 10] : [1, 10, 50, 100];
       // Paths take turns in rounds (rotating the order), so that whatever else loads the machine
       // lands on all of them alike.
       const rounds = o.quick ? 2 : 4;
       const roundSeconds = o.quick ? 0.5 : 1;
+      // Issue 14: a scenario is measured in segments (paths opened afresh, `rounds` rounds each,
+      // delays pooled) until the library / raw-SRTP p50 ratio's 95% interval is within +-3%, or
+      // the segment budget is spent; `precision` in the results says which.
+      const maxSegments = o.quick ? 1 : 4;
       for (const w of [AUDIO, VIDEO]) {
         for (const n of fanouts) {
           const series: Array<{ label: string; values: number[] }> = [];
           const frames = Math.round(roundSeconds * w.frameRate);
-          const open: Array<[PathName, Scenario]> = [];
-          try {
-            for (const [name, make] of makers(w, n)) open.push([name, await Scenario.open({ engine, makePath: make, workload: w, fanout: n }, frames * rounds)]);
-            for (let r = 0; r < rounds; r++) {
-              for (let i = 0; i < open.length; i++) await open[(i + r) % open.length]![1].round(frames);
+          const parts = new Map<PathName, ScenarioResult[]>();
+          let segments = 0;
+          let precision: Interval | undefined;
+          while (segments < maxSegments) {
+            const open: Array<[PathName, Scenario]> = [];
+            try {
+              for (const [name, make] of makers(w, n)) open.push([name, await Scenario.open({ engine, makePath: make, workload: w, fanout: n }, frames * rounds)]);
+              for (let r = 0; r < rounds; r++) {
+                for (let i = 0; i < open.length; i++) await open[(i + r + segments) % open.length]![1].round(frames);
+              }
+              for (const [name, sc] of open) parts.set(name, [...(parts.get(name) ?? []), await sc.finish()]);
+            } finally {
+              for (const [, sc] of open) await sc.close();
             }
-            for (const [name, sc] of open) {
-              const res = await sc.finish();
-              const { cdf, ...rest } = res;
-              latency.push(rest);
-              series.push({ label: `${name}: first copy`, values: cdf.first });
-              if (n > 1) series.push({ label: `${name}: last copy`, values: cdf.last });
-              o.log(`latency ${w.name} N=${n} ${name}: p50 ${fmtUs(res.first.p50)} p99 ${fmtUs(res.first.p99)} (last copy p50 ${fmtUs(res.last.p50)} p99 ${fmtUs(res.last.p99)}), loss ${(res.loss * 100).toFixed(2)}%, CPU ${res.cpuPercent.toFixed(1)}%`);
-            }
-          } finally {
-            for (const [, sc] of open) await sc.close();
+            segments++;
+            const lib = parts.get('library');
+            const raw = parts.get('mediasoup-srtp');
+            if (!lib || !raw) break;
+            precision = quantileRatioInterval(mergeResults(lib).samples.first, mergeResults(raw).samples.first, 0.5);
+            if (precision.halfWidth <= 0.03) break;
+          }
+          for (const [name, list] of parts) {
+            const res = mergeResults(list);
+            full.push(res);
+            const { cdf, samples, ...rest } = res;
+            latency.push({ ...rest, segments, ...(name === 'library' && precision ? { precision: { target: 0.03, halfWidth: precision.halfWidth, met: precision.halfWidth <= 0.03 } } : {}) });
+            series.push({ label: `${name}: first copy`, values: cdf.first });
+            if (n > 1) series.push({ label: `${name}: last copy`, values: cdf.last });
+            o.log(`latency ${w.name} N=${n} ${name}: p50 ${fmtUs(res.first.p50)} p99 ${fmtUs(res.first.p99)} (last copy p50 ${fmtUs(res.last.p50)} p99 ${fmtUs(res.last.p99)}), loss ${(res.loss * 100).toFixed(2)}%, CPU ${res.cpuPercent.toFixed(1)}%, ${segments} segment(s)`);
           }
           writeFileSync(join(o.outDir, `cdf-${w.name}-n${n}.svg`), cdfChart(`One-way delay CDF: ${w.name}, fan-out ${n} (${o.quick ? 'quick' : 'full'} run)`, series));
         }
       }
       results.latency = latency;
-      results.ratios = ratios(latency);
+      results.ratios = ratios(full);
     }
 
     // ---- generator headroom --------------------------------------------------------------------
@@ -192,7 +227,15 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
     // ---- capacity per path (one worker) --------------------------------------------------------
     const capacity: CapacityResult[] = [];
     // The full run stays under 10 minutes: capacity searches share what the latency part left.
-    const deadline = started + (o.quick ? 50 : 520) * 1000;
+    // With --repeat K every search runs K times (issue 14: the spread of capacity figures); the
+    // time budget grows with K.
+    const deadline = started + (o.quick ? 50 : 520) * 1000 * o.repeat;
+    const repeated = async (run: () => Promise<CapacityResult>): Promise<CapacityResult> => {
+      const runs: CapacityResult[] = [];
+      for (let i = 0; i < o.repeat; i++) runs.push(await run());
+      const first = runs[0]!;
+      return o.repeat > 1 ? { ...first, runs: runs.map((r) => r.capacity), spread: spread(runs.map((r) => r.capacity)) } : first;
+    };
     if (has('capacity')) {
       const trialSeconds = o.quick ? 1 : 10;
       // [path, first trial, upper bound]: first trials near the expected capacity keep the
@@ -202,7 +245,7 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
         : [['native', 1000, 4000], ['mediasoup', 1000, 4000], ['mediasoup-srtp', 400, 4000], ['library', 400, 4000]];
       for (const [name, start, max] of paths) {
         capacity.push(
-          await searchCapacity({
+          await repeated(() => searchCapacity({
             path: name,
             start,
             max,
@@ -215,7 +258,7 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
             deadline: deadline - (o.quick ? 0 : 100_000),
             trial: (n, seconds) => runScenario({ engine, makePath: makers(AUDIO, n).find(([p]) => p === name)![1], workload: AUDIO, fanout: n, seconds, warmupFrames: 25 }),
             log: o.log,
-          }),
+          })),
         );
       }
       results.capacity = capacity;
@@ -244,14 +287,48 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
           trial: (n, seconds) => runScenario({ engine, makePath: (p) => make(n, p), workload: AUDIO, fanout: n, seconds, warmupFrames: 25 }),
           log: o.log,
         });
-      machine.push(await search('library, all workers (pipes)', (n, p) => libraryPath(machineCore!, AUDIO, n, p, 'library-machine'), o.quick ? 100 : 900, o.quick ? 0 : 50_000));
-      machine.push(await search('mediasoup-srtp, all workers (pipes)', (n, p) => mediasoupPath(routers[0]!, allWorkers, AUDIO, n, p, true, routers), o.quick ? 100 : 900, 0));
+      machine.push(await repeated(() => search('library, all workers (pipes)', (n, p) => libraryPath(machineCore!, AUDIO, n, p, 'library-machine'), o.quick ? 100 : 900, o.quick ? 0 : 50_000)));
+      machine.push(await repeated(() => search('mediasoup-srtp, all workers (pipes)', (n, p) => mediasoupPath(routers[0]!, allWorkers, AUDIO, n, p, true, routers), o.quick ? 100 : 900, 0)));
       for (const r of routers) r.close();
       machineCore.close();
       machineCore = undefined;
       results.machine = machine;
     }
 
+    // ---- signalling throughput (issue 14) --------------------------------------------------------
+    if (has('signalling')) {
+      const sig: SignallingResult[] = [];
+      for (const [roster, meetings] of o.quick ? [[10, 1]] : [[10, 5], [50, 1]]) {
+        sig.push(await signallingThroughput({ roster: roster!, meetings: meetings!, startRps: o.quick ? 500 : 250, factor: o.quick ? 2 : 1.5, maxSteps: o.quick ? 2 : 12, stepSeconds: o.quick ? 0.5 : 2, log: o.log }));
+      }
+      results.signalling = sig;
+    }
+
+    // ---- large fan-out spread over workers (issue 14) --------------------------------------------
+    if (has('spread')) {
+      // spreadAbove 1: the consumers are spread from the first one on (the default, 100, keeps a
+      // smaller meeting on one worker without pipes).
+      const spreadCore = await createMediaCore({ logger, registry: createMetricsRegistry(), workers: { workers: cpus().length }, media: { mediaCodecs: MEDIA_CODECS, spreadAbove: 1 } });
+      try {
+        results.spread = await spreadFanout(engine, core, spreadCore, { fanouts: o.quick ? [20] : [100, 500, 1000], rounds: o.quick ? 2 : 10, roundSeconds: o.quick ? 0.5 : 1, log: o.log });
+      } finally {
+        spreadCore.close();
+      }
+    }
+
+    // ---- worker builds side by side (issue 14) ---------------------------------------------------
+    if (has('build')) {
+      // Without --worker-bin the installed build runs against itself: an A/A comparison that shows
+      // how far apart two identical binaries measure in this run (the noise floor of the ratio).
+      const current = resolveWorkerBinary().path;
+      const builds = o.workerBuilds.length >= 2 ? o.workerBuilds : o.workerBuilds.length === 1 ? [{ label: 'current', bin: current }, o.workerBuilds[0]!] : [{ label: 'current', bin: current }, { label: 'current (A/A)', bin: current }];
+      results.build = await compareWorkerBuilds(engine, builds, {
+        fanout: o.quick ? { audio: 20, video: 10 } : { audio: 200, video: 50 },
+        rounds: o.quick ? 2 : 12,
+        roundSeconds: o.quick ? 0.5 : 1,
+        log: o.log,
+      });
+    }
   } finally {
     machineCore?.close();
     core.close();
@@ -359,10 +436,13 @@ interface Ratio {
   to: string;
   p50: number;
   p99: number;
+  /** 95% moving-block bootstrap intervals of the two ratios (issue 14). */
+  p50ci: Interval;
+  p99ci: Interval;
 }
 
 /** p50 / p99 (first copy) ratios: mediasoup vs native, SRTP vs plain, library vs mediasoup SRTP. */
-function ratios(rows: Array<Omit<ScenarioResult, 'cdf'>>): Ratio[] {
+function ratios(rows: ScenarioResult[]): Ratio[] {
   const out: Ratio[] = [];
   const find = (w: string, n: number, p: string) => rows.find((r) => r.workload === w && r.fanout === n && r.path === p);
   const pairs: Array<[string, string]> = [['mediasoup', 'native'], ['mediasoup-srtp', 'mediasoup'], ['library', 'mediasoup-srtp']];
@@ -370,7 +450,11 @@ function ratios(rows: Array<Omit<ScenarioResult, 'cdf'>>): Ratio[] {
     for (const [of, to] of pairs) {
       const a = find(r.workload, r.fanout, of);
       const b = find(r.workload, r.fanout, to);
-      if (a && b) out.push({ workload: r.workload, fanout: r.fanout, of, to, p50: a.first.p50 / b.first.p50, p99: a.first.p99 / b.first.p99 });
+      if (a && b) {
+        const p50ci = quantileRatioInterval(a.samples.first, b.samples.first, 0.5);
+        const p99ci = quantileRatioInterval(a.samples.first, b.samples.first, 0.99);
+        out.push({ workload: r.workload, fanout: r.fanout, of, to, p50: p50ci.value, p99: p99ci.value, p50ci, p99ci });
+      }
     }
   }
   return out;
@@ -379,7 +463,7 @@ function ratios(rows: Array<Omit<ScenarioResult, 'cdf'>>): Ratio[] {
 /** The console / README table. */
 export function report(results: Record<string, unknown>): string {
   const parts: string[] = [];
-  const latency = (results.latency ?? []) as Array<Omit<ScenarioResult, 'cdf'>>;
+  const latency = (results.latency ?? []) as Array<Omit<ScenarioResult, 'cdf' | 'samples'>>;
   if (latency.length) {
     parts.push('Forwarding latency (one-way, generator -> path -> receiver, first / last copy of each packet)\n');
     parts.push(
@@ -405,8 +489,8 @@ export function report(results: Record<string, unknown>): string {
   }
   const rat = (results.ratios ?? []) as Ratio[];
   if (rat.length) {
-    parts.push('\nRatios (first copy, same run)\n');
-    parts.push(table(rat.map((r) => ({ workload: r.workload, N: r.fanout, ratio: `${r.of} / ${r.to}`, p50: `${r.p50.toFixed(2)}x`, p99: `${r.p99.toFixed(2)}x` }))));
+    parts.push('\nRatios (first copy, same run; 95% bootstrap interval)\n');
+    parts.push(table(rat.map((r) => ({ workload: r.workload, N: r.fanout, ratio: `${r.of} / ${r.to}`, p50: fmtInterval(r.p50ci), p99: fmtInterval(r.p99ci) }))));
   }
   const cap = [...((results.capacity ?? []) as CapacityResult[]), ...((results.machine ?? []) as CapacityResult[])];
   if (cap.length) {
@@ -419,6 +503,7 @@ export function report(results: Record<string, unknown>): string {
             path: c.path,
             capacity: `${c.atLeast ? '>= ' : ''}${c.capacity}${c.stoppedEarly ? ' (search cut short)' : ''}`,
             'first failure': c.firstFailure ?? '-',
+            ...(c.spread ? { 'runs (min / median / max)': `${c.spread.min} / ${c.spread.median} / ${c.spread.max}` } : {}),
             'last p99 at capacity': best ? fmtUs(best.lastP99Us) : '-',
             'worker CPU': best ? `${best.cpuPercent.toFixed(0)}%` : '-',
             'receiver CPU': best ? `${best.receiverCpuPercent.toFixed(0)}%` : '-',
@@ -427,6 +512,26 @@ export function report(results: Record<string, unknown>): string {
         }),
       ),
     );
+  }
+  const sig = (results.signalling ?? []) as SignallingResult[];
+  if (sig.length) {
+    parts.push('\nSignalling throughput: get_participants against the gateway in its own process (one worker), open loop, rising rates\n');
+    parts.push(table(sig.flatMap((r) => r.steps.map((x) => ({ roster: r.roster, connections: r.connections, 'target/s': x.targetRps.toFixed(0), 'answered/s': x.achievedRps.toFixed(0), p50: `${x.p50Ms.toFixed(2)}ms`, p99: `${x.p99Ms.toFixed(2)}ms`, 'server CPU': `${x.serverCpuPercent.toFixed(0)}%`, 'req/s per server core': x.rpsPerServerCore.toFixed(0), 'generator CPU': `${x.generatorCpuPercent.toFixed(0)}%` })))));
+    for (const r of sig) parts.push(r.best ? `roster ${r.roster}: ${r.best.rpsPerServerCore.toFixed(0)} req/s per server core at ${r.best.achievedRps.toFixed(0)} req/s with p99 ${r.best.p99Ms.toFixed(2)} ms (<= ${r.p99BoundMs} ms); response ${r.responseBytes} B` : `roster ${r.roster}: no step had p99 <= ${r.p99BoundMs} ms`);
+  }
+  const spreadRes = results.spread as SpreadResult | undefined;
+  if (spreadRes?.rows.length) {
+    parts.push('\nLarge fan-out: one producer, N audio consumers, library on one worker vs spread over all workers (same run)\n');
+    parts.push(table(spreadRes.rows.map((r) => ({ N: r.fanout, path: r.path, 'last p50': fmtUs(r.lastP50Us), 'last p99': fmtUs(r.lastP99Us), 'first p50': fmtUs(r.firstP50Us), loss: `${(r.loss * 100).toFixed(2)}%`, 'worker CPU': `${r.cpuPercent.toFixed(0)}%`, packets: r.packets }))));
+    parts.push('');
+    parts.push(table(spreadRes.ratios.map((r) => ({ N: r.fanout, ratio: 'spread / one worker', 'last p50': fmtInterval(r.lastP50), 'last p99': fmtInterval(r.lastP99) }))));
+  }
+  const build = results.build as WorkerBuildResult | undefined;
+  if (build?.rows.length) {
+    parts.push('\nWorker builds side by side (raw mediasoup SRTP, one worker per build, same run)\n');
+    parts.push(table(build.rows.map((r) => ({ workload: r.workload, N: r.fanout, build: r.build, 'CPU/copy': `${r.cpuUsPerCopy.toFixed(2)}us`, 'user/copy': `${r.userUsPerCopy.toFixed(2)}us`, 'last p50': fmtUs(r.lastP50Us), 'last p99': fmtUs(r.lastP99Us), loss: `${(r.loss * 100).toFixed(2)}%`, rounds: r.rounds }))));
+    parts.push('');
+    parts.push(table(build.ratios.map((r) => ({ workload: r.workload, N: r.fanout, ratio: `${r.of} / ${r.to}`, 'CPU/copy': fmtInterval(r.cpuPerCopy), 'user/copy': fmtInterval(r.userPerCopy), 'last p50': fmtInterval(r.lastP50) }))));
   }
   const g = results.generator as GeneratorResult | undefined;
   if (g) parts.push(`\nGenerator alone: ${g.achievedPps.toFixed(0)} packets/s, loss ${(g.loss * 100).toFixed(3)}%, p99 ${fmtUs(g.p99Us)}: ${g.headroom.toFixed(1)}x the highest rate used (${g.highestRateUsed.toFixed(0)}/s)`);

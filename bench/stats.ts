@@ -28,6 +28,11 @@ export interface DelaySummary {
   duplicates: number;
   /** Sorted delays (us) of the first and last copies, thinned for the CDF chart. */
   cdf: { first: number[]; last: number[] };
+  /**
+   * Per packet in sending order, the first and last copy's delay (us): what the bootstrap
+   * intervals resample. Not written to results.json (the report strips it).
+   */
+  samples: { first: Float64Array; last: Float64Array };
 }
 
 /** The value at quantile q of an ascending array (nearest rank). */
@@ -50,7 +55,7 @@ export function percentiles(values: Float64Array): Percentiles {
 }
 
 /** At most `points` values of a sorted array, evenly spread over its ranks (always the last). */
-function thin(sorted: Float64Array, points = 200): number[] {
+export function thin(sorted: Float64Array, points = 200): number[] {
   if (sorted.length <= points) return [...sorted];
   const out: number[] = [];
   for (let i = 0; i < points; i++) out.push(sorted[Math.round((i * (sorted.length - 1)) / (points - 1))]!);
@@ -100,5 +105,98 @@ export function summarise(records: ArrayBuffer, copies: number, firstSeq: number
     reordered,
     duplicates,
     cdf: { first: thin(Float64Array.from(firsts).sort()), last: thin(Float64Array.from(lasts).sort()) },
+    samples: { first: firsts, last: lasts },
   };
+}
+
+// ---- Issue 14: same-run ratios with 95% bootstrap intervals ---------------------------------------
+
+/** A ratio (or any statistic) with its 95% bootstrap interval. */
+export interface Interval {
+  value: number;
+  lo: number;
+  hi: number;
+  /** Half the interval's width relative to the value: 0.03 means +-3%. */
+  halfWidth: number;
+  resamples: number;
+}
+
+/**
+ * A small deterministic PRNG (mulberry32): a bootstrap with a fixed seed gives the same interval
+ * for the same data, so a re-run of the report does not move the figures.
+ */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Resamples `values` in blocks of `block` consecutive entries (moving-block bootstrap): delays of
+ * packets close in time are correlated (one scheduling hiccup delays a burst), and resampling
+ * single packets would pretend they are independent and give too narrow an interval.
+ */
+function resampleBlocks(values: Float64Array, block: number, rnd: () => number, out: Float64Array): Float64Array {
+  const n = values.length;
+  // At least ~10 blocks per sample: with fewer, every resample is nearly the sample itself.
+  const b = Math.max(1, Math.min(block, Math.floor(n / 10)));
+  const starts = n - b + 1;
+  let k = 0;
+  while (k < n) {
+    const s = Math.floor(rnd() * starts);
+    for (let j = 0; j < b && k < n; j++) out[k++] = values[s + j]!;
+  }
+  return out;
+}
+
+function intervalOf(value: number, stats: number[], resamples: number): Interval {
+  const s = stats.filter(Number.isFinite).sort((x, y) => x - y);
+  const lo = quantile(s, 0.025);
+  const hi = quantile(s, 0.975);
+  return { value, lo, hi, halfWidth: Math.max(value - lo, hi - value) / Math.abs(value), resamples };
+}
+
+/**
+ * The ratio q(a) / q(b) of quantile q of two samples (per-packet delays of two paths measured in
+ * the same run), with a 95% interval from a moving-block bootstrap of each sample independently.
+ */
+export function quantileRatioInterval(a: Float64Array, b: Float64Array, q: number, options: { block?: number; resamples?: number; seed?: number } = {}): Interval {
+  const resamples = options.resamples ?? 1000;
+  const block = options.block ?? 50;
+  const rnd = prng(options.seed ?? 14);
+  const sortedQ = (v: Float64Array): number => quantile(Float64Array.from(v).sort(), q);
+  const value = sortedQ(a) / sortedQ(b);
+  const ra = new Float64Array(a.length);
+  const rb = new Float64Array(b.length);
+  const stats: number[] = [];
+  for (let i = 0; i < resamples; i++) stats.push(sortedQ(resampleBlocks(a, block, rnd, ra)) / sortedQ(resampleBlocks(b, block, rnd, rb)));
+  return intervalOf(value, stats, resamples);
+}
+
+/**
+ * The ratio of two rates sum(num) / sum(den) of sample A over the same of sample B, where each
+ * sample is a list of rounds (e.g. worker CPU ms and copies forwarded per round), with a 95%
+ * interval from resampling the rounds of each sample.
+ */
+export function rateRatioInterval(a: Array<{ num: number; den: number }>, b: Array<{ num: number; den: number }>, options: { resamples?: number; seed?: number } = {}): Interval {
+  const resamples = options.resamples ?? 2000;
+  const rnd = prng(options.seed ?? 14);
+  const rate = (rows: Array<{ num: number; den: number }>): number => rows.reduce((s, r) => s + r.num, 0) / rows.reduce((s, r) => s + r.den, 0);
+  const pick = (rows: Array<{ num: number; den: number }>): Array<{ num: number; den: number }> => rows.map(() => rows[Math.floor(rnd() * rows.length)]!);
+  const stats: number[] = [];
+  for (let i = 0; i < resamples; i++) stats.push(rate(pick(a)) / rate(pick(b)));
+  return intervalOf(rate(a) / rate(b), stats, resamples);
+}
+
+/** The spread of repeated measurements (capacity searches): min, median, max. */
+export function spread(values: number[]): { min: number; median: number; max: number; runs: number } {
+  const s = [...values].sort((x, y) => x - y);
+  // The middle value, or the mean of the two middle ones for an even count.
+  const mid = s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  return { min: s[0] ?? NaN, median: s.length ? mid : NaN, max: s.at(-1) ?? NaN, runs: s.length };
 }

@@ -7,6 +7,7 @@ import type { CloseReason } from '../lib/model/types.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { GatewayCore, GatewayMeeting, GatewayParticipant } from './model.js';
 import { participantToWire, Session, type SessionSink } from './Session.js';
+import { encodeParticipantList } from './rosterEncoding.js';
 import type { JoinTokens } from './tokens.js';
 import { TokenBucket, type KeyedRateLimiter } from './limits.js';
 import {
@@ -95,6 +96,8 @@ export class Connection implements SessionSink {
   /** A request is being handled: a close it causes waits until its response is sent. */
   #handling = false;
   #deferredEnd: CloseReason | undefined;
+  /** Set by a handler whose answer is encoded by hand (get_participants): the whole envelope for a request id. */
+  #preEncoded: ((id: number) => Uint8Array) | undefined;
   #pending = 0;
   #protocolErrors = 0;
   #floodStrikes = 0;
@@ -206,7 +209,10 @@ export class Connection implements SessionSink {
         if (this.#state === 'closed') return;
         this.#handling = true;
         const result = await this.#handle(type, request);
-        this.#send({ id, response: result });
+        const preEncoded = this.#preEncoded;
+        this.#preEncoded = undefined;
+        if (preEncoded) this.#sendBytes(preEncoded(id));
+        else this.#send({ id, response: result });
         const after = this.#afterResponse;
         this.#afterResponse = undefined;
         after?.();
@@ -241,6 +247,10 @@ export class Connection implements SessionSink {
   }
 
   #send(env: Parameters<typeof encodeEnvelope>[0]): void {
+    this.#sendBytes(encodeEnvelope(env));
+  }
+
+  #sendBytes(bytes: Uint8Array): void {
     const ws = this.ws;
     if (ws.readyState !== WebSocket.OPEN) return;
     // A client that does not read lets our send buffer grow without bound: close it instead.
@@ -248,7 +258,7 @@ export class Connection implements SessionSink {
       this.#closeWith('slow-reader', `send buffer above ${this.ctx.limits.maxBufferedBytes} bytes`);
       return;
     }
-    ws.send(encodeEnvelope(env));
+    ws.send(bytes);
   }
 
   #closeWith(reason: AnyCloseReason, message: string): void {
@@ -419,6 +429,7 @@ export class Connection implements SessionSink {
         meetingTitle: meeting.title,
         rtpCapabilities: participant.state === 'admitted' ? rtpCapabilitiesToWire(meeting.rtpCapabilities) : null,
         e2eeRequired: meeting.settings.e2ee === 'required',
+        e2eeMode: meeting.settings.e2ee,
         reconnectGraceMs: this.ctx.limits.reconnectGraceMs,
         activeSpeakerId: participant.state === 'admitted' ? (meeting.activeSpeakerId ?? '') : '',
       },
@@ -455,16 +466,13 @@ export class Connection implements SessionSink {
       case 'leave':
         p.leave();
         return ok;
-      case 'getParticipants':
+      case 'getParticipants': {
         if (p.state !== 'admitted') throw new PolicyError('NOT_ADMITTED', `the participant list is for admitted participants (${p.state})`);
-        return {
-          participants: {
-            participants: m.participants.map(participantToWire),
-            producers: (p.availableProducers?.() ?? []).map(producerToWire),
-            dataProducers: (p.availableChats?.() ?? []).map(([id, participantId]) => ({ id, participantId })),
-            activeSpeakerId: m.activeSpeakerId ?? '',
-          },
-        };
+        // Issue 14: the answer is encoded with cached roster entries (gateway/rosterEncoding.ts).
+        const [participants, producers, chats, speaker] = [m.participants, p.availableProducers?.() ?? [], p.availableChats?.() ?? [], m.activeSpeakerId ?? ''];
+        this.#preEncoded = (rid) => encodeParticipantList(rid, participants, producers, chats, speaker);
+        return ok;
+      }
       case 'admit':
         await m.admit(p, target(r.admit));
         return ok;

@@ -29,6 +29,7 @@ export function participantToWire(p: GatewayParticipant): ReturnType<typeof pb.P
     role: roleToWire(p.role),
     state: stateToWire(p.state),
     e2eeCapable: p.e2eeCapable,
+    admittedSeq: p.admittedSeq ?? 0,
   });
 }
 

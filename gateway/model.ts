@@ -33,6 +33,8 @@ export interface GatewayParticipant extends Events {
   readonly role: Role;
   readonly state: ParticipantState;
   readonly e2eeCapable: boolean;
+  /** Issue 12: the order of admission (0 while waiting; optional for participants served elsewhere). */
+  readonly admittedSeq?: number;
   readonly closed: boolean;
   createTransport(direction: 'send' | 'recv'): Promise<TransportInfo>;
   connectTransport(transportId: string, dtlsParameters: ms.DtlsParameters): Promise<void>;

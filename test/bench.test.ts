@@ -78,6 +78,36 @@ test('bench --quick writes results.json with every path, workload and fan-out, a
     assert.is(results.memory.participants, 10);
     assert.ok(results.memory.heapBytesTotal !== undefined && results.memory.workerRssBytesTotal !== undefined);
     assert.ok(readdirSync(out).filter((f) => f.endsWith('.svg')).length >= 4);
+
+    // Issue 14: every same-run ratio carries its 95% interval, which brackets the ratio.
+    const bracketed = (i: { value: number; lo: number; hi: number; halfWidth: number }, what: string): void => {
+      assert.ok(Number.isFinite(i.value) && i.value > 0, `${what}: a positive ratio`);
+      assert.ok(i.lo <= i.value && i.value <= i.hi, `${what}: ${i.lo} <= ${i.value} <= ${i.hi}`);
+      assert.ok(i.halfWidth >= 0);
+    };
+    for (const r of results.ratios) {
+      bracketed(r.p50ci, `${r.of}/${r.to} ${r.workload} N=${r.fanout} p50`);
+      bracketed(r.p99ci, `${r.of}/${r.to} ${r.workload} N=${r.fanout} p99`);
+    }
+    const lib = results.latency.find((r: { path: string; fanout: number; workload: string }) => r.path === 'library' && r.fanout === 10 && r.workload === 'audio');
+    assert.is(lib.precision.target, 0.03, 'the library row says whether its ratio reached +-3%');
+    assert.type(lib.precision.met, 'boolean');
+    // Worker builds side by side: without --worker-bin, the installed build against itself.
+    assert.equal(results.build.builds.map((b: { label: string }) => b.label), ['current', 'current (A/A)']);
+    for (const row of results.build.rows) {
+      assert.ok(row.cpuUsPerCopy > 0 && row.copies > 0, `${row.build} ${row.workload}: CPU per copy measured`);
+      assert.is(row.loss, 0);
+    }
+    for (const r of results.build.ratios) bracketed(r.cpuPerCopy, `build ${r.workload} CPU/copy`);
+    // Fan-out spread: one worker and every worker, the same N, and the ratio of the last copies.
+    assert.equal(results.spread.rows.map((r: { workers: number }) => r.workers), [1, results.meta.machine.cores]);
+    for (const r of results.spread.ratios) bracketed(r.lastP50, `spread N=${r.fanout} last p50`);
+    // Signalling: every step answered get_participants (roster checked by the generator).
+    const sig = results.signalling[0];
+    assert.is(sig.roster, 10);
+    assert.ok(sig.responseBytes > 0);
+    assert.ok(sig.steps.length >= 1);
+    for (const st of sig.steps) assert.ok(st.answered > 0 && st.serverCpuPercent > 0, `signalling step at ${st.targetRps}/s answered`);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }

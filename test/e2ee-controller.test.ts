@@ -41,4 +41,23 @@ test('the controller leaves non-E2EE participants out of the key schedule and th
   ctl.close();
 });
 
+test("without a host, the server's admission numbers elect the leader: two clients that learned the roster in different orders agree", async () => {
+  // 'w' asked first but waited in the waiting room; 'd' was admitted directly before 'w' was let
+  // in. Client 1 learned the list in join-request order (w before d), client 2 the other way.
+  const roster = (order: string[]): RosterEntry[] =>
+    order.map((id) => ({ id, role: 'participant' as const, e2eeCapable: true, admittedSeq: { d: 1, w: 2, self1: 3, self2: 4 }[id]! }));
+  const one = await createE2eeController({ meetingId: 'm', selfId: 'self1', sink: new FrameCryptor('self1'), send: () => undefined });
+  const two = await createE2eeController({ meetingId: 'm', selfId: 'self2', sink: new FrameCryptor('self2'), send: () => undefined });
+  await one.setParticipants(roster(['w', 'd', 'self1', 'self2']));
+  await two.setParticipants(roster(['self2', 'd', 'self1', 'w']));
+  assert.is(one.session.leaderId, 'd', 'the earliest admitted leads, not the earliest listed');
+  assert.is(two.session.leaderId, 'd');
+  // The check can fail: without the numbers, the order each client learned decides, and they differ.
+  const strip = (r: RosterEntry[]): RosterEntry[] => r.map(({ admittedSeq: _, ...e }) => e);
+  const three = await createE2eeController({ meetingId: 'm', selfId: 'self1', sink: new FrameCryptor('self1'), send: () => undefined });
+  await three.setParticipants(strip(roster(['w', 'd', 'self1', 'self2'])));
+  assert.is(three.session.leaderId, 'w');
+  for (const c of [one, two, three]) c.close();
+});
+
 test.run();

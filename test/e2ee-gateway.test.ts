@@ -270,4 +270,36 @@ test('the SFU forwards encrypted VP8 (keyframes still detected); its tap sees ci
   }
 });
 
+test("ParticipantInfo.admitted_seq is the order of admission, not of the join request, and the same in every client's view", async () => {
+  const t = await testGateway({ settings: { e2ee: 'required', waitingRoom: true } });
+  try {
+    const host = await t.client();
+    await host.join({ meetingId: MEETING, displayName: 'host', joinToken: await t.hostToken(), e2eeCapable: true });
+    // w asks first and waits; d asks after and is let in first.
+    const w = await t.client();
+    await w.join({ meetingId: MEETING, displayName: 'w', joinToken: await t.userToken('w@x.de'), e2eeCapable: true });
+    const d = await t.client();
+    await d.join({ meetingId: MEETING, displayName: 'd', joinToken: await t.userToken('d@x.de'), e2eeCapable: true });
+    await host.call({ admit: { participantId: d.participantId } });
+    await d.admitted();
+    await host.call({ admit: { participantId: w.participantId } });
+    await w.admitted();
+    const joined = await d.waitFor('participantJoined', (p) => p.participantId === w.participantId);
+    const seqOf = new Map<string, number>();
+    for (const c of [host, w, d]) {
+      const list = (await c.call({ getParticipants: {} })).participants!.participants ?? [];
+      assert.equal(list.map((p) => p.participantId), [host.participantId, w.participantId, d.participantId], 'the list is in join-request order');
+      for (const p of list) {
+        if (seqOf.has(p.participantId!)) assert.is(p.admittedSeq, seqOf.get(p.participantId!), 'the same number for everyone');
+        else seqOf.set(p.participantId!, p.admittedSeq ?? 0);
+      }
+    }
+    assert.equal([host, d, w].map((c) => seqOf.get(c.participantId)), [1, 2, 3], 'numbered in the order of admission');
+    assert.is(joined.admittedSeq, 3, 'the join notification carries it');
+    assert.is((await host.call({ getParticipants: {} })).participants!.participants!.length, 3);
+  } finally {
+    await t.close();
+  }
+});
+
 test.run();

@@ -5,6 +5,8 @@ import {
   attachTrack,
   ClientError,
   connect,
+  detectTransformApi,
+  e2eeRefusalText,
   inboundStats,
   publishCamera,
   publishMicrophone,
@@ -55,6 +57,10 @@ const ENDINGS: Record<string, [string, string]> = {
 };
 
 function refusal(error: unknown): string {
+  // Issue 12: E2EE_REQUIRED / E2EE_NOT_SUPPORTED say why and what to use instead.
+  const code = (error as { code?: unknown } | null)?.code;
+  const e2ee = typeof code === 'string' ? e2eeRefusalText(code) : undefined;
+  if (e2ee) return e2ee;
   if (error instanceof ClientError) return REFUSALS[error.code] ?? `${error.code}: ${error.reason}`;
   return String(error instanceof Error ? error.message : error);
 }
@@ -278,6 +284,23 @@ function wire(m: BrowserMeeting): void {
   m.on('error', (e) => notice(refusal(e)));
 }
 
+/** Issue 12: the E2EE label and the security code in the meeting header, kept current. */
+function wireE2ee(m: BrowserMeeting): void {
+  const label = (): void => {
+    const s = m.e2eeStatus;
+    $('e2ee-label').textContent = s.text;
+    $('e2ee-label').dataset.state = s.state;
+  };
+  const code = (): void => {
+    $('security-code').textContent = m.securityCode ? `Security code ${m.securityCode}` : '';
+    if (m.securityCode) document.body.dataset.securityCode = m.securityCode;
+  };
+  label();
+  code();
+  m.on('e2ee', label);
+  m.on('securitycode', code);
+}
+
 async function publishLocal(m: BrowserMeeting): Promise<void> {
   try {
     const wantMic = $<HTMLInputElement>('with-mic').checked;
@@ -352,6 +375,9 @@ async function join(): Promise<void> {
   try {
     const m = await connect(signallingUrl, {
       meetingId,
+      // Issue 12: encrypt end to end wherever the browser can (`?e2ee=off` joins without, e.g.
+      // to compare); an 'optional' meeting with such a client is labelled mixed for everyone.
+      e2ee: params.get('e2ee') !== 'off' && detectTransformApi() !== 'none',
       displayName: $<HTMLInputElement>('name').value,
       ...(token ? { token } : {}),
       ...($<HTMLInputElement>('password').value ? { password: $<HTMLInputElement>('password').value } : {}),
@@ -359,6 +385,7 @@ async function join(): Promise<void> {
     meeting = m;
     (window as unknown as { c4v: unknown }).c4v = { meeting: m, inboundStats: () => inboundStats(m) };
     wire(m);
+    wireE2ee(m);
     document.body.dataset.state = m.state;
     if (m.state === 'admitted') {
       enterMeeting(m);

@@ -24,6 +24,8 @@ const ASSETS: Record<string, { file: string; type: string }> = {
   '/index.html': { file: 'index.html', type: 'text/html; charset=utf-8' },
   '/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
   '/app.css': { file: 'app.css', type: 'text/css; charset=utf-8' },
+  // Issue 12: the E2EE worker the SDK starts (a same-origin module worker: CSP script-src 'self').
+  '/worker.js': { file: 'worker.js', type: 'text/javascript; charset=utf-8' },
 };
 
 /**

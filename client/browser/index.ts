@@ -4,10 +4,13 @@ import { Device } from 'mediasoup-client';
 import type { types as mc } from 'mediasoup-client';
 import type { types as ms } from 'mediasoup';
 import { MeetingClient, layerForHeight } from '../core/meeting.js';
+import { BrowserE2eeWiring } from './e2ee.js';
 import type { AdapterTransport, ConnectOptions, MediaAdapter, Source, TransportHandlers, TransportOptions } from '../core/types.js';
 
 export { MeetingClient, layerForHeight };
 export { ClientError } from '../core/signalling.js';
+// Issue 12: the web app's texts for the E2EE label and refusals, and the API check.
+export { e2eeLabel, e2eeRefusalText, detectTransformApi, E2eeError } from '../e2ee/index.js';
 export type * from '../core/types.js';
 
 /** A meeting client whose tracks are browser MediaStreamTracks. */
@@ -33,6 +36,12 @@ export interface InboundStats {
 
 class BrowserAdapter implements MediaAdapter<MediaStreamTrack> {
   readonly device = new Device();
+  /** Issue 12: the E2EE wiring of an E2EE client (transforms on every sender and receiver). */
+  readonly e2ee: BrowserE2eeWiring | undefined;
+
+  constructor(e2ee: BrowserE2eeWiring | undefined) {
+    this.e2ee = e2ee;
+  }
   /** Live consumers, for inboundStats(). */
   readonly consumers = new Map<string, mc.Consumer>();
 
@@ -51,7 +60,10 @@ class BrowserAdapter implements MediaAdapter<MediaStreamTrack> {
   createTransport(direction: 'send' | 'recv', options: TransportOptions, h: TransportHandlers): AdapterTransport<MediaStreamTrack> {
     const o = options as unknown as mc.TransportOptions;
     const consumers = this.consumers;
-    const t = direction === 'send' ? this.device.createSendTransport(o) : this.device.createRecvTransport(o);
+    const e2ee = this.e2ee;
+    // createEncodedStreams needs `encodedInsertableStreams` on the peer connection.
+    const settings = e2ee ? { ...o, additionalSettings: e2ee.peerConnectionSettings as Partial<RTCConfiguration> } : o;
+    const t = direction === 'send' ? this.device.createSendTransport(settings) : this.device.createRecvTransport(settings);
     t.on('connect', ({ dtlsParameters }, ok, fail) => void h.connect(dtlsParameters as ms.DtlsParameters).then(ok, fail));
     t.on('connectionstatechange', (state) => h.stateChange(state));
     if (direction === 'send') {
@@ -65,8 +77,12 @@ class BrowserAdapter implements MediaAdapter<MediaStreamTrack> {
     return {
       id: t.id,
       async produce({ track, source, simulcast }) {
+        // E2EE: the transform goes on the RTCRtpSender as soon as mediasoup-client creates it,
+        // before negotiation, so no frame leaves unencrypted (simulcast encodings unchanged).
+        const controller = await e2ee?.ready;
         const p = await t.produce({
           track,
+          ...(controller ? { onRtpSender: (sender: RTCRtpSender) => controller.attachSender(sender as never) } : {}),
           ...(source === 'camera' && simulcast ? { encodings: CAMERA_SIMULCAST } : {}),
           ...(track.kind === 'audio' ? { codecOptions: { opusFec: true, opusDtx: true } } : {}),
           stopTracks: false,
@@ -78,8 +94,20 @@ class BrowserAdapter implements MediaAdapter<MediaStreamTrack> {
         const d = await t.produceData({ ordered: true, label: 'chat', protocol: 'c4v-chat' });
         return { id: d.id, send: (text: string) => d.send(text), close: () => d.close() };
       },
-      async consume({ id, producerId, kind, rtpParameters }) {
-        const c = await t.consume({ id, producerId, kind, rtpParameters: rtpParameters as mc.RtpParameters });
+      async consume({ id, producerId, kind, rtpParameters, participantId }) {
+        // E2EE: frames of a participant who encrypts are decrypted (with its per-sender key);
+        // a non-E2EE participant's media (an 'optional' meeting, labelled mixed) passes as it is.
+        const controller = await e2ee?.ready;
+        const from = participantId ?? '';
+        const decrypt = controller && from !== '' && e2ee!.encrypts(from);
+        const mimeType = rtpParameters.codecs[0]?.mimeType;
+        const c = await t.consume({
+          id,
+          producerId,
+          kind,
+          rtpParameters: rtpParameters as mc.RtpParameters,
+          ...(decrypt ? { onRtpReceiver: (receiver: RTCRtpReceiver) => controller.attachReceiver(receiver as never, from, mimeType) } : {}),
+        });
         consumers.set(c.id, c);
         return {
           track: c.track,
@@ -137,7 +165,9 @@ export async function inboundStats(m: BrowserMeeting): Promise<InboundStats[]> {
  * (WRONG_PASSWORD, MEETING_LOCKED, ...).
  */
 export async function connect(url: string, options: ConnectOptions): Promise<BrowserMeeting> {
-  const adapter = new BrowserAdapter();
+  // Issue 12: an E2EE client needs an encoded-transform API (E2EE_NOT_SUPPORTED before any join).
+  const e2ee = options.e2ee ? new BrowserE2eeWiring() : undefined;
+  const adapter = new BrowserAdapter(e2ee);
   const client = new MeetingClient<MediaStreamTrack>(url, options, {
     adapter,
     socketFactory: (u) => new WebSocket(u) as never,
@@ -145,6 +175,8 @@ export async function connect(url: string, options: ConnectOptions): Promise<Bro
   });
   adapters.set(client, adapter);
   await client._start();
+  // The controller needs the participant id; media set-up waits for it (adapter.produce/consume).
+  if (e2ee) await e2ee.start(client as MeetingClient<unknown>);
   return client;
 }
 

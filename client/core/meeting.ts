@@ -22,7 +22,9 @@ import type {
   AdapterTransport,
   CloseReasonName,
   ConnectOptions,
+  E2eeStatus,
   MediaAdapter,
+  MeetingE2eeMode,
   MeetingClientEvents,
   MeetingState,
   PollResultsInfo,
@@ -58,7 +60,7 @@ export function closeReasonName(v: number | null | undefined): CloseReasonName {
 }
 
 function participantFromWire(p: PInfo): RemoteParticipant {
-  return { id: p.participantId ?? '', displayName: p.displayName ?? '', role: roleName(p.role), e2eeCapable: p.e2eeCapable ?? false };
+  return { id: p.participantId ?? '', displayName: p.displayName ?? '', role: roleName(p.role), e2eeCapable: p.e2eeCapable ?? false, admittedSeq: p.admittedSeq ?? 0 };
 }
 
 /** mediasoup-client's transport options from the wire's TransportInfo. */
@@ -154,6 +156,10 @@ export class MeetingClient<T = unknown> extends Emitter<MeetingClientEvents<T>> 
   #title = '';
   #graceMs = 15_000;
   #e2eeRequired = false;
+  #e2eeMode: MeetingE2eeMode = 'off';
+  #admittedSeq = 0;
+  #securityCode: string | undefined;
+  #e2eeStatus: E2eeStatus = { state: 'none', text: 'Not end-to-end encrypted', unencrypted: [] };
   #locked = false;
   #activeSpeaker: string | undefined;
   #routerCaps: ms.RtpCapabilities | undefined;
@@ -222,6 +228,54 @@ export class MeetingClient<T = unknown> extends Emitter<MeetingClientEvents<T>> 
 
   get e2eeRequired(): boolean {
     return this.#e2eeRequired;
+  }
+
+  /** Issue 12: the meeting's E2EE mode (from the join answer; 'required' also from an older server's flag). */
+  get e2eeMode(): MeetingE2eeMode {
+    return this.#e2eeMode;
+  }
+
+  /** Issue 12: this participant's admission number (ParticipantInfo.admitted_seq; 0 until the list arrived). */
+  get admittedSeq(): number {
+    return this.#admittedSeq;
+  }
+
+  /** Issue 12: the meeting security code (E2EE clients, once the key exchange has the roster). */
+  get securityCode(): string | undefined {
+    return this.#securityCode;
+  }
+
+  /** Issue 12: where end-to-end encryption stands (see the `e2ee` event). */
+  get e2eeStatus(): E2eeStatus {
+    return this.#e2eeStatus;
+  }
+
+  /** @internal A flavour's E2EE wiring reports the code through the client's own event. */
+  _setSecurityCode(code: string): void {
+    if (code === this.#securityCode) return;
+    this.#securityCode = code;
+    this.emit('securitycode', code);
+  }
+
+  /** @internal A flavour's background failure (E2EE key exchange) as the client's 'error' event. */
+  _reportError(error: Error): void {
+    if (!this.closed) this.emit('error', error);
+  }
+
+  /** @internal A flavour's E2EE wiring reports the status through the client's own event. */
+  _setE2eeStatus(status: E2eeStatus): void {
+    const a = this.#e2eeStatus;
+    if (a.state === status.state && a.text === status.text && a.unencrypted.join() === status.unencrypted.join()) return;
+    this.#e2eeStatus = status;
+    this.emit('e2ee', status);
+  }
+
+  /**
+   * Issue 12: sends an opaque E2EE key message (`send_key_message`) to one participant, or to
+   * every other E2EE participant when `to` is undefined. The server relays it unread.
+   */
+  async sendKeyMessage(to: string | undefined, data: Uint8Array): Promise<void> {
+    await this.#request({ sendKeyMessage: { toParticipantId: to ?? '', data } });
   }
 
   /** The participant speaking now, if anyone spoke yet. */
@@ -294,6 +348,8 @@ export class MeetingClient<T = unknown> extends Emitter<MeetingClientEvents<T>> 
     this.#title = ok.meetingTitle;
     this.#graceMs = ok.reconnectGraceMs || this.#graceMs;
     this.#e2eeRequired = ok.e2eeRequired;
+    const mode = ok.e2eeMode;
+    this.#e2eeMode = mode === 'optional' || mode === 'required' ? mode : ok.e2eeRequired ? 'required' : 'off';
     if (ok.activeSpeakerId) this.#activeSpeaker = ok.activeSpeakerId;
     const state = ok.state;
     if (state === pb.ParticipantState.ADMITTED) {
@@ -347,12 +403,16 @@ export class MeetingClient<T = unknown> extends Emitter<MeetingClientEvents<T>> 
     this.#recv = adapter.createTransport('recv', transportFromWire(recvInfo.transport!), this.#handlers('recv'));
     const l = list.participants!;
     for (const p of l.participants ?? []) {
-      if (p.participantId === this.#participantId) continue;
+      if (p.participantId === this.#participantId) {
+        this.#admittedSeq = p.admittedSeq ?? 0;
+        continue;
+      }
       const rp = participantFromWire(p);
       const known = this.#roster.has(rp.id);
       this.#roster.set(rp.id, rp);
       if (!known) this.emit('participantjoined', rp);
     }
+    this.emit('roster', this.participants);
     if (l.activeSpeakerId && l.activeSpeakerId !== this.#activeSpeaker) {
       this.#activeSpeaker = l.activeSpeakerId;
       this.emit('activespeaker', l.activeSpeakerId);
@@ -462,7 +522,7 @@ export class MeetingClient<T = unknown> extends Emitter<MeetingClientEvents<T>> 
     });
     const c = r.consumer!;
     const kind = c.kind === pb.MediaKind.AUDIO ? 'audio' : 'video';
-    const consumer = await recv.consume({ id: c.id!, producerId, kind, rtpParameters: rtpParametersFromWire(c.rtpParameters) });
+    const consumer = await recv.consume({ id: c.id!, producerId, kind, rtpParameters: rtpParametersFromWire(c.rtpParameters), participantId: c.participantId || p.participantId || '' });
     const remote: RemoteTrack<T> = {
       consumerId: c.id!,
       producerId,
@@ -668,8 +728,13 @@ export class MeetingClient<T = unknown> extends Emitter<MeetingClientEvents<T>> 
       case 'closing':
         this.#closing = { reason: n.closing!.reason ?? 0 };
         break;
+      case 'keyMessage': {
+        const k = n.keyMessage!;
+        if (k.fromParticipantId && k.data) this.emit('keymessage', k.fromParticipantId, k.data);
+        break;
+      }
       default:
-        // Scores and key messages: not surfaced by this version of the SDK.
+        // Scores: not surfaced by this version of the SDK.
         break;
     }
   }
@@ -737,7 +802,10 @@ export class MeetingClient<T = unknown> extends Emitter<MeetingClientEvents<T>> 
     const ids = new Set<string>();
     for (const pw of l.participants ?? []) {
       const p = participantFromWire(pw);
-      if (p.id === this.#participantId) continue;
+      if (p.id === this.#participantId) {
+        this.#admittedSeq = p.admittedSeq;
+        continue;
+      }
       ids.add(p.id);
       if (!this.#roster.has(p.id)) {
         this.#roster.set(p.id, p);
@@ -749,6 +817,7 @@ export class MeetingClient<T = unknown> extends Emitter<MeetingClientEvents<T>> 
       this.#roster.delete(id);
       this.emit('participantleft', p, 'left');
     }
+    this.emit('roster', this.participants);
     for (const d of l.dataProducers ?? []) await this.#consumeChat(d.id ?? '', d.participantId ?? '');
   }
 

@@ -48,6 +48,21 @@ export interface RemoteParticipant {
   displayName: string;
   role: Role;
   e2eeCapable: boolean;
+  /** Issue 12: the server's admission number (1, 2, ...; 0: not sent), the same on every client. */
+  admittedSeq: number;
+}
+
+/** Issue 12: the meeting's E2EE mode as the server announced it at the join. */
+export type MeetingE2eeMode = 'off' | 'optional' | 'required';
+
+/** Issue 12: where end-to-end encryption stands for this client (the `e2ee` event). */
+export interface E2eeStatus {
+  /** 'e2ee': everyone encrypts; 'mixed': some participants do not (an 'optional' meeting); 'none': this client does not encrypt. */
+  state: 'e2ee' | 'mixed' | 'none';
+  /** The meeting header's text for it. */
+  text: string;
+  /** Participants who do not encrypt (state 'mixed'). */
+  unencrypted: string[];
 }
 
 /** A remote stream: one consumer of another participant's producer. `T` is the flavour's track type. */
@@ -120,6 +135,14 @@ export type MeetingClientEvents<T = unknown> = {
   waitinglist: [RemoteParticipant[]];
   reconnecting: [ReconnectScope];
   reconnected: [ReconnectScope];
+  /** Issue 12: an opaque E2EE key message from another participant (`key_message`). */
+  keymessage: [from: string, data: Uint8Array];
+  /** Issue 12: the admitted participants once the server's list is applied (after admission, a media rebuild or a resume). */
+  roster: [RemoteParticipant[]];
+  /** Issue 12 (E2EE clients): the meeting security code changed (join, leave). Compare it out of band. */
+  securitycode: [code: string];
+  /** Issue 12: the E2EE status of the meeting changed (see E2eeStatus). */
+  e2ee: [E2eeStatus];
   /** Something failed in the background (a consume, an ICE restart); the meeting goes on. */
   error: [Error];
   listenererror: [string, unknown];
@@ -179,7 +202,7 @@ export interface AdapterTransport<T> {
   readonly id: string;
   produce(o: { track: T; source: Source; simulcast: boolean }): Promise<AdapterProducer>;
   produceChat(): Promise<AdapterDataProducer>;
-  consume(o: { id: string; producerId: string; kind: 'audio' | 'video'; rtpParameters: ms.RtpParameters }): Promise<AdapterConsumer<T>>;
+  consume(o: { id: string; producerId: string; kind: 'audio' | 'video'; rtpParameters: ms.RtpParameters; participantId?: string }): Promise<AdapterConsumer<T>>;
   consumeChat(o: { id: string; dataProducerId: string; sctpStreamParameters: ms.SctpStreamParameters; label: string }): Promise<AdapterDataConsumer>;
   restartIce(iceParameters: ms.IceParameters): Promise<void>;
   close(): void;

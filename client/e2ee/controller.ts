@@ -3,7 +3,7 @@
 // SDK's part is a handful of calls:
 //   on join:                  createE2eeController({ meetingId, selfId, send: sendKeyMessage })
 //   key_message notification: controller.receive(from, data)
-//   roster change:            controller.setParticipants(admitted participants, in join order)
+//   roster change:            controller.setParticipants(admitted participants, with admitted_seq)
 //   producer created:         controller.attachSender(producer.rtpSender, codec mime type)
 //   consumer created:         controller.attachReceiver(consumer.rtpReceiver, producer's participant, mime type)
 //   transports:               peerConnectionOptions() as mediasoup-client `additionalSettings`
@@ -19,6 +19,11 @@ export interface RosterEntry {
   id: string;
   role: 'host' | 'cohost' | 'participant';
   e2eeCapable: boolean;
+  /**
+   * The server's admission number (ParticipantInfo.admitted_seq, 1, 2, ...; 0 or absent: unknown).
+   * Every client sees the same numbers, so all elect the same key leader.
+   */
+  admittedSeq?: number;
 }
 
 /** The meeting's E2EE mode (MeetingSettings.e2ee). */
@@ -83,6 +88,9 @@ export async function createE2eeController(options: E2eeControllerOptions): Prom
   return new E2eeController(session, transforms);
 }
 
+// Participants without an admission number sort after every numbered one.
+const UNNUMBERED = 2 ** 32;
+
 /** See the file comment. */
 export class E2eeController extends Emitter<E2eeControllerEvents> {
   readonly session: E2eeSession;
@@ -110,8 +118,8 @@ export class E2eeController extends Emitter<E2eeControllerEvents> {
   }
 
   /**
-   * The admitted participants in the order this client learned them (the server's list, then
-   * joins): the order decides the key leader when there is no host. Only E2EE-capable ones take
+   * The admitted participants. Without a host the earliest admitted one is the key leader:
+   * `admittedSeq` decides (the order this client learned them in only where it is missing). Only E2EE-capable ones take
    * part; this participant must be in the list. Publishes this client's key on the first call.
    */
   async setParticipants(roster: readonly RosterEntry[]): Promise<void> {
@@ -120,7 +128,10 @@ export class E2eeController extends Emitter<E2eeControllerEvents> {
       if (typeof p?.id !== 'string' || p.id === '') throw new ArgumentError('a roster entry needs an id');
       if (!p.e2eeCapable) continue;
       if (!this.#order.has(p.id)) this.#order.set(p.id, this.#next++);
-      members.push({ participantId: p.id, isHost: p.role === 'host', joinOrder: this.#order.get(p.id)! });
+      // The server's admission number where it sent one (the same on every client); the order
+      // this client learned participants in only for a server that does not (after all numbered ones).
+      const seq = typeof p.admittedSeq === 'number' && p.admittedSeq > 0 ? p.admittedSeq : UNNUMBERED + this.#order.get(p.id)!;
+      members.push({ participantId: p.id, isHost: p.role === 'host', joinOrder: seq });
     }
     for (const id of [...this.#order.keys()]) if (!roster.some((p) => p.id === id)) this.#order.delete(id);
     await this.session.setMembers(members);

@@ -46,6 +46,15 @@ export interface MeetingMediaOptions {
   /** ActiveSpeakerObserver interval in ms; default 300. */
   activeSpeakerInterval?: number;
   /**
+   * Meeting size (participants with media) from which the meeting uses every allowed worker and
+   * places each new participant on its least-loaded router. One producer's consumers are then
+   * served by all workers in parallel (the producer is piped to each), so the serial fan-out per
+   * worker, and with it the last copy's delay, grows with N / workers instead of N. Smaller
+   * meetings stay on one worker and need no pipes. Default 100; `Infinity` keeps filling a worker
+   * up to `participantsPerWorker` before the next.
+   */
+  spreadAbove?: number;
+  /**
    * How long a meeting whose every router died waits for a worker of its allowed regions to
    * (re)appear before it ends with 'worker-failed'; default 30 000 ms. The pool respawns a dead
    * worker within tens of milliseconds, so this only runs out when workers cannot start at all.
@@ -210,11 +219,13 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
       mediaCodecs: o.mediaCodecs ?? DEFAULT_MEDIA_CODECS,
       srtpPipes: o.srtpPipes ?? true,
       activeSpeakerInterval: o.activeSpeakerInterval ?? 300,
+      spreadAbove: o.spreadAbove ?? 100,
       workerRecoveryTimeoutMs: o.workerRecoveryTimeoutMs ?? 30_000,
     };
     if (!Number.isFinite(this.#options.workerRecoveryTimeoutMs) || this.#options.workerRecoveryTimeoutMs < 0) {
       throw new ArgumentError('workerRecoveryTimeoutMs must be a number >= 0');
     }
+    if (!(this.#options.spreadAbove >= 1)) throw new ArgumentError('spreadAbove must be a number >= 1 (Infinity turns spreading off)');
     if (!Number.isInteger(this.#options.participantsPerWorker) || this.#options.participantsPerWorker < 1) {
       throw new ArgumentError('participantsPerWorker must be a positive integer');
     }
@@ -326,7 +337,7 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     const peer = this.#peer(participantId);
     if (peer.shard && !peer.shard.dead) return peer.shard;
     const live = [...this.#shards].filter((s) => !s.dead);
-    let shard = live.find((s) => s.participants.size < this.#options.participantsPerWorker);
+    let shard = this.#placed(live) >= this.#options.spreadAbove ? await this.#spreadShard(live) : live.find((s) => s.participants.size < this.#options.participantsPerWorker);
     if (!shard) {
       try {
         shard = await this.#addShard(new Set(live.map((s) => s.worker)));
@@ -342,6 +353,20 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     peer.shard = shard;
     shard.participants.add(participantId);
     return shard;
+  }
+
+  #placed(live: Shard[]): number {
+    return live.reduce((n, s) => n + s.participants.size, 0);
+  }
+
+  /** A large meeting: a router on a worker it does not use yet, else its least-loaded router. */
+  async #spreadShard(live: Shard[]): Promise<Shard> {
+    try {
+      return await this.#addShard(new Set(live.map((s) => s.worker)));
+    } catch (error) {
+      if (!(error instanceof C4vError && error.code === 'REGION_UNAVAILABLE') || live.length === 0) throw error;
+      return live.reduce((a, b) => (a.participants.size <= b.participants.size ? a : b));
+    }
   }
 
   #onShardDied(shard: Shard): void {

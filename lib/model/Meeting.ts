@@ -186,6 +186,8 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
   /** Identities whose microphone the host muted: a new microphone of theirs starts paused. */
   readonly #mutedByHost = new Set<string>();
   readonly #polls = new Map<string, Poll>();
+  /** Issue 12: the last admission number handed out (Participant.admittedSeq). */
+  #admittedSeq = 0;
   /** Issue 11: the participant speaking now (the last dominant speaker still admitted). */
   #activeSpeakerId: string | undefined;
   /** Guests' budget of this meeting (exponential back-off past it). */
@@ -300,6 +302,11 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
   /** How a meeting appears in a log line: its id only, never its title or host (see createLogger). */
   [logView](): { meetingId: string } {
     return { meetingId: this.id };
+  }
+
+  /** @internal The next admission number (Participant.admittedSeq); called once per admission. */
+  _nextAdmittedSeq(): number {
+    return ++this.#admittedSeq;
   }
 
   /** The participant holding the host role now. */

@@ -100,6 +100,7 @@ export class Participant extends TypedEmitter<ParticipantEvents> {
   #role: Role;
   #state: ParticipantState;
   #joinedAt: Date | undefined;
+  #admittedSeq = 0;
   #closeReason: CloseReason | undefined;
 
   /** @internal Use meeting.join(). */
@@ -116,7 +117,10 @@ export class Participant extends TypedEmitter<ParticipantEvents> {
     this.e2eeCapable = init.e2eeCapable;
     this.#role = init.role;
     this.#state = init.state;
-    if (init.state === 'admitted') this.#joinedAt = new Date();
+    if (init.state === 'admitted') {
+      this.#joinedAt = new Date();
+      this.#admittedSeq = meeting._nextAdmittedSeq();
+    }
   }
 
   get role(): Role {
@@ -144,6 +148,15 @@ export class Participant extends TypedEmitter<ParticipantEvents> {
     return this.#joinedAt;
   }
 
+  /**
+   * Issue 12: the order of admission in this meeting (1, 2, ...; 0 while waiting). Every client
+   * gets the same number (ParticipantInfo.admitted_seq), so all agree on "the earliest admitted"
+   * (the E2EE key leader without a host), which the roster's join-request order cannot give.
+   */
+  get admittedSeq(): number {
+    return this.#admittedSeq;
+  }
+
   /** Why the participant's session ended, once closed. */
   get closeReason(): CloseReason | undefined {
     return this.#closeReason;
@@ -165,6 +178,7 @@ export class Participant extends TypedEmitter<ParticipantEvents> {
     if (this.#state === state || this.#state === 'closed') return;
     this.#state = state;
     if (state === 'admitted' && !this.#joinedAt) this.#joinedAt = new Date();
+    if (state === 'admitted' && this.#admittedSeq === 0) this.#admittedSeq = this.meeting._nextAdmittedSeq();
     this.safeEmit('statechange', state);
   }
 
