@@ -56,7 +56,7 @@ test('npm pack builds dist/ through prepack and ships the library without tests,
   pack = (JSON.parse(r.stdout) as PackResult[])[0]!;
   tarball = join(scratch, pack.filename);
   const files = pack.files.map((f) => f.path);
-  for (const must of ['dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/gateway/index.js', 'dist/gateway/index.d.ts', 'dist/bin/c4v-media.js', 'dist/proto/gen/signalling.js', 'proto/controlplane.proto', 'native/worker/install.sh', 'native/worker/recipe/build.sh', 'package.json', 'README.md']) {
+  for (const must of ['dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/gateway/index.js', 'dist/gateway/index.d.ts', 'dist/bin/c4v-media.js', 'dist/proto/gen/signalling.js', 'dist/client/c4v-client.js', 'dist/client/index.d.ts', 'dist/client/node/index.js', 'dist/client/node/index.d.ts', 'dist/client/node/sdp.js', 'dist/client/core/meeting.js', 'proto/controlplane.proto', 'native/worker/install.sh', 'native/worker/recipe/build.sh', 'package.json', 'README.md']) {
     assert.ok(files.includes(must), `the tarball has ${must}`);
   }
   for (const f of files) {
@@ -179,6 +179,8 @@ test('a consumer installs the tarball offline, compiles strictly against its typ
   assert.ok((result.audioAtParticipant as number) >= 5, 'host audio reached the participant');
   assert.ok((result.audioAtHost as number) >= 5, 'participant audio reached the host');
   assert.is(result.audioTagsRight, true);
+  assert.is(result.sdkWrongPassword, 'WRONG_PASSWORD', 'c4v-media/client/node: a refused join is coded');
+  assert.is(result.sdkState, 'waiting-room', 'c4v-media/client/node joins');
   console.log(
     `consumer: npm ci --offline ${timings['consumer npm ci']!.toFixed(1)} s, tsc ${timings['consumer tsc']!.toFixed(1)} s, ` +
       `worker install (warm cache) ${timings['worker install']!.toFixed(1)} s, meeting ${timings['consumer meeting']!.toFixed(1)} s`,

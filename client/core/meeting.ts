@@ -481,15 +481,25 @@ export class MeetingClient<T = unknown> extends Emitter<MeetingClientEvents<T>> 
 
   /** ICE failed on a transport (a network change): new ICE credentials from the server. */
   async #restartIce(direction: 'send' | 'recv'): Promise<void> {
-    const t = direction === 'send' ? this.#send : this.#recv;
-    if (!t || this.closed) return;
     try {
-      const r = await this.#request({ restartIce: { transportId: t.id } });
-      const ice = r.iceParameters!;
-      await t.restartIce({ usernameFragment: ice.usernameFragment ?? '', password: ice.password ?? '', iceLite: ice.iceLite ?? false });
+      await this.restartIce(direction);
     } catch (error) {
       this.emit('error', error instanceof Error ? error : new Error(String(error)));
     }
+  }
+
+  /**
+   * Restarts ICE on the send or the receive transport: new ICE credentials from the server
+   * (`restart_ice`), handed to the media engine, which reconnects. The SDK does this by itself
+   * when a transport fails; call it after a network change the engine may not have noticed.
+   * Rejects with ClientError when the server refuses, and does nothing without the transport.
+   */
+  async restartIce(direction: 'send' | 'recv'): Promise<void> {
+    const t = direction === 'send' ? this.#send : this.#recv;
+    if (!t || this.closed) return;
+    const r = await this.#request({ restartIce: { transportId: t.id } });
+    const ice = r.iceParameters!;
+    await t.restartIce({ usernameFragment: ice.usernameFragment ?? '', password: ice.password ?? '', iceLite: ice.iceLite ?? false });
   }
 
   async #produce(source: Source, local: LocalSource<T>): Promise<void> {
