@@ -434,7 +434,11 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
   const openHost = async (): Promise<void> => {
     host?.close();
     const meeting = server.core.getMeeting(ctx.meetingId);
-    if (!meeting || meeting.ended) await newMeeting();
+    // A fuzzed lock, ban or host transfer can leave the set-up's own host unable to join again
+    // (MEETING_LOCKED, BANNED): that is the model working, so the set-up moves to a new meeting.
+    if (!meeting || meeting.ended || meeting.locked || meeting.hostIdentity !== 'host@fuzz' || meeting.banned.includes('host@fuzz')) {
+      await newMeeting();
+    }
     host = await FuzzConn.open(url);
     await host.call(id(), 'hello', { protocolVersions: [1], client: 'c4v-fuzz' });
     const join = (await host.call(id(), 'join', { meetingId: ctx.meetingId, displayName: 'Fuzz Host', joinToken: ctx.hostToken, e2eeCapable: true }))
