@@ -172,7 +172,7 @@ async function main(): Promise<void> {
     const tHomeMedia = ms(process.hrtime.bigint() - t1);
 
     const results = {
-      meta: { quick: QUICK, packets: PACKETS, requests: REQUESTS, heartbeatMs: 200, nodeTtlMs: 1000, leaseMs: 2000 },
+      meta: { quick: QUICK, packets: PACKETS, requests: REQUESTS, heartbeatMs: 200, nodeTtlMs: 2000, leaseMs: 3000 },
       hop: { oneNode, acrossNodes: hop, ratioP50: +(hop.p50 / oneNode.p50).toFixed(2), ratioP99: +(hop.p99 / oneNode.p99).toFixed(2), addedP50Ms: +(hop.p50 - oneNode.p50).toFixed(3) },
       signalling: { home: sigLocal, relayed: sigRelayed, ratioP50: +(sigRelayed.p50 / sigLocal.p50).toFixed(2) },
       recovery: {

@@ -156,8 +156,10 @@ export async function startNode(o: { id: string; host: string; region: string; r
       C4V_CONTROL_PLANE: 'false',
       C4V_LOG_LEVEL: process.env.C4V_TEST_NODE_LOG ?? 'error',
       C4V_CLUSTER_HEARTBEAT_MS: '200',
-      C4V_CLUSTER_NODE_TTL_MS: '1000',
-      C4V_CLUSTER_LEASE_MS: '2000',
+      // A 1 s TTL expired a node that was merely slow under CI load (2 cores, three nodes, Redis,
+      // werift peers): 2 s keeps failure detection quick without that false death.
+      C4V_CLUSTER_NODE_TTL_MS: '2000',
+      C4V_CLUSTER_LEASE_MS: '3000',
       // At the end of a test (SIGTERM) nothing waits for meetings to finish.
       C4V_CLUSTER_DRAIN_DEADLINE_MS: '0',
     },
