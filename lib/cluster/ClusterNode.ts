@@ -186,7 +186,9 @@ export class ClusterNode extends TypedEmitter<ClusterNodeEvents> {
       throw new C4vError('CLUSTER_UNAVAILABLE', `cluster store unreachable (${String(e)})`);
     });
     const init = this.#inits.get(meetingId);
-    if (existing && existing.nodeId !== this.nodeId && !this.registry.node(existing.nodeId)) {
+    // find(): a home missing from this node's view is looked up once more before it is declared
+    // dead, so a stale view never takes the home role from a live node.
+    if (existing && existing.nodeId !== this.nodeId && !(await this.registry.find(existing.nodeId))) {
       // The home's registry entry expired (killed, partitioned): take the home role over for the
       // least loaded serving node in the allowed regions. The fencing token of the dead home is
       // checked in the same script, so concurrent takeovers agree on one new home.
@@ -329,7 +331,7 @@ export class ClusterNode extends TypedEmitter<ClusterNodeEvents> {
       local,
       logger: this.#logger,
       open: async (nodeId) => {
-        const info = this.registry.node(nodeId);
+        const info = await this.registry.find(nodeId);
         if (!info) throw new MediaError('CLUSTER_UNAVAILABLE', `node ${nodeId} is not in the cluster`);
         if (!regionAllowed(info.region, allowedRegions)) {
           throw new MediaError('REGION_UNAVAILABLE', `node ${nodeId} (${info.region}) is outside the meeting's allowed regions`);

@@ -81,6 +81,18 @@ export class NodeRegistry extends TypedEmitter<NodeRegistryEvents> {
     return this.#view.get(id);
   }
 
+  /**
+   * The node's entry; on a miss, after one fresh read of the registry: a node that registered
+   * since this node's last heartbeat (just started, or back after a restart) is found at once
+   * instead of being refused until the next beat.
+   */
+  async find(id: string): Promise<NodeInfo | undefined> {
+    const known = this.#view.get(id);
+    if (known) return known;
+    await this.beat();
+    return this.#view.get(id);
+  }
+
   /** One heartbeat: write this node's entry, read every entry, report changes. */
   beat(): Promise<void> {
     // One at a time: a slow Redis must not pile up overlapping rounds.
