@@ -8,14 +8,7 @@ NODE=node_modules/.bin/node
 [ -x "$NODE" ] || { echo "c4v prepack: node_modules/.bin/node missing; run 'npm ci' first" >&2; exit 1; }
 NODE="$NODE" bash scripts/setup.d/10-proto.sh
 # Compiled files whose source is gone (a moved or deleted module) must not be shipped.
-for dir in dist/lib dist/gateway dist/bin dist/web dist/client; do
-  [ -d "$dir" ] || continue
-  find "$dir" -type f \( -name '*.js' -o -name '*.d.ts' -o -name '*.map' \) -print0 |
-    while IFS= read -r -d '' f; do
-      src="${f#dist/}"; src="${src%.map}"; src="${src%.js}"; src="${src%.d.ts}"
-      [ -f "$src.ts" ] || rm -f "$f"
-    done
-done
+bash scripts/prune-dist.sh dist/lib dist/gateway dist/bin dist/web dist/client
 "$NODE" node_modules/typescript/bin/tsc -p tsconfig.pack.json
 # Issue 11: the browser SDK bundle (c4v-media/client) and the web app that `serve` hosts at /.
 NODE="$NODE" bash scripts/setup.d/30-web.sh

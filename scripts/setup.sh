@@ -43,13 +43,6 @@ done
 # 4. TypeScript (incremental: a no-op build takes about a second). Compiled files whose source is
 #    gone (a moved or deleted module) are removed first: the test runner runs every
 #    dist/test/**/*.test.js, so a stale one would keep running after its source was deleted.
-for dir in dist/lib dist/gateway dist/bin dist/bench dist/test; do
-  [ -d "$dir" ] || continue
-  find "$dir" -type f \( -name '*.js' -o -name '*.d.ts' -o -name '*.map' \) -print0 |
-    while IFS= read -r -d '' f; do
-      src="${f#dist/}"; src="${src%.map}"; src="${src%.js}"; src="${src%.d.ts}"
-      [ -f "$src.ts" ] || rm -f "$f"
-    done
-done
+bash scripts/prune-dist.sh dist/lib dist/gateway dist/bin dist/bench dist/test
 [ -f dist/.tsbuildinfo ] || log "[5/5] TypeScript build (tsc)"
 "$NODE" node_modules/typescript/bin/tsc -p tsconfig.json --incremental --tsBuildInfoFile dist/.tsbuildinfo
