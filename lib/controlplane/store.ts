@@ -7,7 +7,8 @@
 // every purge ends with a TRUNCATE checkpoint so that no old page image stays behind in the WAL.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { dirname, join } from 'node:path';
-import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite';
+import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
+import { Statements, type Row } from '../sqlite.js';
 import type { AuditAction, AuditEntry, PlacementEntry } from '../model/types.js';
 import { ensurePrivateDir, ensurePrivateFile, type PermissionPolicy } from '../privacy/permissions.js';
 import { loadOrCreateKey, PSEUDONYM_PREFIX, pseudonymiser, type Pseudonymiser } from '../privacy/pseudonym.js';
@@ -219,14 +220,13 @@ export interface ControlPlaneStoreOptions {
   permissions?: PermissionPolicy;
 }
 
-type Row = Record<string, unknown>;
 const num = (v: unknown): number => Number(v);
 
 /** The adapter's SQLite file. Synchronous on purpose: an event is on disk when enqueue returns. */
 export class ControlPlaneStore {
   readonly path: string;
   readonly #db: DatabaseSync;
-  readonly #stmts = new Map<string, StatementSync>();
+  readonly #q: Statements;
   /** The installation's meeting-id pseudonym (HMAC with its key). */
   readonly pseudonym: Pseudonymiser;
   #closed = false;
@@ -250,6 +250,7 @@ export class ControlPlaneStore {
     // control-plane adapter never loads (or warns about) the experimental node:sqlite module.
     const sqlite = process.getBuiltinModule('node:sqlite') as typeof import('node:sqlite');
     this.#db = new sqlite.DatabaseSync(path);
+    this.#q = new Statements(this.#db);
     this.#db.exec('PRAGMA journal_mode = WAL');
     this.#db.exec('PRAGMA synchronous = FULL');
     this.#db.exec('PRAGMA secure_delete = ON');
@@ -278,26 +279,9 @@ export class ControlPlaneStore {
     return this.#closed;
   }
 
-  #stmt(sql: string): StatementSync {
-    let s = this.#stmts.get(sql);
-    if (!s) {
-      s = this.#db.prepare(sql);
-      this.#stmts.set(sql, s);
-    }
-    return s;
-  }
 
-  #run(sql: string, ...params: SQLInputValue[]): number {
-    return num(this.#stmt(sql).run(...params).changes);
-  }
 
-  #all(sql: string, ...params: SQLInputValue[]): Row[] {
-    return this.#stmt(sql).all(...params) as Row[];
-  }
 
-  #get(sql: string, ...params: SQLInputValue[]): Row | undefined {
-    return this.#stmt(sql).get(...params) as Row | undefined;
-  }
 
   #tx<T>(fn: () => T): T {
     this.#db.exec('BEGIN IMMEDIATE');
@@ -319,11 +303,11 @@ export class ControlPlaneStore {
    */
   syncSinks(sinks: readonly string[], now: number): string[] {
     return this.#tx(() => {
-      const known = this.#all('SELECT DISTINCT sink FROM deliveries').map((r) => String(r.sink));
+      const known = this.#q.all('SELECT DISTINCT sink FROM deliveries').map((r) => String(r.sink));
       const dropped = known.filter((s) => !sinks.includes(s));
-      for (const s of dropped) this.#run('DELETE FROM deliveries WHERE sink = ?', s);
+      for (const s of dropped) this.#q.run('DELETE FROM deliveries WHERE sink = ?', s);
       for (const s of sinks) {
-        this.#run(
+        this.#q.run(
           'INSERT OR IGNORE INTO deliveries (event, sink, next_attempt_at) SELECT id, ?, ? FROM events',
           s,
           now,
@@ -337,7 +321,7 @@ export class ControlPlaneStore {
   upsertMeeting(meetingId: string, accountId: string, retentionDays: number): void {
     // A meeting id that comes back after its purge (a recurring meeting) continues its sequence:
     // the control plane must never see a sequence number twice for one meeting.
-    this.#run(
+    this.#q.run(
       `INSERT INTO meetings (meeting_id, account_id, retention_days, next_seq)
        VALUES (?, ?, ?, COALESCE((SELECT next_seq FROM meetings WHERE meeting_id = ?), 1))
        ON CONFLICT (meeting_id) DO UPDATE SET account_id = excluded.account_id, retention_days = excluded.retention_days`,
@@ -365,30 +349,30 @@ export class ControlPlaneStore {
     options: { newInstance?: boolean } = {},
   ): number {
     return this.#tx(() => {
-      const known = this.#get('SELECT next_seq FROM meetings WHERE meeting_id = ?', meeting.meetingId) !== undefined;
+      const known = this.#q.get('SELECT next_seq FROM meetings WHERE meeting_id = ?', meeting.meetingId) !== undefined;
       this.upsertMeeting(meeting.meetingId, meeting.accountId, meeting.retentionDays);
-      let row = this.#get('SELECT next_seq, instance_id, instance_base FROM meetings WHERE meeting_id = ?', meeting.meetingId)!;
+      let row = this.#q.get('SELECT next_seq, instance_id, instance_base FROM meetings WHERE meeting_id = ?', meeting.meetingId)!;
       if (!known || options.newInstance) {
-        this.#run(
+        this.#q.run(
           'UPDATE meetings SET instance_id = ?, instance_base = next_seq - 1, ended_at = NULL WHERE meeting_id = ?',
           randomUUID(),
           meeting.meetingId,
         );
-        row = this.#get('SELECT next_seq, instance_id, instance_base FROM meetings WHERE meeting_id = ?', meeting.meetingId)!;
+        row = this.#q.get('SELECT next_seq, instance_id, instance_base FROM meetings WHERE meeting_id = ?', meeting.meetingId)!;
       }
       const seq = num(row.next_seq);
       const instanceId = row.instance_id === null ? '' : String(row.instance_id);
       const wireSeq = seq - num(row.instance_base);
       const payload = encode(wireSeq, instanceId);
       const id = num(
-        this.#stmt(
+        this.#q.statement(
           'INSERT INTO events (event_id, meeting_id, seq, kind, payload, created_at, wire_seq, instance_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
         ).run(eventId, meeting.meetingId, seq, kind, payload, now, wireSeq, instanceId).lastInsertRowid,
       );
       for (const sink of sinks) {
-        this.#run('INSERT INTO deliveries (event, sink, next_attempt_at) VALUES (?, ?, ?)', id, sink, now);
+        this.#q.run('INSERT INTO deliveries (event, sink, next_attempt_at) VALUES (?, ?, ?)', id, sink, now);
       }
-      this.#run(
+      this.#q.run(
         'UPDATE meetings SET next_seq = ?, last_event_at = ?, purged_at = NULL WHERE meeting_id = ?',
         seq + 1,
         now,
@@ -403,7 +387,7 @@ export class ControlPlaneStore {
    * sequence order, so only the head of each meeting may go). Sorted by when they are due.
    */
   heads(sink: string, limit: number): PendingDelivery[] {
-    const rows = this.#all(
+    const rows = this.#q.all(
       // One pass over the sink's undelivered rows finds each meeting's lowest sequence; the
       // (meeting_id, seq) index then fetches those heads (a backlog costs O(n), not O(n^2)).
       `SELECT e.id, e.event_id, e.meeting_id, COALESCE(e.wire_seq, e.seq) AS seq, e.kind, e.payload, d.attempts, d.next_attempt_at
@@ -436,18 +420,18 @@ export class ControlPlaneStore {
    */
   markDelivered(id: number, sink: string, now: number, fields?: readonly string[]): void {
     if (!fields) {
-      this.#run('UPDATE deliveries SET delivered_at = ?, last_error = NULL WHERE event = ? AND sink = ?', now, id, sink);
+      this.#q.run('UPDATE deliveries SET delivered_at = ?, last_error = NULL WHERE event = ? AND sink = ?', now, id, sink);
       return;
     }
     this.#tx(() => {
-      const changed = this.#run(
+      const changed = this.#q.run(
         'UPDATE deliveries SET delivered_at = ?, last_error = NULL WHERE event = ? AND sink = ? AND delivered_at IS NULL',
         now,
         id,
         sink,
       );
       if (changed === 0) return;
-      this.#run(
+      this.#q.run(
         `INSERT INTO disclosures (meeting_id, event_id, seq, kind, sink, fields, created_at, delivered_at)
          SELECT meeting_id, event_id, seq, kind, ?, ?, created_at, ? FROM events WHERE id = ?`,
         sink,
@@ -459,7 +443,7 @@ export class ControlPlaneStore {
   }
 
   markFailed(id: number, sink: string, attempts: number, nextAttemptAt: number, error: string): void {
-    this.#run(
+    this.#q.run(
       'UPDATE deliveries SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE event = ? AND sink = ?',
       attempts,
       nextAttemptAt,
@@ -472,8 +456,8 @@ export class ControlPlaneStore {
   /** Undelivered (event, sink) pairs, for one sink or all. */
   pendingCount(sink?: string): number {
     const row = sink
-      ? this.#get('SELECT COUNT(*) AS n FROM deliveries WHERE delivered_at IS NULL AND sink = ?', sink)
-      : this.#get('SELECT COUNT(*) AS n FROM deliveries WHERE delivered_at IS NULL');
+      ? this.#q.get('SELECT COUNT(*) AS n FROM deliveries WHERE delivered_at IS NULL AND sink = ?', sink)
+      : this.#q.get('SELECT COUNT(*) AS n FROM deliveries WHERE delivered_at IS NULL');
     return num(row?.n ?? 0);
   }
 
@@ -493,7 +477,7 @@ export class ControlPlaneStore {
     const sql = `SELECT e.event_id, e.meeting_id, COALESCE(e.wire_seq, e.seq) AS seq, e.kind, e.payload, e.instance_id, e.created_at,
                         NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event = e.id AND d.delivered_at IS NULL) AS delivered
                    FROM events e ${meetingId === undefined ? '' : 'WHERE e.meeting_id = ?'} ORDER BY e.id`;
-    const rows = meetingId === undefined ? this.#all(sql) : this.#all(sql, meetingId);
+    const rows = meetingId === undefined ? this.#q.all(sql) : this.#q.all(sql, meetingId);
     return rows.map((r) => ({
       eventId: String(r.event_id),
       meetingId: String(r.meeting_id),
@@ -507,7 +491,7 @@ export class ControlPlaneStore {
   }
 
   meetingEnded(meetingId: string, at: number): void {
-    this.#run('UPDATE meetings SET ended_at = ? WHERE meeting_id = ? AND ended_at IS NULL', at, meetingId);
+    this.#q.run('UPDATE meetings SET ended_at = ? WHERE meeting_id = ? AND ended_at IS NULL', at, meetingId);
   }
 
   /**
@@ -516,7 +500,7 @@ export class ControlPlaneStore {
    * them; the adapter sends their MeetingEnded and then records the end (meetingEnded()).
    */
   orphans(live: ReadonlySet<string>): OrphanedMeeting[] {
-    const rows = this.#all('SELECT * FROM meetings WHERE ended_at IS NULL ORDER BY rowid');
+    const rows = this.#q.all('SELECT * FROM meetings WHERE ended_at IS NULL ORDER BY rowid');
     return rows
       .filter((r) => !live.has(String(r.meeting_id)))
       .map((r) => ({
@@ -529,7 +513,7 @@ export class ControlPlaneStore {
   }
 
   meeting(meetingId: string): StoredMeeting | undefined {
-    const r = this.#get('SELECT * FROM meetings WHERE meeting_id = ?', meetingId);
+    const r = this.#q.get('SELECT * FROM meetings WHERE meeting_id = ?', meetingId);
     if (!r) return undefined;
     return {
       meetingId: String(r.meeting_id),
@@ -541,11 +525,11 @@ export class ControlPlaneStore {
   }
 
   meetingIds(): string[] {
-    return this.#all('SELECT meeting_id FROM meetings ORDER BY rowid').map((r) => String(r.meeting_id));
+    return this.#q.all('SELECT meeting_id FROM meetings ORDER BY rowid').map((r) => String(r.meeting_id));
   }
 
   addAudit(entry: AuditEntry): void {
-    this.#run(
+    this.#q.run(
       'INSERT INTO audit (meeting_id, at, action, actor, target) VALUES (?, ?, ?, ?, ?)',
       entry.meetingId,
       entry.at.getTime(),
@@ -557,7 +541,7 @@ export class ControlPlaneStore {
 
   /** Inserts a placement or, for the same meeting, worker and start, records its end. */
   upsertPlacement(p: PlacementEntry): void {
-    this.#run(
+    this.#q.run(
       `INSERT INTO placements (meeting_id, worker_id, region, from_ms, to_ms, end_reason) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (meeting_id, worker_id, from_ms) DO UPDATE SET
          to_ms = COALESCE(excluded.to_ms, to_ms), end_reason = COALESCE(excluded.end_reason, end_reason)`,
@@ -572,7 +556,7 @@ export class ControlPlaneStore {
 
   /** Closes placements still open (the meeting ended or the process is going away). */
   closePlacements(meetingId: string, at: number, reason: NonNullable<PlacementEntry['endReason']>): void {
-    this.#run(
+    this.#q.run(
       'UPDATE placements SET to_ms = ?, end_reason = ? WHERE meeting_id = ? AND to_ms IS NULL',
       at,
       reason,
@@ -581,7 +565,7 @@ export class ControlPlaneStore {
   }
 
   audit(meetingId: string): StoredAuditEntry[] {
-    return this.#all('SELECT * FROM audit WHERE meeting_id = ? ORDER BY id', meetingId).map((r) => {
+    return this.#q.all('SELECT * FROM audit WHERE meeting_id = ? ORDER BY id', meetingId).map((r) => {
       const entry: StoredAuditEntry = {
         meetingId: String(r.meeting_id),
         at: new Date(num(r.at)),
@@ -595,7 +579,7 @@ export class ControlPlaneStore {
   }
 
   placements(meetingId: string): PlacementEntry[] {
-    return this.#all('SELECT * FROM placements WHERE meeting_id = ? ORDER BY from_ms, worker_id', meetingId).map((r) => {
+    return this.#q.all('SELECT * FROM placements WHERE meeting_id = ? ORDER BY from_ms, worker_id', meetingId).map((r) => {
       const p: PlacementEntry = {
         meetingId: String(r.meeting_id),
         workerId: num(r.worker_id),
@@ -620,7 +604,7 @@ export class ControlPlaneStore {
   purge(now: number, targets: readonly string[] = []): PurgeResult {
     const result: PurgeResult = { meetingIds: [], eventsDeleted: 0, auditEntriesScrubbed: 0, pseudonymised: [] };
     // Rows marked purged by a version before pseudonyms still carry the clear id: finish them.
-    const due = this.#all(
+    const due = this.#q.all(
       `SELECT meeting_id FROM meetings WHERE ended_at IS NOT NULL AND ended_at + retention_days * ? <= ?
           AND (purged_at IS NULL OR substr(meeting_id, 1, ?) <> ?)`,
       DAY_MS,
@@ -631,12 +615,12 @@ export class ControlPlaneStore {
     if (due.length === 0) return result;
     this.#tx(() => {
       for (const id of due) {
-        const deleted = this.#run(
+        const deleted = this.#q.run(
           `DELETE FROM events WHERE meeting_id = ?
              AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event = events.id AND d.delivered_at IS NULL)`,
           id,
         );
-        const scrubbed = this.#run(
+        const scrubbed = this.#q.run(
           `UPDATE audit SET actor = NULL, target = NULL WHERE meeting_id = ? AND (actor IS NOT NULL OR target IS NOT NULL)`,
           id,
         );
@@ -644,11 +628,11 @@ export class ControlPlaneStore {
         if (scrubbed > 0) this.#logPurge(id, now, 'audit', scrubbed, 'actor and target identities removed');
         result.eventsDeleted += deleted;
         result.auditEntriesScrubbed += scrubbed;
-        const left = num(this.#get('SELECT COUNT(*) AS n FROM events WHERE meeting_id = ?', id)!.n);
+        const left = num(this.#q.get('SELECT COUNT(*) AS n FROM events WHERE meeting_id = ?', id)!.n);
         if (left === 0) {
           this.#pseudonymise(id, now);
           for (const t of targets) {
-            this.#run('INSERT OR IGNORE INTO purge_queue (meeting_id, target, queued_at) VALUES (?, ?, ?)', id, t, now);
+            this.#q.run('INSERT OR IGNORE INTO purge_queue (meeting_id, target, queued_at) VALUES (?, ?, ?)', id, t, now);
           }
           result.pseudonymised!.push(id);
         }
@@ -664,16 +648,16 @@ export class ControlPlaneStore {
   }
 
   #logPurge(meetingId: string, at: number, store: string, items: number, detail: string): void {
-    this.#run('INSERT INTO purge_log (meeting_id, at, store, items, detail) VALUES (?, ?, ?, ?, ?)', meetingId, at, store, items, detail);
+    this.#q.run('INSERT INTO purge_log (meeting_id, at, store, items, detail) VALUES (?, ?, ?, ?, ?)', meetingId, at, store, items, detail);
   }
 
   // The meeting id becomes its pseudonym everywhere in this file. A pseudonymised row of the same
   // id (the meeting came back after an earlier purge) absorbs the new one.
   #pseudonymise(id: string, now: number): void {
     const p = this.pseudonym(id);
-    const clear = this.#get('SELECT * FROM meetings WHERE meeting_id = ?', id)!;
-    if (this.#get('SELECT 1 AS x FROM meetings WHERE meeting_id = ?', p)) {
-      this.#run(
+    const clear = this.#q.get('SELECT * FROM meetings WHERE meeting_id = ?', id)!;
+    if (this.#q.get('SELECT 1 AS x FROM meetings WHERE meeting_id = ?', p)) {
+      this.#q.run(
         `UPDATE meetings SET next_seq = MAX(next_seq, ?), ended_at = ?, last_event_at = ?, retention_days = ?, purged_at = ?
           WHERE meeting_id = ?`,
         num(clear.next_seq),
@@ -683,14 +667,14 @@ export class ControlPlaneStore {
         now,
         p,
       );
-      this.#run('DELETE FROM meetings WHERE meeting_id = ?', id);
+      this.#q.run('DELETE FROM meetings WHERE meeting_id = ?', id);
     } else {
-      this.#run('UPDATE meetings SET meeting_id = ?, purged_at = ? WHERE meeting_id = ?', p, now, id);
+      this.#q.run('UPDATE meetings SET meeting_id = ?, purged_at = ? WHERE meeting_id = ?', p, now, id);
     }
-    this.#run('UPDATE audit SET meeting_id = ? WHERE meeting_id = ?', p, id);
-    this.#run('UPDATE OR REPLACE placements SET meeting_id = ? WHERE meeting_id = ?', p, id);
-    this.#run('UPDATE disclosures SET meeting_id = ?, event_id = NULL WHERE meeting_id = ?', p, id);
-    this.#run('UPDATE purge_log SET meeting_id = ? WHERE meeting_id = ?', p, id);
+    this.#q.run('UPDATE audit SET meeting_id = ? WHERE meeting_id = ?', p, id);
+    this.#q.run('UPDATE OR REPLACE placements SET meeting_id = ? WHERE meeting_id = ?', p, id);
+    this.#q.run('UPDATE disclosures SET meeting_id = ?, event_id = NULL WHERE meeting_id = ?', p, id);
+    this.#q.run('UPDATE purge_log SET meeting_id = ? WHERE meeting_id = ?', p, id);
     this.#logPurge(p, now, 'meeting-id', 1, 'meeting id replaced by its pseudonym (meetings, audit, placements, disclosures)');
   }
 
@@ -700,9 +684,9 @@ export class ControlPlaneStore {
    */
   storedIdOf(meetingId: string): string {
     const clear =
-      this.#get('SELECT 1 AS x FROM meetings WHERE meeting_id = ?', meetingId) ??
-      this.#get('SELECT 1 AS x FROM audit WHERE meeting_id = ? LIMIT 1', meetingId) ??
-      this.#get('SELECT 1 AS x FROM placements WHERE meeting_id = ? LIMIT 1', meetingId);
+      this.#q.get('SELECT 1 AS x FROM meetings WHERE meeting_id = ?', meetingId) ??
+      this.#q.get('SELECT 1 AS x FROM audit WHERE meeting_id = ? LIMIT 1', meetingId) ??
+      this.#q.get('SELECT 1 AS x FROM placements WHERE meeting_id = ? LIMIT 1', meetingId);
     return clear ? meetingId : this.pseudonym(meetingId);
   }
 
@@ -711,21 +695,21 @@ export class ControlPlaneStore {
    * meetings row under the pseudonym marked purged.
    */
   isPseudonymised(meetingId: string): boolean {
-    if (this.#get('SELECT 1 AS x FROM meetings WHERE meeting_id = ?', meetingId)) return false;
-    return this.#get('SELECT 1 AS x FROM meetings WHERE meeting_id = ? AND purged_at IS NOT NULL', this.pseudonym(meetingId)) !== undefined;
+    if (this.#q.get('SELECT 1 AS x FROM meetings WHERE meeting_id = ?', meetingId)) return false;
+    return this.#q.get('SELECT 1 AS x FROM meetings WHERE meeting_id = ? AND purged_at IS NOT NULL', this.pseudonym(meetingId)) !== undefined;
   }
 
   /** Queues a purge of one meeting at another store (run by the adapter's next purge run). */
   queuePurge(meetingId: string, target: string, now: number): void {
-    this.#run('INSERT OR IGNORE INTO purge_queue (meeting_id, target, queued_at) VALUES (?, ?, ?)', meetingId, target, now);
+    this.#q.run('INSERT OR IGNORE INTO purge_queue (meeting_id, target, queued_at) VALUES (?, ?, ?)', meetingId, target, now);
   }
 
   /** Purges queued for other stores, oldest first (one target or all). */
   queuedPurges(target?: string): QueuedPurge[] {
     const rows =
       target === undefined
-        ? this.#all('SELECT * FROM purge_queue ORDER BY queued_at, meeting_id')
-        : this.#all('SELECT * FROM purge_queue WHERE target = ? ORDER BY queued_at, meeting_id', target);
+        ? this.#q.all('SELECT * FROM purge_queue ORDER BY queued_at, meeting_id')
+        : this.#q.all('SELECT * FROM purge_queue WHERE target = ? ORDER BY queued_at, meeting_id', target);
     return rows.map((r) => ({
       meetingId: String(r.meeting_id),
       target: String(r.target),
@@ -741,9 +725,9 @@ export class ControlPlaneStore {
    */
   dropPurgeTargets(keep: readonly string[]): string[] {
     const dropped = this.#tx(() => {
-      const known = this.#all('SELECT DISTINCT target FROM purge_queue').map((r) => String(r.target));
+      const known = this.#q.all('SELECT DISTINCT target FROM purge_queue').map((r) => String(r.target));
       const gone = known.filter((t) => !keep.includes(t));
-      for (const t of gone) this.#run('DELETE FROM purge_queue WHERE target = ?', t);
+      for (const t of gone) this.#q.run('DELETE FROM purge_queue WHERE target = ?', t);
       return gone;
     });
     // The queue held clear ids: no page image of them may stay in the WAL.
@@ -754,7 +738,7 @@ export class ControlPlaneStore {
   /** A target purged a meeting: the clear id leaves the queue, the purge record gets the step. */
   purgeDone(meetingId: string, target: string, now: number, items: number, detail = `purged at ${target}`): void {
     this.#tx(() => {
-      if (this.#run('DELETE FROM purge_queue WHERE meeting_id = ? AND target = ?', meetingId, target) === 0) return;
+      if (this.#q.run('DELETE FROM purge_queue WHERE meeting_id = ? AND target = ?', meetingId, target) === 0) return;
       this.#logPurge(this.pseudonym(meetingId), now, target, items, detail);
     });
     this.#db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
@@ -762,7 +746,7 @@ export class ControlPlaneStore {
 
   /** A target's purge failed; it is tried again by the next purge run. */
   purgeFailed(meetingId: string, target: string, error: string): void {
-    this.#run(
+    this.#q.run(
       'UPDATE purge_queue SET attempts = attempts + 1, last_error = ? WHERE meeting_id = ? AND target = ?',
       error.slice(0, 500),
       meetingId,
@@ -779,7 +763,7 @@ export class ControlPlaneStore {
   /** The disclosure record: what left for which sink (field names only), oldest first. */
   disclosures(filter: { meetingId?: string; since?: number } = {}): StoredDisclosure[] {
     const f = this.#idFilter(filter.meetingId);
-    return this.#all(
+    return this.#q.all(
       `SELECT * FROM disclosures WHERE ${f.sql} AND delivered_at >= ? ORDER BY delivered_at, id`,
       ...f.params,
       filter.since ?? 0,
@@ -798,7 +782,7 @@ export class ControlPlaneStore {
   /** Undelivered (event, sink) pairs with their payload, oldest first: what is still to leave. */
   undelivered(filter: { meetingId?: string } = {}): Array<{ meetingId: string; sequence: number; kind: MessageKind; sink: string; payload: Uint8Array; createdAt: Date; attempts: number }> {
     const f = this.#idFilter(filter.meetingId);
-    return this.#all(
+    return this.#q.all(
       `SELECT e.meeting_id, e.seq, e.kind, e.payload, e.created_at, d.sink, d.attempts
          FROM deliveries d JOIN events e ON e.id = d.event
         WHERE d.delivered_at IS NULL AND ${f.sql.replace('meeting_id', 'e.meeting_id')}
@@ -818,7 +802,7 @@ export class ControlPlaneStore {
   /** The purge record, oldest first. */
   purges(filter: { meetingId?: string; since?: number } = {}): StoredPurge[] {
     const f = this.#idFilter(filter.meetingId);
-    return this.#all(`SELECT * FROM purge_log WHERE ${f.sql} AND at >= ? ORDER BY at, id`, ...f.params, filter.since ?? 0).map((r) => ({
+    return this.#q.all(`SELECT * FROM purge_log WHERE ${f.sql} AND at >= ? ORDER BY at, id`, ...f.params, filter.since ?? 0).map((r) => ({
       meetingId: String(r.meeting_id),
       at: new Date(num(r.at)),
       store: String(r.store),
@@ -830,7 +814,7 @@ export class ControlPlaneStore {
   /** Placements of every meeting (or one), oldest first. */
   allPlacements(filter: { meetingId?: string; since?: number } = {}): PlacementEntry[] {
     const f = this.#idFilter(filter.meetingId);
-    return this.#all(
+    return this.#q.all(
       `SELECT * FROM placements WHERE ${f.sql} AND COALESCE(to_ms, 9e15) >= ? ORDER BY from_ms, meeting_id, worker_id`,
       ...f.params,
       filter.since ?? 0,
@@ -845,7 +829,7 @@ export class ControlPlaneStore {
   /** What the store holds per meeting (ids as stored: clear or pseudonym). */
   holdings(filter: { meetingId?: string } = {}): MeetingHoldings[] {
     const f = this.#idFilter(filter.meetingId);
-    return this.#all(
+    return this.#q.all(
       `SELECT m.*,
               (SELECT COUNT(*) FROM events e WHERE e.meeting_id = m.meeting_id) AS n_events,
               (SELECT COUNT(DISTINCT e.id) FROM events e JOIN deliveries d ON d.event = e.id
@@ -873,7 +857,7 @@ export class ControlPlaneStore {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#stmts.clear();
+    this.#q.clear();
     try {
       this.#db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
     } finally {

@@ -11,7 +11,8 @@
 // retention a meeting's API keys are deleted, the personal fields of its definition are deleted,
 // and its id becomes the outbox's HMAC pseudonym in def_meetings and api_audit.
 import { dirname } from 'node:path';
-import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite';
+import type { DatabaseSync } from 'node:sqlite';
+import { Statements, type Row } from '../sqlite.js';
 import type { HeldData, PurgeContext, PurgeTarget } from '../controlplane/sinks.js';
 import { C4vError } from '../errors.js';
 import type { AccountInit, MeetingInit } from '../model/types.js';
@@ -111,7 +112,6 @@ export interface ApiAuditEntry {
   outcome: string;
 }
 
-type Row = Record<string, unknown>;
 
 function parse<T>(text: unknown, what: string): T {
   try {
@@ -129,7 +129,7 @@ export class DefinitionStore implements PurgeTarget {
     'API keys deleted; personal fields of the definition deleted; meeting id replaced by its pseudonym in def_meetings and api_audit (targets removed)';
   readonly path: string;
   readonly #db: DatabaseSync;
-  readonly #stmts = new Map<string, StatementSync>();
+  readonly #q: Statements;
   #closed = false;
 
   /** @internal Use openDefinitionStore(). */
@@ -144,6 +144,9 @@ export class DefinitionStore implements PurgeTarget {
     }
     const sqlite = process.getBuiltinModule('node:sqlite') as typeof import('node:sqlite');
     this.#db = new sqlite.DatabaseSync(path);
+    this.#q = new Statements(this.#db, () => {
+      if (this.#closed) throw new C4vError('CLOSED', 'definition store closed');
+    });
     // The outbox's connection may hold the write lock for a moment: wait rather than fail.
     this.#db.exec('PRAGMA busy_timeout = 5000');
     this.#db.exec('PRAGMA journal_mode = WAL');
@@ -159,34 +162,16 @@ export class DefinitionStore implements PurgeTarget {
     return this.#closed;
   }
 
-  #stmt(sql: string): StatementSync {
-    if (this.#closed) throw new C4vError('CLOSED', 'definition store closed');
-    let s = this.#stmts.get(sql);
-    if (!s) {
-      s = this.#db.prepare(sql);
-      this.#stmts.set(sql, s);
-    }
-    return s;
-  }
 
-  #run(sql: string, ...params: SQLInputValue[]): number {
-    return Number(this.#stmt(sql).run(...params).changes);
-  }
 
-  #all(sql: string, ...params: SQLInputValue[]): Row[] {
-    return this.#stmt(sql).all(...params) as Row[];
-  }
 
-  #get(sql: string, ...params: SQLInputValue[]): Row | undefined {
-    return this.#stmt(sql).get(...params) as Row | undefined;
-  }
 
   // ------------------------------------------------------------------------------------------
   // Accounts
 
   /** Writes an account (insert or replace), keeping its creation time. */
   putAccount(init: AccountInit, now = Date.now()): void {
-    this.#run(
+    this.#q.run(
       `INSERT INTO def_accounts (id, definition, created_at, updated_at) VALUES (?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at`,
       init.id,
@@ -197,12 +182,12 @@ export class DefinitionStore implements PurgeTarget {
   }
 
   account(id: string): StoredAccount | undefined {
-    const r = this.#get('SELECT * FROM def_accounts WHERE id = ?', id);
+    const r = this.#q.get('SELECT * FROM def_accounts WHERE id = ?', id);
     return r ? this.#account(r) : undefined;
   }
 
   accounts(): StoredAccount[] {
-    return this.#all('SELECT * FROM def_accounts ORDER BY created_at, id').map((r) => this.#account(r));
+    return this.#q.all('SELECT * FROM def_accounts ORDER BY created_at, id').map((r) => this.#account(r));
   }
 
   #account(r: Row): StoredAccount {
@@ -214,7 +199,7 @@ export class DefinitionStore implements PurgeTarget {
 
   /** Writes a meeting definition (a new one, or a replacement of a not-yet-ended one). */
   putMeeting(definition: MeetingDefinition, retentionDays: number, now = Date.now()): void {
-    this.#run(
+    this.#q.run(
       `INSERT INTO def_meetings (id, account_id, definition, created_at, retention_days) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id, definition = excluded.definition,
          retention_days = excluded.retention_days, ended_at = NULL`,
@@ -227,7 +212,7 @@ export class DefinitionStore implements PurgeTarget {
   }
 
   meeting(id: string): StoredMeeting | undefined {
-    const r = this.#get('SELECT * FROM def_meetings WHERE id = ? AND purged_at IS NULL', id);
+    const r = this.#q.get('SELECT * FROM def_meetings WHERE id = ? AND purged_at IS NULL', id);
     return r ? this.#meeting(r) : undefined;
   }
 
@@ -237,7 +222,7 @@ export class DefinitionStore implements PurgeTarget {
     const sql = options.activeOnly
       ? 'SELECT * FROM def_meetings WHERE ended_at IS NULL AND purged_at IS NULL ORDER BY created_at, id'
       : 'SELECT * FROM def_meetings WHERE purged_at IS NULL ORDER BY created_at, id';
-    return this.#all(sql).map((r) => this.#meeting(r));
+    return this.#q.all(sql).map((r) => this.#meeting(r));
   }
 
   #meeting(r: Row): StoredMeeting {
@@ -248,13 +233,13 @@ export class DefinitionStore implements PurgeTarget {
 
   /** Marks a meeting ended (it is not restored after a restart); no-op for an unknown one. */
   meetingEnded(id: string, at = Date.now()): void {
-    this.#run('UPDATE def_meetings SET ended_at = ? WHERE id = ? AND ended_at IS NULL', at, id);
+    this.#q.run('UPDATE def_meetings SET ended_at = ? WHERE id = ? AND ended_at IS NULL', at, id);
   }
 
   /** Drops a definition that could not be created (the meeting never existed). */
   deleteMeeting(id: string): void {
-    this.#run('DELETE FROM api_keys WHERE meeting_id = ?', id);
-    this.#run('DELETE FROM def_meetings WHERE id = ?', id);
+    this.#q.run('DELETE FROM api_keys WHERE meeting_id = ?', id);
+    this.#q.run('DELETE FROM def_meetings WHERE id = ?', id);
   }
 
   /**
@@ -272,17 +257,17 @@ export class DefinitionStore implements PurgeTarget {
     try {
       for (const id of meetingIds) {
         const p = context.pseudonym(id);
-        let n = this.#run('DELETE FROM api_keys WHERE meeting_id = ?', id);
-        const row = this.#get('SELECT definition FROM def_meetings WHERE id = ? AND ended_at IS NOT NULL', id);
+        let n = this.#q.run('DELETE FROM api_keys WHERE meeting_id = ?', id);
+        const row = this.#q.get('SELECT definition FROM def_meetings WHERE id = ? AND ended_at IS NOT NULL', id);
         if (row) {
           const kept = parse<Record<string, unknown>>(row.definition, 'meeting');
           for (const f of PERSONAL_DEFINITION_FIELDS) delete kept[f];
           kept.id = p;
           // A meeting id that came back (a recurring meeting) has one pseudonymised row: the latest.
-          this.#run('DELETE FROM def_meetings WHERE id = ?', p);
-          n += this.#run('UPDATE def_meetings SET id = ?, definition = ?, purged_at = ? WHERE id = ?', p, JSON.stringify(kept), context.now, id);
+          this.#q.run('DELETE FROM def_meetings WHERE id = ?', p);
+          n += this.#q.run('UPDATE def_meetings SET id = ?, definition = ?, purged_at = ? WHERE id = ?', p, JSON.stringify(kept), context.now, id);
         }
-        n += this.#run('UPDATE api_audit SET meeting_id = ?, target = NULL WHERE meeting_id = ?', p, id);
+        n += this.#q.run('UPDATE api_audit SET meeting_id = ?, target = NULL WHERE meeting_id = ?', p, id);
         counts[id] = n;
       }
       this.#db.exec('COMMIT');
@@ -302,15 +287,15 @@ export class DefinitionStore implements PurgeTarget {
    */
   heldData(): HeldData[] {
     const out: HeldData[] = [];
-    for (const r of this.#all('SELECT id, definition FROM def_meetings WHERE purged_at IS NULL ORDER BY created_at, id')) {
+    for (const r of this.#q.all('SELECT id, definition FROM def_meetings WHERE purged_at IS NULL ORDER BY created_at, id')) {
       const d = parse<Record<string, unknown>>(r.definition, 'meeting');
       const fields = ['id', ...PERSONAL_DEFINITION_FIELDS.filter((f) => d[f] !== undefined)];
       out.push({ meetingId: String(r.id), what: 'meeting definition (def_meetings)', fields, items: 1 });
     }
-    for (const r of this.#all('SELECT meeting_id, COUNT(*) AS n FROM api_keys GROUP BY meeting_id ORDER BY meeting_id')) {
+    for (const r of this.#q.all('SELECT meeting_id, COUNT(*) AS n FROM api_keys GROUP BY meeting_id ORDER BY meeting_id')) {
       out.push({ meetingId: String(r.meeting_id), what: 'meeting-scoped API keys (api_keys)', fields: ['meeting_id', 'secret'], items: Number(r.n) });
     }
-    for (const r of this.#all(
+    for (const r of this.#q.all(
       `SELECT meeting_id, COUNT(*) AS n, COUNT(target) AS t FROM api_audit
         WHERE meeting_id IS NOT NULL AND substr(meeting_id, 1, ?) <> ?
         GROUP BY meeting_id ORDER BY MIN(id)`,
@@ -326,17 +311,17 @@ export class DefinitionStore implements PurgeTarget {
   // API keys and the API audit record
 
   putApiKey(key: StoredApiKey): void {
-    this.#run('INSERT INTO api_keys (id, secret, meeting_id, created_at) VALUES (?, ?, ?, ?)', key.id, key.secret, key.meetingId, key.createdAt.getTime());
+    this.#q.run('INSERT INTO api_keys (id, secret, meeting_id, created_at) VALUES (?, ?, ?, ?)', key.id, key.secret, key.meetingId, key.createdAt.getTime());
   }
 
   apiKey(id: string): StoredApiKey | undefined {
-    const r = this.#get('SELECT * FROM api_keys WHERE id = ?', id);
+    const r = this.#q.get('SELECT * FROM api_keys WHERE id = ?', id);
     if (!r) return undefined;
     return { id: String(r.id), secret: String(r.secret), meetingId: String(r.meeting_id), createdAt: new Date(Number(r.created_at)) };
   }
 
   addAudit(e: ApiAuditEntry): void {
-    this.#run(
+    this.#q.run(
       'INSERT INTO api_audit (at, key_id, action, account_id, meeting_id, target, outcome) VALUES (?, ?, ?, ?, ?, ?, ?)',
       e.at.getTime(),
       e.keyId,
@@ -350,7 +335,7 @@ export class DefinitionStore implements PurgeTarget {
 
   /** The API audit record, oldest first; of one meeting when `meetingId` is given. */
   audit(meetingId?: string): ApiAuditEntry[] {
-    const rows = meetingId === undefined ? this.#all('SELECT * FROM api_audit ORDER BY id') : this.#all('SELECT * FROM api_audit WHERE meeting_id = ? ORDER BY id', meetingId);
+    const rows = meetingId === undefined ? this.#q.all('SELECT * FROM api_audit ORDER BY id') : this.#q.all('SELECT * FROM api_audit WHERE meeting_id = ? ORDER BY id', meetingId);
     return rows.map((r) => {
       const e: ApiAuditEntry = { at: new Date(Number(r.at)), keyId: String(r.key_id), action: String(r.action), outcome: String(r.outcome) };
       if (r.account_id != null) e.accountId = String(r.account_id);
@@ -363,7 +348,7 @@ export class DefinitionStore implements PurgeTarget {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#stmts.clear();
+    this.#q.clear();
     this.#db.close();
   }
 }
