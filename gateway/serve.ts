@@ -1,33 +1,24 @@
 // The demo meeting server behind `c4v-media serve`: media workers, the gateway on a local port,
 // and one demo account and meeting from the configuration, with a host join token to print.
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
 import {
-  createControlPlaneAdapter,
   createLogger,
-  createMediaCore,
   createMetricsRegistry,
-  FileSink,
-  HttpSink,
   SetupError,
   C4vError,
   type ControlPlaneAdapter,
-  type ControlPlaneSink,
   type MediaCore,
   type Meeting,
 } from '../lib/index.js';
 import type { ServeConfig } from './config.js';
 import { createGateway, type Gateway } from './Gateway.js';
+import { createControlPlaneFromConfig, createCoreFromConfig, edgeOptionsFromConfig } from './fromConfig.js';
 import { joinTokensFromConfig, type JoinTokens } from './tokens.js';
 import { openDefinitionStore, type DefinitionStore } from '../lib/store/DefinitionStore.js';
 import { createOperatorApi, joinUrl, type OperatorApi } from './api/OperatorApi.js';
 import { randomApiSecret } from './api/auth.js';
 
 import { webAppRoutes } from '../web/server.js';
-
-const require = createRequire(import.meta.url);
-const VERSION = (require('../../package.json') as { version: string }).version;
 
 export interface DemoServer {
   core: MediaCore;
@@ -52,14 +43,6 @@ export interface DemoServer {
   close(): Promise<void>;
 }
 
-function readPem(path: string, what: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (error) {
-    throw new SetupError('CONFIG_INVALID', `server.tls.${what}: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-}
-
 /** Options of startDemoServer() that a configuration file does not set. */
 export interface DemoServerOptions {
   /** The control-plane adapter's retention timer and clock (tests move the clock past a boundary). */
@@ -77,29 +60,10 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger, opti
   if (definitionsInMemory) {
     log.warn('control plane off: the operator API keeps its definitions in memory only (lost on restart, nothing written to disk)');
   }
-  const tls = config.server.tls
-    ? { cert: readPem(config.server.tls.certFile, 'certFile'), key: readPem(config.server.tls.keyFile, 'keyFile') }
-    : undefined;
+  // Read first (the TLS files included), so that a bad path fails before any worker starts.
+  const edge = edgeOptionsFromConfig(config);
   const registry = createMetricsRegistry();
-  const core = await createMediaCore({
-    logger: log,
-    registry,
-    workers: {
-      workers: config.workers.count,
-      region: config.workers.region,
-      ...(config.workers.rtcMinPort ? { rtcMinPort: config.workers.rtcMinPort } : {}),
-      ...(config.workers.rtcMaxPort ? { rtcMaxPort: config.workers.rtcMaxPort } : {}),
-    },
-    media: {
-      listenInfos: [
-        {
-          protocol: 'udp',
-          ip: config.media.listenIp,
-          ...(config.media.announcedAddress ? { announcedAddress: config.media.announcedAddress } : {}),
-        },
-      ],
-    },
-  });
+  const core = await createCoreFromConfig(config, log, registry);
   let controlPlane: ControlPlaneAdapter | undefined;
   let store: DefinitionStore | undefined;
   let api: OperatorApi | undefined;
@@ -127,24 +91,12 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger, opti
       if (restored.accounts + restored.meetings > 0 || restored.failed.length > 0) log.info(restored, 'definitions restored');
     }
     // The adapter subscribes before the demo meeting exists, so its creation is exported too.
-    if (config.controlPlane.enabled) {
-      const cp = config.controlPlane;
-      const sinks: ControlPlaneSink[] = [];
-      if (cp.filePath) sinks.push(new FileSink({ path: cp.filePath, purgeOnRetention: cp.purgeFile }));
-      if (cp.url && cp.secret) sinks.push(new HttpSink({ url: cp.url, secret: cp.secret, format: cp.format }));
-      controlPlane = createControlPlaneAdapter({
-        source: core,
-        outboxPath: cp.outboxPath,
-        sinks,
-        logger: log,
-        strictPermissions: cp.strictPermissions,
-        // The definitions follow the outbox's retention (timer, clock and pseudonym).
-        ...(store ? { purgeTargets: [store] } : {}),
-        ...(options.retention?.clock ? { clock: options.retention.clock } : {}),
-        ...(options.retention?.purgeIntervalMs ? { purgeIntervalMs: options.retention.purgeIntervalMs } : {}),
-        ...(cp.pseudonymKeyPath ? { pseudonymKeyPath: cp.pseudonymKeyPath } : {}),
-      });
-    }
+    controlPlane = createControlPlaneFromConfig(config, core, log, {
+      // The definitions follow the outbox's retention (timer, clock and pseudonym).
+      ...(store ? { purgeTargets: [store] } : {}),
+      ...(options.retention?.clock ? { clock: options.retention.clock } : {}),
+      ...(options.retention?.purgeIntervalMs ? { purgeIntervalMs: options.retention.purgeIntervalMs } : {}),
+    });
     const d = config.demo;
     let meeting: Meeting;
     try {
@@ -171,16 +123,7 @@ export async function startDemoServer(config: ServeConfig, logger?: Logger, opti
       logger: log,
       registry,
       tokens,
-      host: config.server.host,
-      port: config.server.port,
-      path: config.server.path,
-      allowInsecurePublic: config.server.allowInsecurePublic,
-      trustedProxies: config.server.trustedProxies,
-      forwardedHeader: config.server.forwardedHeader,
-      allowedOrigins: config.server.allowedOrigins,
-      limits: config.limits,
-      serverVersion: `c4v-media/${VERSION}`,
-      ...(tls ? { tls } : {}),
+      ...edge,
       ...(api ? { api } : {}),
       // Issue 11: the meeting web app at /.
       httpRoutes: webAppRoutes(),

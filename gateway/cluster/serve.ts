@@ -1,28 +1,20 @@
 // `c4v-media serve` in cluster mode (cluster.redis set): the media core, this node's cluster
 // membership (registry, bus, media agent), the gateway with the cluster edge in front, and the
 // demo meeting *defined* here and placed on its home node at its first join (any node may be it).
-import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
 import {
-  createControlPlaneAdapter,
   createLogger,
-  createMediaCore,
   createMetricsRegistry,
-  FileSink,
-  HttpSink,
   SetupError,
   type ControlPlaneAdapter,
-  type ControlPlaneSink,
   type MediaCore,
 } from '../../lib/index.js';
 import { startClusterNode, type ClusterNode } from '../../lib/cluster/ClusterNode.js';
 import type { ServeConfig } from '../config.js';
 import { createGateway, type Gateway } from '../Gateway.js';
+import { createControlPlaneFromConfig, createCoreFromConfig, edgeOptionsFromConfig } from '../fromConfig.js';
 import { joinTokensFromConfig, type JoinTokens } from '../tokens.js';
 import { ClusterEdge } from './ClusterEdge.js';
-
-const require = createRequire(import.meta.url);
-const VERSION = (require('../../../package.json') as { version: string }).version;
 
 export interface ClusterServer {
   core: MediaCore;
@@ -45,54 +37,23 @@ export async function startClusterServer(config: ServeConfig, logger?: Logger): 
     // Every node verifies the tokens of every meeting: a per-process random secret cannot work.
     throw new SetupError('CONFIG_INVALID', 'cluster mode needs tokens.secret (C4V_TOKEN_SECRET) or tokens.keys, the same on every node');
   }
+  // Read first (the TLS files included), so that a bad path fails before any worker starts.
+  const edgeOptions = edgeOptionsFromConfig(config);
   const registry = createMetricsRegistry();
-  const listenInfo = {
-    protocol: 'udp' as const,
-    ip: config.media.listenIp,
-    ...(config.media.announcedAddress ? { announcedAddress: config.media.announcedAddress } : {}),
-  };
-  const core = await createMediaCore({
-    logger: log,
-    registry,
-    workers: {
-      workers: config.workers.count,
-      region: config.workers.region,
-      ...(config.workers.rtcMinPort ? { rtcMinPort: config.workers.rtcMinPort } : {}),
-      ...(config.workers.rtcMaxPort ? { rtcMaxPort: config.workers.rtcMaxPort } : {}),
-    },
-    media: { listenInfos: [listenInfo] },
-  });
+  const core = await createCoreFromConfig(config, log, registry);
   let node: ClusterNode | undefined;
   let controlPlane: ControlPlaneAdapter | undefined;
   try {
     // Each node exports the metadata of the meetings it is home of (their model lives there), as
     // the single-node server does.
-    if (config.controlPlane.enabled) {
-      const cp = config.controlPlane;
-      const sinks: ControlPlaneSink[] = [];
-      if (cp.filePath) sinks.push(new FileSink({ path: cp.filePath, purgeOnRetention: cp.purgeFile }));
-      if (cp.url && cp.secret) sinks.push(new HttpSink({ url: cp.url, secret: cp.secret, format: cp.format }));
-      controlPlane = createControlPlaneAdapter({
-        source: core,
-        outboxPath: cp.outboxPath,
-        sinks,
-        logger: log,
-        strictPermissions: cp.strictPermissions,
-        ...(cp.pseudonymKeyPath ? { pseudonymKeyPath: cp.pseudonymKeyPath } : {}),
-      });
-    }
+    controlPlane = createControlPlaneFromConfig(config, core, log);
     const tokens = joinTokensFromConfig(config.tokens);
     const gateway = await createGateway({
       core,
       logger: log,
       registry,
       tokens,
-      host: config.server.host,
-      port: config.server.port,
-      path: config.server.path,
-      allowInsecurePublic: config.server.allowInsecurePublic,
-      limits: config.limits,
-      serverVersion: `c4v-media/${VERSION}`,
+      ...edgeOptions,
     });
     const cl = config.cluster;
     node = await startClusterNode(
