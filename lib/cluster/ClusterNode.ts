@@ -186,9 +186,7 @@ export class ClusterNode extends TypedEmitter<ClusterNodeEvents> {
       throw new C4vError('CLUSTER_UNAVAILABLE', `cluster store unreachable (${String(e)})`);
     });
     const init = this.#inits.get(meetingId);
-    // find(): a home missing from this node's view is looked up once more before it is declared
-    // dead, so a stale view never takes the home role from a live node.
-    if (existing && existing.nodeId !== this.nodeId && !(await this.registry.find(existing.nodeId))) {
+    if (existing && existing.nodeId !== this.nodeId && !this.registry.node(existing.nodeId)) {
       // The home's registry entry expired (killed, partitioned): take the home role over for the
       // least loaded serving node in the allowed regions. The fencing token of the dead home is
       // checked in the same script, so concurrent takeovers agree on one new home.
