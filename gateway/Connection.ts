@@ -464,6 +464,7 @@ export class Connection implements SessionSink {
 
   async #joined(type: RequestType, r: RequestMsg): Promise<ResponseProps> {
     const s = this.#session!;
+    s.beforeRequest(); // issue 13b: a restored session's reconnect notice goes out first
     const p = s.participant;
     const m = s.meeting;
     const ok: ResponseProps = { ok: {} };

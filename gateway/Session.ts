@@ -63,6 +63,8 @@ export class Session {
   #tokenHash = tokenDigest(this.#resumeToken);
   /** Issue 13b: restored at a new home; the first resume tells the client to build its media again. */
   #mediaLost = false;
+  /** Issue 13b: the reconnect notice of a restored session waits for the client's next request (or this timer). */
+  #noticeTimer: NodeJS.Timeout | undefined;
   readonly producers = new Map<string, { kind: 'audio' | 'video'; transportId: string }>();
   readonly consumers = new Map<string, { kind: 'audio' | 'video'; producerId: string; transportId: string }>();
   /** Issue 11: the participant's transports and chat channels, for close_transport and the reconnect notice. */
@@ -151,12 +153,28 @@ export class Session {
   /**
    * Issue 13b: called after a resume's response went out. A restored session's media plane died
    * with the old home (its transports, producers and consumers are gone everywhere): a reconnect
-   * notice tells the client to build all of it again. Once.
+   * notice tells the client to build all of it again, once. It goes out just before the answer
+   * to the client's next request (the SDK's catch-up request after a resume), or after a short
+   * delay without one: a notice right behind the resume answer can reach a client before it
+   * listens on the new connection (both frames read at once), and would be lost.
    */
   afterResume(): void {
     if (!this.#mediaLost || this.#closed) return;
+    if (this.participant.state !== 'admitted') {
+      this.#mediaLost = false; // waiting: media starts at admission as usual
+      return;
+    }
+    clearTimeout(this.#noticeTimer);
+    this.#noticeTimer = setTimeout(() => this.beforeRequest(), 500);
+    this.#noticeTimer.unref();
+  }
+
+  /** Issue 13b: a request of the attached client is about to be answered: send a pending reconnect notice first. */
+  beforeRequest(): void {
+    if (!this.#mediaLost || this.#closed || this.#sink === undefined) return;
     this.#mediaLost = false;
-    if (this.participant.state !== 'admitted') return; // waiting: media starts at admission as usual
+    clearTimeout(this.#noticeTimer);
+    this.#noticeTimer = undefined;
     this.#notify({
       reconnect: {
         closeReason: closeReasonToWire('server-shutdown'),
@@ -350,6 +368,7 @@ export class Session {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#graceTimer);
+    clearTimeout(this.#noticeTimer);
     for (const off of this.#unsubscribe.splice(0)) off();
     for (const id of [...this.producers.keys()]) this.producerGone(id);
     for (const id of [...this.consumers.keys()]) this.consumerGone(id);
