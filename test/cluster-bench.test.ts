@@ -25,7 +25,7 @@ test('bench/cluster --quick reports the hop ratio, relayed signalling latency an
     for (const s of [r.hop.oneNode, r.hop.acrossNodes]) assert.ok(s.n >= 200 && s.p50 > 0 && s.p99 >= s.p50, 'both paths delivered most packets');
     assert.ok(r.hop.ratioP50 > 0 && r.hop.ratioP99 > 0);
     assert.ok(r.signalling.home.n === 50 && r.signalling.relayed.n === 50);
-    for (const v of [r.recovery.nonHomeKill.producersClosedMs, r.recovery.nonHomeKill.mediaAgainMs, r.recovery.homeKill.newHomeMs, r.recovery.homeKill.mediaAgainMs]) {
+    for (const v of [r.recovery.nonHomeKill.producersClosedMs, r.recovery.nonHomeKill.mediaAgainMs, r.recovery.homeKill.resumedMs, r.recovery.homeKill.newHomeMs, r.recovery.homeKill.mediaAgainMs]) {
       assert.ok(Number.isFinite(v) && v > 0);
     }
   } finally {
