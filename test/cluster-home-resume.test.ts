@@ -197,8 +197,10 @@ test('the home is SIGKILLed: participants at the surviving nodes resume by thems
   stops.push(pump(hostMic, 'host'), pump(aliceMic, 'alice'));
   await host.publish('microphone', hostMic);
   await alice.publish('microphone', aliceMic);
-  await packets(await trackOf(alice, host.participantId), 'host');
-  await packets(await trackOf(host, alice.participantId), 'alice');
+  const before = [await trackOf(alice, host.participantId), await trackOf(host, alice.participantId)];
+  await packets(before[0]!, 'host');
+  await packets(before[1]!, 'alice');
+  const oldProducers = new Set(before.map((t) => t.producerId));
 
   const r = new Redis(redis.url);
   try {
@@ -263,6 +265,12 @@ test('the home is SIGKILLed: participants at the surviving nodes resume by thems
     const t2 = ok.resumeToken!;
     assert.ok(t2 && t2 !== t1);
     await carol2.waitFor('reconnect');
+    // No stale producer is announced: the new home knows exactly the two published again.
+    const list = (await carol2.call({ getParticipants: {} })).participants!;
+    const live = (list.producers ?? []).map((p) => p.id!);
+    assert.is(live.length, 2, `two producers at the new home (${live.join(', ')})`);
+    assert.not.ok(live.some((id) => oldProducers.has(id)), 'none of the dead home\'s producers');
+    assert.equal(new Set((list.producers ?? []).map((p) => p.participantId)), new Set([ids.host, ids.alice]));
     const replay2 = await rawClient(n3);
     await replay2.hello();
     assert.is(await wireCodeOf(replay2.call({ resume: { participantId: carolId, resumeToken: t1 } })), 'INVALID_TOKEN');

@@ -11,7 +11,7 @@ import type { MeetingInit } from '../model/types.js';
 import type { Bus } from './Bus.js';
 import { Bus as BusImpl } from './Bus.js';
 import { ClusterMedia, type NodeMediaHandle } from './ClusterMedia.js';
-import { keys } from './keys.js';
+import { keys, MEETING_RECORD_TTL_S } from './keys.js';
 import { MediaAgent, type PipeAddress, type PipeStat } from './MediaAgent.js';
 import { NodeRegistry, type NodeInfo } from './NodeRegistry.js';
 import type { Meeting, MeetingPolicyState, RestoredParticipant } from '../model/Meeting.js';
@@ -367,7 +367,9 @@ export class ClusterNode extends TypedEmitter<ClusterNodeEvents> {
 
   /** Records which meeting an (opaque) participant id belongs to, so a resume at any node is routed. */
   async rememberParticipant(participantId: string, meetingId: string): Promise<void> {
-    await this.redis.set(keys.participant(participantId), meetingId, 'EX', 3600).catch(() => undefined);
+    // As long as the meeting's records (purged with them at its end): a participant in a meeting
+    // longer than an hour must still be routed to a new home when it resumes after a takeover.
+    await this.redis.set(keys.participant(participantId), meetingId, 'EX', MEETING_RECORD_TTL_S).catch(() => undefined);
   }
 
   async meetingOfParticipant(participantId: string): Promise<string | undefined> {
