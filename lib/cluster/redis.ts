@@ -3,6 +3,7 @@
 // `tls` option. The data kept there is listed in the README ("Where data lives"); Redis must run in
 // the same region as the nodes.
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { Redis, type RedisOptions } from 'ioredis';
 import { C4vError, SetupError } from '../errors.js';
 
@@ -44,7 +45,10 @@ function redisOptions(o: RedisConnectOptions, name: string): RedisOptions {
     ...(o.password ? { password: o.password } : {}),
   };
   if (url.protocol === 'rediss:' || o.tlsCaFile) {
-    options.tls = { ...(o.tlsCaFile ? { ca: readFileSync(o.tlsCaFile) } : {}), servername: url.hostname };
+    // SNI carries host names only (RFC 6066): an IP address is checked against the certificate's
+    // IP entries without it (Node warns when an address is given as the server name).
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    options.tls = { ...(o.tlsCaFile ? { ca: readFileSync(o.tlsCaFile) } : {}), ...(isIP(host) ? {} : { servername: host }) };
   }
   return options;
 }
