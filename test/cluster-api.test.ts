@@ -108,6 +108,14 @@ test('every node serves /api/v1 and its OpenAPI document; account, meeting and s
   const race = await Promise.all([nodes.n3, nodes.n4].map((n) => api(n, 'POST', '/accounts', { body: { id: 'race-account' } })));
   assert.equal(race.map((r) => r.status).sort(), [201, 409]);
   assert.is(race.find((r) => r.status === 409)!.json.error.code, 'INVALID_STATE');
+  // An account changed at n4 is what n2 and n3 use from then on (their cores were told).
+  const upd = await api(nodes.n4, 'PATCH', '/accounts/race-account', { body: { defaults: { maxParticipants: 12 } } });
+  assert.is(upd.status, 200, JSON.stringify(upd.json));
+  for (const n of [nodes.n2, nodes.n3]) assert.is((await api(n, 'GET', '/accounts/race-account')).json.defaults.maxParticipants, 12, `updated account at ${n.id}`);
+  // Two nodes defining the same meeting id at once: one meeting, one refusal.
+  const twice = await Promise.all([nodes.n3, nodes.n4].map((n) => api(n, 'POST', '/meetings', { body: { id: 'race-meeting', accountId: 'race-account', title: 'Wettlauf', hostIdentity: HOST } })));
+  assert.equal(twice.map((r) => r.status).sort(), [201, 409], JSON.stringify(twice.map((r) => r.json)));
+  assert.is((await homesOf('race-meeting')).length, 1);
 
   const m = await api(nodes.n2, 'POST', '/meetings', {
     body: { id: MEETING, accountId: ACCOUNT, title: 'Mathematik 7c', hostIdentity: HOST, hostName: 'Herr Berger', hostEmail: HOST, password: 'pythagoras-7c', settings: { hostRequiredToStart: false } },

@@ -138,6 +138,11 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   REGION_UNAVAILABLE: 503,
   NO_WORKER_AVAILABLE: 503,
   CLOSED: 503,
+  // Cluster mode: the meeting's home (or Redis) could not answer; the client may retry.
+  CLUSTER_UNAVAILABLE: 503,
+  NODE_DRAINING: 503,
+  HOME_LOST: 503,
+  CLUSTER_TIMEOUT: 504,
 };
 
 /** A schema refusal: 400 INVALID_ARGUMENT naming the field. */
