@@ -11,7 +11,13 @@ import { keys } from '../lib/cluster/keys.js';
 import { pseudonymiser } from '../lib/privacy/pseudonym.js';
 import { PERSONAL_DEFINITION_FIELDS } from '../lib/store/DefinitionStore.js';
 import { RedisDefinitionStore } from '../lib/store/RedisDefinitionStore.js';
-import { startRedis, type RedisProcess } from './helpers/cluster.js';
+import { join } from 'node:path';
+import { signApiRequest } from '../gateway/api/auth.js';
+import { loadConfig } from '../gateway/config.js';
+import { startClusterServer } from '../gateway/cluster/serve.js';
+import { CLUSTER_SECRET, startRedis, type RedisProcess } from './helpers/cluster.js';
+import { tempDir } from './helpers/controlPlane.js';
+import { silentLogger, within } from './helpers/util.js';
 
 let redis: RedisProcess;
 let a: Redis;
@@ -158,6 +164,72 @@ test('deleteMeeting drops the definition and its keys; a closed store answers CL
     () => assert.unreachable('disconnected'),
     (e: { code?: string }) => assert.is(e.code, 'CLUSTER_UNAVAILABLE'),
   );
+});
+
+test('a cluster node registers the Redis store with its control-plane adapter: past retention the adapter purges an API meeting there', async () => {
+  const { dir, cleanup } = tempDir();
+  let offset = 0;
+  const secret = 'cluster-admin-secret-0123456789abcdef-0123';
+  const config = loadConfig({
+    env: {
+      C4V_PORT: '0',
+      C4V_WORKERS: '1',
+      C4V_LOG_LEVEL: 'silent',
+      C4V_REDIS_URL: redis.url,
+      C4V_NODE_ID: 'solo',
+      C4V_TOKEN_SECRET: CLUSTER_SECRET,
+      C4V_API_SECRET: secret,
+      C4V_CONTROL_PLANE_OUTBOX: join(dir, 'outbox.db'),
+      C4V_CONTROL_PLANE_FILE: join(dir, 'metadata.jsonl'),
+      C4V_CLUSTER_DRAIN_DEADLINE_MS: '0',
+    },
+  });
+  const server = await startClusterServer(config, silentLogger(), { retention: { clock: () => Date.now() + offset, purgeIntervalMs: 25 } });
+  try {
+    const call = async (method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> => { // eslint-disable-line @typescript-eslint/no-explicit-any
+      const res = await fetch(`${server.gateway.httpUrl}/api/v1${path}`, {
+        method,
+        headers: { authorization: `Bearer ${await signApiRequest('admin', secret)}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+      return { status: res.status, json: await res.json() };
+    };
+    assert.is((await call('POST', '/accounts', { id: 'praxis', defaults: { retentionDays: 1 } })).status, 201);
+    const m = await call('POST', '/meetings', { id: 'sprechstunde-9', accountId: 'praxis', title: 'Sprechstunde Frau Kaya', hostIdentity: 'dr.kaya@praxis.example', hostName: 'Dr. Kaya' });
+    assert.is(m.status, 201, JSON.stringify(m.json));
+    assert.is((await call('POST', '/meetings/sprechstunde-9/keys')).status, 201);
+    assert.is((await call('POST', '/meetings/sprechstunde-9/end')).json.status, 'ended');
+    const store = server.store!;
+    await within(
+      (async () => {
+        while ((await store.meeting('sprechstunde-9'))?.endedAt === undefined) await new Promise((r) => setTimeout(r, 20));
+      })(),
+      10_000,
+      'the end mark in Redis',
+    );
+    const purged = new Promise<Record<string, number>>((resolve) => {
+      const on = (name: string, counts: Record<string, number>): void => {
+        if (name !== 'definitions-redis') return;
+        server.controlPlane!.off('targetpurged', on);
+        resolve(counts);
+      };
+      server.controlPlane!.on('targetpurged', on);
+    });
+    offset = 2 * 86_400_000;
+    const counts = await within(purged, 15_000, 'the adapter\'s purge of the Redis store');
+    assert.ok((counts['sprechstunde-9'] ?? 0) >= 2, JSON.stringify(counts));
+    assert.is(await store.meeting('sprechstunde-9'), undefined);
+    const p = server.controlPlane!.store.pseudonym('sprechstunde-9');
+    const kept = JSON.parse((await a.hget(keys.defMeeting(p), 'def'))!) as Record<string, unknown>;
+    assert.is(kept.hostName, undefined);
+    assert.is(kept.id, p);
+    const audit = await store.audit(p);
+    assert.ok(audit.some((e) => e.action === 'endMeeting'), 'the API audit is kept under the pseudonym');
+    assert.equal(await store.audit('sprechstunde-9'), []);
+  } finally {
+    await server.close();
+    cleanup();
+  }
 });
 
 test.run();

@@ -40,7 +40,13 @@ export interface ClusterServer {
   close(): Promise<void>;
 }
 
-export async function startClusterServer(config: ServeConfig, logger?: Logger): Promise<ClusterServer> {
+/** Options of startClusterServer() that a configuration file does not set. */
+export interface ClusterServerOptions {
+  /** The control-plane adapter's retention timer and clock (tests move the clock past a boundary). */
+  retention?: { clock?: () => number; purgeIntervalMs?: number };
+}
+
+export async function startClusterServer(config: ServeConfig, logger?: Logger, options: ClusterServerOptions = {}): Promise<ClusterServer> {
   const log = logger ?? createLogger({ level: config.logging.level, logPersonalData: config.logging.personalData, base: { service: 'c4v-media', node: config.cluster.nodeId } });
   if (!config.tokens.secret && !config.tokens.keys?.length) {
     // Every node verifies the tokens of every meeting: a per-process random secret cannot work.
@@ -74,7 +80,11 @@ export async function startClusterServer(config: ServeConfig, logger?: Logger): 
       purgeMeetings: (ids: readonly string[], context: Parameters<RedisDefinitionStore['purgeMeetings']>[1]) =>
         store ? store.purgeMeetings(ids, context) : Promise.reject(new Error('definition store not open')),
     };
-    controlPlane = createControlPlaneFromConfig(config, core, log, apiKey ? { purgeTargets: [purgeTarget] } : {});
+    controlPlane = createControlPlaneFromConfig(config, core, log, {
+      ...(apiKey ? { purgeTargets: [purgeTarget] } : {}),
+      ...(options.retention?.clock ? { clock: options.retention.clock } : {}),
+      ...(options.retention?.purgeIntervalMs ? { purgeIntervalMs: options.retention.purgeIntervalMs } : {}),
+    });
     const tokens = joinTokensFromConfig(config.tokens);
     const gateway = await createGateway({
       core,
