@@ -267,9 +267,9 @@ test('the meeting is ended through a node that is not its home; its audit shows 
   assert.ok(seen('createJoinToken', 'MEETING_ENDED'), 'audit: the refused token after the end');
   assert.ok(apiEntries.some((x) => x.action === 'endMeeting' && x.actor === `api:${state.key!.id}`), 'the end is the scoped key\'s');
   assert.ok(apiEntries.some((x) => x.action === 'admitParticipant' && x.target === state.waitingId));
-  // Entries came from different nodes and are in one order.
-  const times = apiEntries.map((x) => (x as unknown as { at: string }).at);
-  assert.equal([...times].sort(), times);
+  // Entries written by different nodes (n2, n3, n4 and the home) are all there: one record.
+  assert.is(apiEntries.filter((x) => x.action === 'createJoinToken' && x.outcome === 'ok').length, 4, 'tokens minted at n3 (3) and n4 (1)');
+  assert.is(apiEntries.filter((x) => x.action === 'createJoinToken' && x.outcome === 'MEETING_ENDED').length, 3, 'refused at each node after the end');
 });
 
 test('a restarted node keeps the definitions: account and a scheduled meeting come back, and the meeting is joinable there', async () => {
