@@ -410,12 +410,18 @@ export class ClusterEdge {
     const meetingId = participantId ? await this.#node.meetingOfParticipant(participantId) : undefined;
     if (!meetingId) return { home: this.#node.nodeId, meetingId: '' };
     const lease = await this.#node.homeForResume(meetingId, this.#resumeWaitMs);
-    if (lease) return { home: lease.nodeId, meetingId };
-    held.pop(); // the refused resume is not replayed later
-    if (ws.readyState === OPEN) {
-      ws.send(encodeEnvelope({ id, response: { error: errorToWire('HOME_UNAVAILABLE', 'the meeting\'s home node is not back yet: resume again shortly') } }));
+    const refuse = (code: ErrorCode, reason: string): undefined => {
+      held.pop(); // the refused resume is not replayed later
+      if (ws.readyState === OPEN) ws.send(encodeEnvelope({ id, response: { error: errorToWire(code, reason) } }));
+      return undefined;
+    };
+    if (!lease) return refuse('HOME_UNAVAILABLE', 'the meeting\'s home node is not back yet: resume again shortly');
+    // Fail closed as for a join: a resume (e.g. a failover to another node) never brings the
+    // participant's media to a node outside the meeting's allowed regions.
+    if (!regionAllowed(this.#node.region, lease.allowedRegions)) {
+      return refuse('REGION_UNAVAILABLE', `this node (${this.#node.region}) is outside the meeting's allowed regions`);
     }
-    return undefined;
+    return { home: lease.nodeId, meetingId };
   }
 
   #route(ws: WebSocket, address: string, home: string, meetingId: string, held: Buffer[], swallow: number[]): void {
