@@ -3,11 +3,13 @@
 // peers through the Node SDK (`c4v-media/client/node`). Each client is given only its own node's
 // URL; after a non-home node is SIGKILLed, its client is back in the meeting through another
 // allowed node, with the same participant id, without any help from the test.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ClientError, connect, localTrack, type MediaStreamTrack, type NodeMeeting } from '../client/node/index.js';
 import type { ClusterNodeInfo, ConnectOptions, ReconnectScope } from '../client/core/types.js';
-import { startNode, startRedis, type NodeProcess, type RedisProcess } from './helpers/cluster.js';
+import { CLUSTER_SECRET, startNode, startRedis, type NodeProcess, type RedisProcess } from './helpers/cluster.js';
 import { inState, next, packets, pump, trackOf } from './helpers/sdk.js';
 
 const MEETING = 'elternabend';
@@ -173,6 +175,45 @@ test('the grace period is over: with reconnect.rejoin the client joins again (ne
   await inState(quitter, 'ended');
   assert.is(quitter.closeReason, 'connection-lost');
   assert.is(quitter.participantId, qid);
+});
+
+/** Runs the real CLI (`c4v-media ...`) against the test's Redis; resolves with its exit code and output. */
+function runCli(args: string[]): Promise<{ code: number; text: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [fileURLToPath(new URL('../bin/c4v-media.js', import.meta.url)), ...args], {
+      env: { ...process.env, C4V_REDIS_URL: redis.url, C4V_TOKEN_SECRET: CLUSTER_SECRET },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let text = '';
+    child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (text += d.toString()));
+    child.on('close', (code) => resolve({ code: code ?? -1, text }));
+  });
+}
+
+test('c4v-media drain --deadline 0 on a non-home node: its clients are sent away (SERVER_SHUTDOWN), skip it (NODE_DRAINING) and resume at the home by themselves', async () => {
+  const alive = nodes.filter((n) => n.child.exitCode === null && n.child.signalCode === null);
+  const drained = alive.find((n) => n.id !== home)!;
+  const watcher = await member(alive.find((n) => n.id === home)!, 'watcher');
+  const d = await member(drained, 'drainee');
+  const id = d.participantId;
+  const tried: Array<string | undefined> = [];
+  d.on('reconnecting', (scope, node) => {
+    if (scope === 'signalling') tried.push(node?.nodeId);
+  });
+  const back = next(d, 'reconnected', (scope) => scope === 'signalling', 30_000);
+  const again = republished(d);
+  const out = await runCli(['drain', drained.id, '--deadline', '0']);
+  assert.is(out.code, 0, out.text);
+  const [, node] = await back;
+  assert.is(node?.nodeId, home, 'resumed at the only serving node');
+  assert.is(d.participantId, id, 'the same participant');
+  assert.is(d.state, 'admitted');
+  assert.is(tried[0], drained.id, 'it tried its own node first ...');
+  assert.ok(tried.includes(home), '... and moved on to the next one');
+  await again;
+  await receives(watcher, d, 'drainee');
+  await receives(d, watcher, 'watcher');
 });
 
 test.run();

@@ -204,7 +204,7 @@ export class ClusterEdge {
   /** Relayed connections served here (home side), by connection id. */
   readonly #relayed = new Map<string, { socket: VirtualSocket; from: string }>();
   /** Issue 13 (home side): the connection each participant is attached through, and the node it comes from. */
-  readonly #via = new Map<string, { socket: VirtualSocket; from: string }>();
+  readonly #via = new Map<string, { socket: VirtualSocket; from: string; cid: string }>();
   #nextId = 1;
   #clients = 0;
   readonly #sockets = new Set<WebSocket>();
@@ -434,18 +434,23 @@ export class ClusterEdge {
   async #releaseStale(participantId: string, via: string): Promise<void> {
     const s = this.#via.get(participantId);
     if (!s || s.from === via || s.socket.readyState !== OPEN) return;
-    if (await this.#nodeAlive(s.from)) return;
-    this.#logger.info({ participantId, lost: s.from, via }, 'resume through another node: the connection through a dead node ends');
+    if (await this.#linkAlive(s)) return;
+    this.#logger.info({ participantId, lost: s.from, via }, 'resume through another node: the connection through a dead or closed link ends');
     s.socket.gone(1006);
   }
 
-  /** Whether a node is up: in the registry and subscribed to its bus channel. */
-  async #nodeAlive(nodeId: string): Promise<boolean> {
-    if (nodeId === this.#node.nodeId) return true;
-    if (!this.#node.registry.node(nodeId)) return false;
-    const r = (await this.#node.redis.call('PUBSUB', 'NUMSUB', keys.bus(nodeId)).catch(() => undefined)) as [string, number] | undefined;
-    // Redis unreachable: no evidence that it died; the registry TTL decides.
-    return r === undefined || Number(r[1]) > 0;
+  /**
+   * Whether a relayed connection still has its client at the other end: its node is in the
+   * registry, subscribed to its bus channel (a killed process is not, at once), and says the
+   * link is open (a drained node closed it; its relay.gone may still be on the way).
+   */
+  async #linkAlive(s: { from: string; cid: string }): Promise<boolean> {
+    if (s.from === this.#node.nodeId) return true;
+    if (!this.#node.registry.node(s.from)) return false;
+    const r = (await this.#node.redis.call('PUBSUB', 'NUMSUB', keys.bus(s.from)).catch(() => undefined)) as [string, number] | undefined;
+    if (r !== undefined && Number(r[1]) === 0) return false;
+    // No answer in time: a node that cannot answer cannot carry the client either.
+    return this.#node.bus.request<boolean>(s.from, 'relay.alive', { c: s.cid }, 1000).then((open) => open === true, () => false);
   }
 
   /** Issue 13: the serving nodes in `regions`, this one first, then the least loaded. */
@@ -514,7 +519,7 @@ export class ClusterEdge {
    * resume). Issue 13: after the answer, so that a resume through another node, which moves the
    * participant's media there, has its producer_closed and reconnect notices follow the answer.
    */
-  #watchJoin(socket: VirtualSocket, meetingId: string, from: string): void {
+  #watchJoin(socket: VirtualSocket, meetingId: string, from: string, cid = ''): void {
     const out = socket.send.bind(socket);
     socket.send = (data: Uint8Array) => {
       let participantId: string | undefined;
@@ -527,7 +532,7 @@ export class ClusterEdge {
       }
       out(data);
       if (participantId) {
-        this.#attachedVia(participantId, socket, from);
+        this.#attachedVia(participantId, socket, from, cid);
         this.#node.mediaOf(meetingId)?.assignNode(participantId, from);
         void this.#node.rememberParticipant(participantId, meetingId);
       }
@@ -535,8 +540,8 @@ export class ClusterEdge {
   }
 
   /** Issue 13: which node a participant's live connection comes through (home side), for #releaseStale. */
-  #attachedVia(participantId: string, socket: VirtualSocket, from: string): void {
-    this.#via.set(participantId, { socket, from });
+  #attachedVia(participantId: string, socket: VirtualSocket, from: string, cid: string): void {
+    this.#via.set(participantId, { socket, from, cid });
     socket.once('close', () => {
       if (this.#via.get(participantId)?.socket === socket) this.#via.delete(participantId);
     });
@@ -554,13 +559,18 @@ export class ClusterEdge {
       });
       socket.once('close', () => this.#relayed.delete(b.c));
       this.#relayed.set(b.c, { socket, from });
-      this.#watchJoin(socket, b.m, from);
+      this.#watchJoin(socket, b.m, from, b.c);
       this.#gateway._attach(socket as unknown as WebSocket, b.address);
     });
     bus.listen('relay.in', (b: { c: string; d: string }) => this.#relayed.get(b.c)?.socket.feed(Buffer.from(b.d, 'base64')));
     bus.listen('relay.gone', (b: { c: string; code: number }) => this.#relayed.get(b.c)?.socket.gone(b.code));
     bus.listen('relay.pong', (b: { c: string }) => this.#relayed.get(b.c)?.socket.pong());
     bus.handle('relay.resume', (b: { p: string }, from: string) => this.#releaseStale(String(b?.p ?? ''), from));
+    // Edge side: is this client's link still open (asked by a home before a resume elsewhere)?
+    bus.handle('relay.alive', (b: { c: string }) => {
+      const l = this.#links.get(String(b?.c ?? ''));
+      return !!l && !l.closed && l.ws.readyState === OPEN;
+    });
     // Edge side: what the home sends back.
     bus.listen('relay.out', (b: { c: string; d: string }) => this.#links.get(b.c)?.toClient(Buffer.from(b.d, 'base64')));
     bus.listen('relay.close', (b: { c: string; code: number; reason: string }) => this.#links.get(b.c)?.ws.close(b.code, b.reason));
