@@ -443,15 +443,23 @@ export class MeetingClient<T = unknown> extends Emitter<MeetingClientEvents<T>> 
     if (epoch !== this.#mediaEpoch) return;
     this.#recv = adapter.createTransport('recv', transportFromWire(recvInfo.transport!), this.#handlers('recv'));
     const l = list.participants!;
+    const listed = new Set<string>();
     for (const p of l.participants ?? []) {
       if (p.participantId === this.#participantId) {
         this.#admittedSeq = p.admittedSeq ?? 0;
         continue;
       }
       const rp = participantFromWire(p);
+      listed.add(rp.id);
       const known = this.#roster.has(rp.id);
       this.#roster.set(rp.id, rp);
       if (!known) this.emit('participantjoined', rp);
+    }
+    // The list is the truth (after a rejoin, issue 13, the old roster may hold people who left).
+    for (const [id, p] of [...this.#roster]) {
+      if (listed.has(id)) continue;
+      this.#roster.delete(id);
+      this.emit('participantleft', p, 'left');
     }
     this.emit('roster', this.participants);
     if (l.activeSpeakerId && l.activeSpeakerId !== this.#activeSpeaker) {
@@ -958,13 +966,8 @@ export class MeetingClient<T = unknown> extends Emitter<MeetingClientEvents<T>> 
         opened.sig.close();
         return false;
       }
-      // A new participant: what the old one had is gone (media, roster, the active speaker).
+      // A new participant: the old one's media is gone (the roster is reconciled by the media set-up).
       this.#dropMedia();
-      for (const [id, p] of [...this.#roster]) {
-        this.#roster.delete(id);
-        this.emit('participantleft', p, 'connection-lost');
-      }
-      this.#activeSpeaker = undefined;
       this.#url = url;
       this.#bind(opened.sig);
       // Admitted again: the media starts anew (republishing what was published); or the waiting room.
