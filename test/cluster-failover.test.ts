@@ -1,7 +1,7 @@
 // Issue 13: the SDK fails over by itself. Real processes (one redis-server, three `c4v-media
 // serve` nodes on 127.0.0.2 de-fra, .3 at-vie, .4 ch-zrh), one meeting over all three, real werift
 // peers through the Node SDK (`c4v-media/client/node`). Each client is given only its own node's
-// URL; after a non-home node is SIGKILLed, its client is back in the meeting through another
+// URL (a fourth node, 127.0.0.5 it-mil, is outside the meeting's regions); after a non-home node is SIGKILLed, its client is back in the meeting through another
 // allowed node, with the same participant id, without any help from the test.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +11,7 @@ import { ClientError, connect, localTrack, type MediaStreamTrack, type NodeMeeti
 import type { ClusterNodeInfo, ConnectOptions, ReconnectScope } from '../client/core/types.js';
 import { CLUSTER_SECRET, startNode, startRedis, type NodeProcess, type RedisProcess } from './helpers/cluster.js';
 import { inState, next, packets, pump, trackOf } from './helpers/sdk.js';
+import { SignallingClient, wireCodeOf } from './helpers/signallingClient.js';
 
 const MEETING = 'elternabend';
 // Short enough that the expiry test does not wait long; the failover itself needs well under it.
@@ -18,6 +19,8 @@ const GRACE_MS = 6000;
 
 let redis: RedisProcess;
 let nodes: NodeProcess[] = [];
+/** A node outside the meeting's allowed regions (DE, AT, CH). */
+let italy: NodeProcess;
 const clients: NodeMeeting[] = [];
 const stops: Array<() => void> = [];
 
@@ -30,14 +33,15 @@ test.before(async () => {
     startNode({ id: 'n3', host: '127.0.0.3', region: 'at-vie', redisUrl: redis.url, settings, config }),
     startNode({ id: 'n4', host: '127.0.0.4', region: 'ch-zrh', redisUrl: redis.url, settings, config }),
   ]);
+  italy = await startNode({ id: 'n5', host: '127.0.0.5', region: 'it-mil', redisUrl: redis.url, settings, config });
   // Every node must see the others before the first join lists them.
-  for (const n of nodes) await until(`${n.id} sees three nodes`, async () => ((await n.health()).cluster.nodes.length === 3 ? true : undefined));
+  for (const n of nodes) await until(`${n.id} sees four nodes`, async () => ((await n.health()).cluster.nodes.length === 4 ? true : undefined));
 });
 
 test.after(async () => {
   for (const s of stops) s();
   for (const c of clients) await c.leave().catch(() => undefined);
-  await Promise.all(nodes.map((n) => n.stop()));
+  await Promise.all([...nodes, italy].filter(Boolean).map((n) => n.stop()));
   await redis?.stop();
 });
 
@@ -88,7 +92,7 @@ test('JoinOk lists the serving nodes of the meeting\'s regions, the answering no
     const list = m.clusterNodes;
     assert.is(list[0]?.nodeId, n.id, `${n.id}: the answering node first`);
     assert.is(list[0]?.url, n.url);
-    assert.equal(list.map((x) => x.nodeId).sort(), ['n2', 'n3', 'n4']);
+    assert.equal(list.map((x) => x.nodeId).sort(), ['n2', 'n3', 'n4'], 'not n5: outside the regions');
     assert.equal(list.map((x) => x.region).sort(), ['at-vie', 'ch-zrh', 'de-fra']);
     assert.equal(m.node, list[0]);
   }
@@ -97,6 +101,26 @@ test('JoinOk lists the serving nodes of the meeting\'s regions, the answering no
   home = homes[0]![0];
   // Everyone receives everyone, across the pipes.
   for (const a of byNode.values()) for (const [j, b] of [...byNode.entries()]) if (a !== b) await receives(a, b, `m${j.slice(1)}`);
+});
+
+test('a resume at a node outside the meeting\'s regions is refused with REGION_UNAVAILABLE and consumes nothing; at an allowed node it works', async () => {
+  const [n2, n3] = nodes as [NodeProcess, NodeProcess];
+  const a = await SignallingClient.connect(n2.url);
+  const j = await a.join({ meetingId: MEETING, displayName: 'Raw', e2eeCapable: false });
+  assert.ok(j.clusterNodes.length === 3 && j.clusterNodes[0]!.nodeId === 'n2', 'the raw protocol carries the list too');
+  a.ws.terminate();
+  const it = await SignallingClient.connect(italy.url);
+  await it.hello();
+  assert.is(await wireCodeOf(it.call({ resume: { participantId: j.participantId, resumeToken: j.resumeToken } })), 'REGION_UNAVAILABLE');
+  it.close();
+  // The token was not used up: the session resumes at an allowed node with it.
+  const b = await SignallingClient.connect(n3.url);
+  await b.hello();
+  const r = (await b.call({ resume: { participantId: j.participantId, resumeToken: j.resumeToken } })).join!;
+  assert.is(r.participantId, j.participantId);
+  assert.is(r.clusterNodes?.[0]?.nodeId, 'n3', 'the answering node first');
+  await b.call({ leave: {} });
+  b.close();
 });
 
 test('a non-home node is SIGKILLed: its client resumes through another allowed node by itself, same participant id; media flows again both ways', async () => {

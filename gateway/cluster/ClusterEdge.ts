@@ -411,12 +411,21 @@ export class ClusterEdge {
    * that one came through a node that is dead (the client is faster than the registry TTL).
    */
   async #resumeTarget(ws: WebSocket, id: number, participantId: string, held: Buffer[]): Promise<RouteTarget | undefined> {
-    if (this.#node.draining) {
+    const refuse = (code: ErrorCode, reason: string): undefined => {
       held.pop(); // the refused resume is not replayed later
-      ws.send(encodeEnvelope({ id, response: { error: errorToWire('NODE_DRAINING', 'this node is draining: resume at another node') } }));
+      ws.send(encodeEnvelope({ id, response: { error: errorToWire(code, reason) } }));
       return undefined;
-    }
+    };
+    if (this.#node.draining) return refuse('NODE_DRAINING', 'this node is draining: resume at another node');
+    // Cut off from Redis, this node cannot find the session: say so rather than INVALID_TOKEN,
+    // which would tell the client that its session is gone.
+    if (!this.#node.registry.redisUp) return refuse('CLUSTER_UNAVAILABLE', 'cluster unavailable');
     const t = await this.#homeForResume(participantId);
+    if (t.meetingId && !t.regions) return refuse('CLUSTER_UNAVAILABLE', 'the meeting\'s home could not be found');
+    // Fail closed as for a join: the participant's media would move here.
+    if (t.regions && !regionAllowed(this.#node.region, t.regions)) {
+      return refuse('REGION_UNAVAILABLE', `this node (${this.#node.region}) is outside the meeting's allowed regions`);
+    }
     if (participantId && t.meetingId) {
       const prepare = t.home === this.#node.nodeId
         ? this.#releaseStale(participantId, this.#node.nodeId)
