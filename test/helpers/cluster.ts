@@ -134,6 +134,7 @@ export async function startNode(o: {
   region: string;
   redisUrl: string;
   settings?: Record<string, unknown>;
+  env?: Record<string, string>;
   /** More top-level config sections (e.g. `limits`), merged into the node's config file. */
   config?: Record<string, unknown>;
 }): Promise<NodeProcess> {
@@ -171,6 +172,8 @@ export async function startNode(o: {
       C4V_CLUSTER_LEASE_MS: '3000',
       // At the end of a test (SIGTERM) nothing waits for meetings to finish.
       C4V_CLUSTER_DRAIN_DEADLINE_MS: '0',
+      // Issue 13c: extra settings of one test (the API's admin secret, a Redis CA file).
+      ...o.env,
     },
   }));
   child.stderr!.on('data', (d: Buffer) => {
