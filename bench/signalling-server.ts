@@ -1,7 +1,7 @@
 // The server side of the signalling load test (issue 14), run as its own process so that its CPU
 // is measured apart from the load generator's: a media core with one worker and the real gateway
 // on an ephemeral loopback port, like `c4v-media serve`, with `meetings` meetings of `roster`
-// participants each (no waiting room). It prints one JSON line, { port, tokens: [...] } with one
+// participants each (no waiting room), optionally with hot-path switches off (a JSON object). It prints one JSON line, { port, tokens: [...] } with one
 // join token per roster seat, and exits when its stdin closes.
 //
 // The per-connection and per-address rate limits are raised: every connection comes from
@@ -15,7 +15,9 @@ import { createMetricsRegistry } from '../lib/telemetry/metrics.js';
 async function main(): Promise<void> {
   const meetings = Number(process.argv[2] ?? 1);
   const roster = Number(process.argv[3] ?? 10);
-  if (!(Number.isInteger(meetings) && meetings >= 1 && Number.isInteger(roster) && roster >= 1)) throw new TypeError('usage: signalling-server.js MEETINGS ROSTER');
+  // Issue 14: hot-path switches (gateway/Connection.ts HotPathTuning), to compare builds in one run.
+  const tuning = JSON.parse(process.argv[4] ?? '{}') as Record<string, boolean>;
+  if (!(Number.isInteger(meetings) && meetings >= 1 && Number.isInteger(roster) && roster >= 1)) throw new TypeError('usage: signalling-server.js MEETINGS ROSTER [TUNING-JSON]');
   const logger = createLogger({ level: 'silent' });
   const registry = createMetricsRegistry();
   const core = await createMediaCore({ logger, registry, workers: { workers: 1 } });
@@ -34,6 +36,7 @@ async function main(): Promise<void> {
     registry,
     tokens,
     port: 0,
+    _tuning: tuning,
     limits: {
       messagesPerSecond: 1e6,
       messageBurst: 1e6,

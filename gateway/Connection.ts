@@ -64,6 +64,17 @@ export interface ConnectionLimits {
   joinTimeoutMs: number;
 }
 
+/**
+ * @internal Issue 14: switches for the signalling hot path, all on by default; bench/signalling.ts
+ * turns them off to measure each one's gain against a baseline in the same run.
+ */
+export interface HotPathTuning {
+  /** The responses (and notifications) of one event-loop turn leave a socket in one write. */
+  batchWrites: boolean;
+  /** get_participants shares the encoded roster per meeting (gateway/rosterEncoding.ts). */
+  rosterCache: boolean;
+}
+
 /** What a connection needs from its gateway. */
 export interface ConnectionContext {
   core: GatewayCore;
@@ -73,6 +84,46 @@ export interface ConnectionContext {
   addressLimiter: KeyedRateLimiter;
   serverVersion: string;
   sessions: Map<string, Session>;
+  /** @internal Issue 14; every switch on when absent. */
+  tuning?: Partial<HotPathTuning>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Write batching (issue 14)
+// ---------------------------------------------------------------------------------------------
+
+// Without batching, every ws.send() is its own write syscall: at a few thousand requests per
+// second that is most of the server's CPU (one read, one write and one event-loop turn per
+// request). A socket that is sent to is corked until the end of the current event-loop turn
+// (setImmediate runs after this turn's I/O callbacks), so the responses to all the frames of one
+// read, and the notifications of one event, leave in one writev. Order is kept (one stream), and
+// the send-buffer bound still holds: ws.bufferedAmount counts corked bytes, and #sendBytes checks
+// it before every send. A socket destroyed while corked loses what was corked, as it would lose
+// what was queued.
+// NOTE: ws has no cork API; its maintainer points to `websocket._socket.cork()` for exactly this
+// (https://github.com/websockets/ws/pull/1999). Sockets without one (the cluster relay's virtual
+// sockets) are sent to unbatched.
+type Corkable = { cork(): void; uncork(): void; writableCorked: number; destroyed: boolean };
+const corked: Corkable[] = [];
+let flushScheduled = false;
+
+function flushCorked(): void {
+  flushScheduled = false;
+  // uncork() may run socket callbacks that send (and cork) again: take the list first.
+  const list = corked.splice(0);
+  for (const s of list) s.uncork();
+}
+
+function corkForThisTurn(ws: WebSocket): void {
+  const socket = (ws as unknown as { _socket?: Corkable })._socket;
+  // writableCorked > 0: corked already this turn (ws's own cork never outlives a send call).
+  if (!socket || typeof socket.cork !== 'function' || socket.writableCorked > 0 || socket.destroyed) return;
+  socket.cork();
+  corked.push(socket);
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flushCorked);
+  }
 }
 
 type State = 'new' | 'ready' | 'joined' | 'closed';
@@ -102,6 +153,8 @@ export class Connection implements SessionSink {
   #protocolErrors = 0;
   #floodStrikes = 0;
   readonly #bucket: TokenBucket;
+  readonly #batchWrites: boolean;
+  readonly #rosterCache: boolean;
   readonly #joinTimer: NodeJS.Timeout;
   #killTimer: NodeJS.Timeout | undefined;
 
@@ -115,6 +168,8 @@ export class Connection implements SessionSink {
     this.logger = logger;
     const l = ctx.limits;
     this.#bucket = new TokenBucket(l.messagesPerSecond, l.messageBurst);
+    this.#batchWrites = ctx.tuning?.batchWrites ?? true;
+    this.#rosterCache = ctx.tuning?.rosterCache ?? true;
     this.#joinTimer = setTimeout(() => {
       if (this.#state === 'new' || this.#state === 'ready') this.#closeWith('timeout', 'no join within the time limit');
     }, l.joinTimeoutMs);
@@ -258,6 +313,7 @@ export class Connection implements SessionSink {
       this.#closeWith('slow-reader', `send buffer above ${this.ctx.limits.maxBufferedBytes} bytes`);
       return;
     }
+    if (this.#batchWrites) corkForThisTurn(ws);
     ws.send(bytes);
   }
 
@@ -463,14 +519,17 @@ export class Connection implements SessionSink {
       case 'join':
       case 'resume':
         throw new InvalidStateError(`${type}: already joined`);
+      case 'ping':
+        return ok;
       case 'leave':
         p.leave();
         return ok;
       case 'getParticipants': {
         if (p.state !== 'admitted') throw new PolicyError('NOT_ADMITTED', `the participant list is for admitted participants (${p.state})`);
-        // Issue 14: the answer is encoded with cached roster entries (gateway/rosterEncoding.ts).
+        // Issue 14: the answer is encoded from cached parts, the roster shared per meeting (gateway/rosterEncoding.ts).
         const [participants, producers, chats, speaker] = [m.participants, p.availableProducers?.() ?? [], p.availableChats?.() ?? [], m.activeSpeakerId ?? ''];
-        this.#preEncoded = (rid) => encodeParticipantList(rid, participants, producers, chats, speaker);
+        const key = this.#rosterCache ? m : undefined;
+        this.#preEncoded = (rid) => encodeParticipantList(rid, participants, producers, chats, speaker, key);
         return ok;
       }
       case 'admit':
