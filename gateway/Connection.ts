@@ -94,9 +94,10 @@ export interface ConnectionContext {
 
 // Without batching, every ws.send() is its own write syscall: at a few thousand requests per
 // second that is most of the server's CPU (one read, one write and one event-loop turn per
-// request). A socket that is sent to is corked until the end of the current event-loop turn
-// (setImmediate runs after this turn's I/O callbacks), so the responses to all the frames of one
-// read, and the notifications of one event, leave in one writev. Order is kept (one stream), and
+// request). A socket that is sent a response while more requests of its connection wait is
+// corked until the end of the current event-loop turn (setImmediate runs after this turn's I/O
+// callbacks), so the responses to all the frames of one read (and anything else sent to it in
+// that turn) leave in one writev. Order is kept (one stream), and
 // the send-buffer bound still holds: ws.bufferedAmount counts corked bytes, and #sendBytes checks
 // it before every send. A socket destroyed while corked loses what was corked, as it would lose
 // what was queued.
@@ -114,10 +115,25 @@ function flushCorked(): void {
   for (const s of list) s.uncork();
 }
 
-function corkForThisTurn(ws: WebSocket): void {
+/** The TCP socket under `ws` (undefined for the cluster relay's virtual sockets). */
+function socketOf(ws: WebSocket): Corkable | undefined {
   const socket = (ws as unknown as { _socket?: Corkable })._socket;
+  return socket && typeof socket.cork === 'function' ? socket : undefined;
+}
+
+/**
+ * A batch this large (or above the send-buffer bound, if that is lower) is written out at once
+ * (uncorked early): it bounds what one turn holds back, and it lets the kernel take the bytes
+ * before the send-buffer bound is checked, so that a client
+ * that pipelines many large answers but reads them is not taken for a slow reader: corked bytes
+ * count in ws.bufferedAmount, which without the cork the kernel would have taken.
+ */
+const FLUSH_AT_BYTES = 64 * 1024;
+
+function corkForThisTurn(ws: WebSocket): void {
+  const socket = socketOf(ws);
   // writableCorked > 0: corked already this turn (ws's own cork never outlives a send call).
-  if (!socket || typeof socket.cork !== 'function' || socket.writableCorked > 0 || socket.destroyed) return;
+  if (!socket || socket.writableCorked > 0 || socket.destroyed) return;
   socket.cork();
   corked.push(socket);
   if (!flushScheduled) {
@@ -308,12 +324,20 @@ export class Connection implements SessionSink {
   #sendBytes(bytes: Uint8Array): void {
     const ws = this.ws;
     if (ws.readyState !== WebSocket.OPEN) return;
+    const limit = this.ctx.limits.maxBufferedBytes;
+    if (this.#batchWrites && ws.bufferedAmount > Math.min(FLUSH_AT_BYTES, limit)) {
+      const socket = socketOf(ws);
+      // The batch so far goes out now; what the kernel does not take stays in bufferedAmount.
+      if (socket?.writableCorked) socket.uncork();
+    }
     // A client that does not read lets our send buffer grow without bound: close it instead.
-    if (ws.bufferedAmount > this.ctx.limits.maxBufferedBytes) {
-      this.#closeWith('slow-reader', `send buffer above ${this.ctx.limits.maxBufferedBytes} bytes`);
+    if (ws.bufferedAmount > limit) {
+      this.#closeWith('slow-reader', `send buffer above ${limit} bytes`);
       return;
     }
-    if (this.#batchWrites) corkForThisTurn(ws);
+    // Only while more requests of this connection wait (several arrived in one read): a lone
+    // response goes out at once, without the cork's bookkeeping.
+    if (this.#batchWrites && this.#pending > 1) corkForThisTurn(ws);
     ws.send(bytes);
   }
 

@@ -204,3 +204,9 @@ export function encodeParticipantList(
   }
   return out;
 }
+
+/** @internal For tests: producer and chat entries a meeting's cache holds. */
+export function _cachedEntryCount(meeting: object): number {
+  const c = meetings.get(meeting);
+  return c ? c.producers.size + c.chats.size : 0;
+}
