@@ -1,7 +1,7 @@
-// Splits a V8 CPU profile of the signalling server (C4V_SIGNALLING_PROF=DIR, see
-// bench/signalling.ts) into the parts of a request's hot path (issue 14): receiving (socket read,
-// WebSocket frame parsing), decoding, the request itself (dispatch, rate limits, metrics, the
-// model call), encoding, sending (WebSocket framing, socket write), garbage collection, the rest
+// Splits a V8 CPU profile of the signalling server (SignallingTarget.profile() in
+// bench/signalling.ts, or any `node --cpu-prof` profile) into the parts of a request's hot path (issue 14): receiving (socket read,
+// WebSocket frame parsing), decoding, handling (dispatch, rate limits, metrics, the model call),
+// encoding, sending (WebSocket framing, socket write), garbage collection, the rest
 // of the event loop, and idle.
 //
 //   node dist/bench/profile-split.js DIR/CPU.*.cpuprofile
@@ -24,7 +24,7 @@ interface Profile {
   timeDeltas: number[];
 }
 
-export const PARTS = ['receive', 'decode', 'request', 'encode', 'send', 'gc', 'event loop', 'idle'] as const;
+export const PARTS = ['receive', 'decode', 'handling', 'encode', 'send', 'gc', 'event loop', 'idle'] as const;
 export type Part = (typeof PARTS)[number];
 
 /** The part a frame names, or undefined (look further out on the stack). */
@@ -36,13 +36,20 @@ function partOf(f: ProfileNode['callFrame']): Part | undefined {
   if (fn === 'encodeParticipantList' || fn === 'encodeEnvelope') return 'encode';
   if (fn === '#sendBytes' || fn === 'flushCorked' || url.includes('/ws/lib/sender.js')) return 'send';
   if (url.includes('/ws/lib/receiver.js') || fn === 'onStreamRead') return 'receive';
-  if (url.includes('/gateway/') || url.includes('/lib/model/') || url.includes('/lib/media/') || url.includes('prom-client')) return 'request';
+  if (url.includes('/gateway/') || url.includes('/lib/model/') || url.includes('/lib/media/') || url.includes('prom-client')) return 'handling';
   if (fn === 'writevGeneric' || fn === 'writeGeneric' || fn === 'handleWriteReq' || fn === 'afterWriteDispatched') return 'send';
   return undefined;
 }
 
+export interface ProfileSplit {
+  /** Milliseconds profiled (idle included). */
+  total: number;
+  /** Milliseconds per part. */
+  parts: Record<Part, number>;
+}
+
 /** Milliseconds per part (and the total) of one profile. */
-export function splitProfile(p: Profile): { total: number; parts: Record<Part, number> } {
+export function splitProfile(p: Profile): ProfileSplit {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);

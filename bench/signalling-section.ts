@@ -3,6 +3,7 @@
 // reported as requests per second per server core at p99 <= 10 ms, and same-run comparisons of the
 // hot-path switches (server CPU per request against the baseline, with 95% intervals).
 import { loadavg } from 'node:os';
+import { PARTS } from './profile-split.js';
 import type { Interval } from './stats.js';
 import { compareSignalling, signallingThroughput, type SignallingComparison, type SignallingRequest, type SignallingResult, type SignallingVariant } from './signalling.js';
 
@@ -40,12 +41,12 @@ export async function signallingSection(o: { quick: boolean; log: (line: string)
   const throughput: SignallingResult[] = [];
   for (const s of scenarios) {
     throughput.push(
-      await signallingThroughput({ ...s, pipeline, startRps: o.quick ? 500 : 2000, factor: o.quick ? 2 : 1.5, maxSteps: o.quick ? 2 : 12, stepSeconds: o.quick ? 0.5 : 2, log: o.log }),
+      await signallingThroughput({ ...s, pipeline, profile: true, startRps: o.quick ? 500 : 2000, factor: o.quick ? 2 : 1.5, maxSteps: o.quick ? 2 : 12, stepSeconds: o.quick ? 0.5 : 2, log: o.log }),
     );
   }
   const comparisons: SignallingComparison[] = [];
   for (const s of o.quick ? scenarios.slice(1) : scenarios) {
-    comparisons.push(await compareSignalling({ ...s, pipeline, rps: o.quick ? 1000 : 5000, rounds: o.quick ? 2 : 6, roundSeconds: o.quick ? 0.3 : 1, variants: VARIANTS, log: o.log }));
+    comparisons.push(await compareSignalling({ ...s, pipeline, rps: o.quick ? 1000 : 8000, rounds: o.quick ? 2 : 10, roundSeconds: o.quick ? 0.3 : 1, variants: VARIANTS, log: o.log }));
   }
   return { scenarios, pipeline, throughput, comparisons, loadAvg: { start, end: loadavg()[0]! } };
 }
@@ -83,6 +84,25 @@ export function signallingReport(
       r.best
         ? `${r.request} roster ${r.roster}: ${r.best.rpsPerServerCore.toFixed(0)} req/s per server core at ${r.best.achievedRps.toFixed(0)} req/s with p99 ${r.best.p99Ms.toFixed(2)} ms (<= ${r.p99BoundMs} ms); response ${r.responseBytes} B`
         : `${r.request} roster ${r.roster}: no step had p99 <= ${r.p99BoundMs} ms`,
+    );
+  }
+  const profiled = sig.throughput.filter((r) => r.profile);
+  if (profiled.length) {
+    parts.push('\nWhere the server CPU goes (V8 CPU profile of one more step at the best rate, us per request; the profiler itself adds some)\n');
+    parts.push(
+      fmt.table(
+        profiled.map((r) => {
+          const p = r.profile!;
+          const busy = p.total - p.parts.idle;
+          return {
+            request: r.request,
+            roster: r.roster,
+            'rate/s': p.rps.toFixed(0),
+            ...Object.fromEntries(PARTS.filter((k) => k !== 'idle').map((k) => [k, `${((p.parts[k] * 1000) / p.requests).toFixed(1)} (${((p.parts[k] / busy) * 100).toFixed(0)}%)`])),
+            total: ((busy * 1000) / p.requests).toFixed(1),
+          };
+        }),
+      ),
     );
   }
   if (sig.comparisons.length) {

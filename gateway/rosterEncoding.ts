@@ -91,8 +91,8 @@ interface MeetingCache {
 
 const meetings = new WeakMap<object, MeetingCache>();
 
-function participantsPart(cache: MeetingCache | undefined, participants: readonly GatewayParticipant[]): Buffer {
-  const held = cache?.participants;
+function participantsPart(cache: MeetingCache, participants: readonly GatewayParticipant[]): Buffer {
+  const held = cache.participants;
   if (held && held.members.length === participants.length) {
     let same = true;
     for (let i = 0; i < participants.length; i++) {
@@ -106,7 +106,7 @@ function participantsPart(cache: MeetingCache | undefined, participants: readonl
   }
   const list = participants.map(participantBytes);
   const bytes = Buffer.concat(list.map((b) => field(LIST_PARTICIPANTS, b)));
-  if (cache) cache.participants = { members: [...participants], entries: list, bytes };
+  cache.participants = { members: [...participants], entries: list, bytes };
   return bytes;
 }
 
@@ -157,8 +157,11 @@ export function encodeParticipantList(
     cache = meetings.get(meeting);
     if (!cache) meetings.set(meeting, (cache = { producers: new Map(), chats: new Map() }));
   }
-  const people = participantsPart(cache, participants);
-  let listLength = people.length;
+  // Shared per meeting, or (no key) each participant's cached entry framed straight into the answer.
+  const people = cache ? participantsPart(cache, participants) : undefined;
+  const entries = people ? undefined : participants.map(participantBytes);
+  let listLength = people ? people.length : 0;
+  if (entries) for (const e of entries) listLength += 1 + varintSize(e.length) + e.length;
   const prods: Buffer[] = [];
   for (const p of producers) {
     const b = producerBytes(cache, p);
@@ -187,8 +190,17 @@ export function encodeParticipantList(
   at = writeVarint(out, at, responseLength);
   out[at++] = RESPONSE_PARTICIPANTS;
   at = writeVarint(out, at, listLength);
-  out.set(people, at);
-  at += people.length;
+  if (people) {
+    out.set(people, at);
+    at += people.length;
+  } else {
+    for (const e of entries!) {
+      out[at++] = LIST_PARTICIPANTS;
+      at = writeVarint(out, at, e.length);
+      out.set(e, at);
+      at += e.length;
+    }
+  }
   for (const b of prods) {
     out.set(b, at);
     at += b.length;
