@@ -13,7 +13,7 @@
 // order, for the right id). The server process's CPU comes from schedstat (all its threads), the
 // generator's own CPU from process.cpuUsage(), so that a generator-bound step is visible as such.
 //
-// Two uses: rising rates until p99 > the bound twice in a row (the figure: requests per second per server core
+// Two uses: rising rates until p99 > the bound three times in a row (the figure: requests per second per server core
 // at the highest rate whose p99 stays <= 10 ms), and a same-run comparison of server builds
 // (hot-path switches, HotPathTuning) at one rate, rounds interleaved, as ratios of server CPU per
 // request with 95% bootstrap intervals.
@@ -382,9 +382,10 @@ export async function signallingThroughput(o: {
   try {
     const steps: SignallingStep[] = [];
     let rate = o.startRps;
-    // One step over the bound may be a scheduling hiccup on a shared machine (a 100 ms stall is
+    // A step over the bound may be a scheduling hiccup on a shared machine (one 100 ms stall is
     // over 1% of a 2-second step's requests at a few thousand per second): the search stops at
-    // the second failing step in a row, or at once when requests go unanswered or wrong.
+    // the third failing step in a row, or at once when requests go unanswered or wrong. Every
+    // step is reported; the figure is the best step within the bound.
     let failing = 0;
     for (let s = 0; s < o.maxSteps; s++) {
       const { serverCpuMs: _, ...step } = await target.step(rate, o.stepSeconds, pipeline);
@@ -392,7 +393,7 @@ export async function signallingThroughput(o: {
       logStep(o.log, `${request} roster ${o.roster}`, step);
       if (step.achievedRps < rate * 0.9 || step.wrong > 0) break;
       failing = step.p99Ms <= bound ? 0 : failing + 1;
-      if (failing >= 2) break;
+      if (failing >= 3) break;
       rate *= o.factor;
     }
     const ok = steps.filter((x) => x.p99Ms <= bound && x.achievedRps >= x.targetRps * 0.9 && x.wrong === 0);
