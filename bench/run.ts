@@ -28,7 +28,7 @@ import { AUDIO, VIDEO, mediasoupPath, nativePath, type ForwardPath, type PathNam
 import { percentiles, quantileRatioInterval, spread, type Interval } from './stats.js';
 import { cdfChart } from './svg.js';
 import { spreadFanout, type SpreadResult } from './spread.js';
-import { signallingThroughput, type SignallingResult } from './signalling.js';
+import { signallingReport, signallingSection, type SignallingSection } from './signalling-section.js';
 import { compareWorkerBuilds, parseWorkerBuilds, type WorkerBuild, type WorkerBuildResult } from './workerbuild.js';
 import { resolveWorkerBinary } from '../lib/media/workerBinary.js';
 
@@ -297,11 +297,7 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
 
     // ---- signalling throughput (issue 14) --------------------------------------------------------
     if (has('signalling')) {
-      const sig: SignallingResult[] = [];
-      for (const [roster, meetings] of o.quick ? [[10, 1]] : [[10, 5], [50, 1]]) {
-        sig.push(await signallingThroughput({ roster: roster!, meetings: meetings!, startRps: o.quick ? 500 : 250, factor: o.quick ? 2 : 1.5, maxSteps: o.quick ? 2 : 12, stepSeconds: o.quick ? 0.5 : 2, log: o.log }));
-      }
-      results.signalling = sig;
+      results.signalling = await signallingSection(o);
     }
 
     // ---- large fan-out spread over workers (issue 14) --------------------------------------------
@@ -513,12 +509,8 @@ export function report(results: Record<string, unknown>): string {
       ),
     );
   }
-  const sig = (results.signalling ?? []) as SignallingResult[];
-  if (sig.length) {
-    parts.push('\nSignalling throughput: get_participants against the gateway in its own process (one worker), open loop, rising rates\n');
-    parts.push(table(sig.flatMap((r) => r.steps.map((x) => ({ roster: r.roster, connections: r.connections, 'target/s': x.targetRps.toFixed(0), 'answered/s': x.achievedRps.toFixed(0), p50: `${x.p50Ms.toFixed(2)}ms`, p99: `${x.p99Ms.toFixed(2)}ms`, 'server CPU': `${x.serverCpuPercent.toFixed(0)}%`, 'req/s per server core': x.rpsPerServerCore.toFixed(0), 'generator CPU': `${x.generatorCpuPercent.toFixed(0)}%` })))));
-    for (const r of sig) parts.push(r.best ? `roster ${r.roster}: ${r.best.rpsPerServerCore.toFixed(0)} req/s per server core at ${r.best.achievedRps.toFixed(0)} req/s with p99 ${r.best.p99Ms.toFixed(2)} ms (<= ${r.p99BoundMs} ms); response ${r.responseBytes} B` : `roster ${r.roster}: no step had p99 <= ${r.p99BoundMs} ms`);
-  }
+  const sig = results.signalling as SignallingSection | undefined;
+  if (sig) parts.push(signallingReport(sig, { table, interval: fmtInterval }));
   const spreadRes = results.spread as SpreadResult | undefined;
   if (spreadRes?.rows.length) {
     parts.push('\nLarge fan-out: one producer, N audio consumers, library on one worker vs spread over all workers (same run)\n');

@@ -102,12 +102,23 @@ test('bench --quick writes results.json with every path, workload and fan-out, a
     // Fan-out spread: one worker and every worker, the same N, and the ratio of the last copies.
     assert.equal(results.spread.rows.map((r: { workers: number }) => r.workers), [1, results.meta.machine.cores]);
     for (const r of results.spread.ratios) bracketed(r.lastP50, `spread N=${r.fanout} last p50`);
-    // Signalling: every step answered get_participants (roster checked by the generator).
-    const sig = results.signalling[0];
-    assert.is(sig.roster, 10);
-    assert.ok(sig.responseBytes > 0);
-    assert.ok(sig.steps.length >= 1);
-    for (const st of sig.steps) assert.ok(st.answered > 0 && st.serverCpuPercent > 0, `signalling step at ${st.targetRps}/s answered`);
+    // Signalling (issue 14b): ping and get_participants, every step answered with the right
+    // bytes in order; the hot-path comparison has a bracketed ratio for each build.
+    const sig = results.signalling;
+    assert.equal(sig.throughput.map((r: { request: string; roster: number }) => `${r.request}/${r.roster}`), ['ping/10', 'get_participants/10']);
+    for (const r of sig.throughput) {
+      assert.ok(r.responseBytes > 0 && r.steps.length >= 1 && r.pipeline >= 1);
+      for (const st of r.steps) {
+        assert.ok(st.answered > 0 && st.serverCpuPercent > 0 && st.serverUsPerRequest > 0, `signalling ${r.request} step at ${st.targetRps}/s answered`);
+        assert.is(st.wrong, 0, `${r.request} at ${st.targetRps}/s: every answer the expected bytes, in order`);
+      }
+    }
+    assert.ok(Number.isFinite(sig.loadAvg.start) && Number.isFinite(sig.loadAvg.end));
+    const cmp = sig.comparisons[0];
+    assert.equal(cmp.rows.map((r: { label: string }) => r.label), ['baseline', '+ batched writes', '+ shared roster']);
+    for (const row of cmp.rows) assert.is(row.wrong, 0, `${row.label}: the same answers`);
+    for (const r of cmp.ratios) bracketed(r.cpuPerRequest, `signalling ${r.of} / ${r.to} CPU per request`);
+    assert.match(stdout, /Signalling hot path, same run/);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
