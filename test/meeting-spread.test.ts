@@ -154,14 +154,14 @@ function perWorker(m: Meeting, rs: Receiver[]): Map<number, number> {
   return out;
 }
 
-test('from spreadAbove participants on, new participants alternate over both workers and a consumer on the second worker gets the media', async () => {
+test('from spreadAbove participants on, new participants alternate over both workers and the guests on either worker get the media and the chat (WebRTC peers)', async () => {
   const core: MediaCore = await testCore({ workers: { regions: ['de-fra', 'de-fra'] }, media: { spreadAbove: 2 } });
   const closers: Array<() => Promise<void>> = [];
   try {
     core.createAccount({ id: 'a', defaults: { waitingRoom: false, hostRequiredToStart: false } });
     const m = await core.createMeeting({ accountId: 'a', title: 'webinar', hostIdentity: 'h@a.de' });
     const host = await m.join(hostOf('h@a.de'));
-    const pub = await publish(host, [{ name: 'mic', source: 'microphone' }]);
+    const pub = await publish(host, [{ name: 'mic', source: 'microphone' }], { chat: true });
     closers.push(() => pub.pub.close());
     const micId = pub.producers.get('mic')!.id;
     const guests: Participant[] = [];
@@ -169,7 +169,7 @@ test('from spreadAbove participants on, new participants alternate over both wor
     for (let i = 0; i < 4; i++) {
       const g = await m.join(user(`g${i}@a.de`));
       guests.push(g);
-      const s = await subscribe(g, [micId]);
+      const s = await subscribe(g, [micId], [pub.chatId!]);
       closers.push(() => s.sub.close());
       subs.push(s);
     }
@@ -192,6 +192,14 @@ test('from spreadAbove participants on, new participants alternate over both wor
       () => pub.pub.send('mic', Buffer.concat([tag, Buffer.from(`-${i++}`)])),
       () => subs.every(got),
       'the tagged audio at all four consumers',
+    );
+    // The chat channel crosses to the fan-out routers too (a data pipe, with its own id there);
+    // the guests see the host's channel id.
+    assert.ok(subs.every((s) => s.chats[0]!.dataProducerId === pub.chatId));
+    await pumpUntil(
+      () => pub.pub.sendChat('hallo'),
+      () => subs.every((s) => s.sub.chat.some((c) => c.text === 'hallo')),
+      'the chat message at all four guests',
     );
   } finally {
     for (const c of closers) await c();
