@@ -538,9 +538,9 @@ export function report(results: Record<string, unknown>): string {
     parts.push(`\nLarge fan-out: one producer, N audio consumers: one worker, spread flat, spread tree, native forwarder (same run; load average ${spreadRes.loadAvg.start.toFixed(1)} -> ${spreadRes.loadAvg.end.toFixed(1)})\n`);
     parts.push(table(spreadRes.rows.map((r) => ({ N: r.fanout, timing: r.timing, path: r.path, 'last p50': fmtUs(r.lastP50Us), 'last p99': fmtUs(r.lastP99Us), 'first p50': fmtUs(r.firstP50Us), loss: `${(r.loss * 100).toFixed(2)}%`, 'worker CPU': `${r.cpuPercent.toFixed(0)}%`, 'receiver CPU': `${r.receiverCpuPercent.toFixed(0)}%`, packets: r.packets }))));
     parts.push('\nPer worker (start: its first copy of a packet, span: its last minus its first, p50; * = the producer\'s worker)\n');
-    parts.push(table(spreadRes.rows.flatMap((r) => r.perWorker.map((w) => ({ N: r.fanout, timing: r.timing, path: r.path, worker: `${w.workerId}${w.producer ? '*' : ''}`, copies: w.copies, start: fmtUs(w.startP50Us), 'span p50': fmtUs(w.spanP50Us), 'span p99': fmtUs(w.spanP99Us), 'end p50': fmtUs(w.endP50Us), CPU: `${w.cpuPercent.toFixed(0)}%` })))));
+    parts.push(table(spreadRes.rows.flatMap((r) => r.perWorker.map((w) => ({ N: r.fanout, timing: r.timing, path: r.path, worker: `${w.workerId}${w.producer ? '*' : ''}`, copies: w.copies, start: fmtUs(w.startP50Us), 'span p50': fmtUs(w.spanP50Us), 'span p99': fmtUs(w.spanP99Us), 'end p50': fmtUs(w.endP50Us), CPU: `${w.cpuPercent.toFixed(0)}%`, 'CPU/packet': fmtUs(w.cpuUsPerPacket), 'projected last': fmtUs(r.projectedLastUs ?? NaN) })))));
     parts.push('');
-    parts.push(table(spreadRes.ratios.map((r) => ({ N: r.fanout, timing: r.timing, ratio: `${r.of} / ${r.to}`, 'last p50': fmtInterval(r.lastP50), 'last p99': fmtInterval(r.lastP99) }))));
+    parts.push(table(spreadRes.ratios.map((r) => ({ N: r.fanout, timing: r.timing, ratio: `${r.of} / ${r.to}`, 'last p50': fmtInterval(r.lastP50), 'last p99': fmtInterval(r.lastP99), 'projected (core per worker)': r.projected === undefined ? '-' : `${r.projected.toFixed(2)}x` }))));
   }
   const build = results.build as WorkerBuildResult | undefined;
   if (build?.rows.length) {

@@ -43,6 +43,8 @@ export interface SpreadWorkerRow {
   spanP50Us: number;
   spanP99Us: number;
   cpuPercent: number;
+  /** The worker's CPU time per packet sent (all its work for one packet: receive, pipes, copies). */
+  cpuUsPerPacket: number;
 }
 
 export interface SpreadRow {
@@ -59,6 +61,12 @@ export interface SpreadRow {
   receiverCpuPercent: number;
   packets: number;
   perWorker: SpreadWorkerRow[];
+  /**
+   * A model, not a measurement: the last copy if every worker had a core of its own, i.e. the
+   * latest over the workers of (its start p50 + its CPU time per packet). On a machine with fewer
+   * free cores than workers + generator + receiver, the measured figure cannot show that.
+   */
+  projectedLastUs: number | undefined;
 }
 
 export interface SpreadRatio {
@@ -68,6 +76,8 @@ export interface SpreadRatio {
   to: SpreadPath;
   lastP50: Interval;
   lastP99: Interval;
+  /** projectedLastUs of `of` / of `to` (a model; no interval). */
+  projected: number | undefined;
 }
 
 export interface SpreadResult {
@@ -221,6 +231,7 @@ function perWorker(path: MeasuredPath, res: ScenarioResult): SpreadWorkerRow[] {
       spanP50Us: span.p50,
       spanP99Us: span.p99,
       cpuPercent: c ? (c.cpuMs / Math.max(1, c.wallMs)) * 100 : NaN,
+      cpuUsPerPacket: c ? (c.cpuMs * 1000) / Math.max(1, res.packetsSent) : NaN,
     };
   });
 }
@@ -283,12 +294,15 @@ export async function spreadFanout(
         receiverCpuPercent: res.receiverCpuPercent,
         packets: res.samples.last.length,
         perWorker: path ? perWorker(path, res) : [],
+        projectedLastUs: undefined,
       };
+      if (row.perWorker.length) row.projectedLastUs = Math.max(...row.perWorker.map((w) => w.startP50Us + w.cpuUsPerPacket));
       rows.push(row);
-      const ws = row.perWorker.map((w) => `w${w.workerId}${w.producer ? '*' : ''} ${w.copies} copies start ${(w.startP50Us / 1000).toFixed(2)} span ${(w.spanP50Us / 1000).toFixed(2)} ms`).join(', ');
+      const ws = row.perWorker.map((w) => `w${w.workerId}${w.producer ? '*' : ''} ${w.copies} copies start ${(w.startP50Us / 1000).toFixed(2)} span ${(w.spanP50Us / 1000).toFixed(2)} ms CPU ${(w.cpuUsPerPacket / 1000).toFixed(2)} ms/packet`).join(', ');
       o.log(`spread N=${n} ${measured} ${name}: last copy p50 ${(res.last.p50 / 1000).toFixed(2)} ms p99 ${(res.last.p99 / 1000).toFixed(2)} ms, loss ${(res.loss * 100).toFixed(2)}%, workers ${res.cpuPercent.toFixed(0)}%, receiver ${res.receiverCpuPercent.toFixed(0)}%${ws ? `; ${ws}` : ''}`);
     }
     const of = (name: SpreadPath): ScenarioResult => done.find((d) => d.name === name)!.res;
+    const projected = (name: SpreadPath): number | undefined => rows.find((r) => r.fanout === n && r.path === name && r.timing === rows.at(-1)!.timing)?.projectedLastUs;
     const timingOf = rows.at(-1)!.timing;
     for (const [a, b] of [['spread, tree', 'one worker'], ['spread, flat', 'one worker'], ['spread, tree', 'spread, flat']] as Array<[SpreadPath, SpreadPath]>) {
       ratios.push({
@@ -298,6 +312,7 @@ export async function spreadFanout(
         to: b,
         lastP50: quantileRatioInterval(of(a).samples.last, of(b).samples.last, 0.5),
         lastP99: quantileRatioInterval(of(a).samples.last, of(b).samples.last, 0.99),
+        projected: projected(a) !== undefined && projected(b) !== undefined ? projected(a)! / projected(b)! : undefined,
       });
     }
   }
