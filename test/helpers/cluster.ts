@@ -128,7 +128,16 @@ export interface NodeProcess {
 export const CLUSTER_SECRET = 'cluster-test-secret-0123456789abcdef-0123456789';
 
 /** Starts `c4v-media serve` as a cluster node on `host` (a loopback address) in `region`. */
-export async function startNode(o: { id: string; host: string; region: string; redisUrl: string; settings?: Record<string, unknown>; env?: Record<string, string> }): Promise<NodeProcess> {
+export async function startNode(o: {
+  id: string;
+  host: string;
+  region: string;
+  redisUrl: string;
+  settings?: Record<string, unknown>;
+  env?: Record<string, string>;
+  /** More top-level config sections (e.g. `limits`), merged into the node's config file. */
+  config?: Record<string, unknown>;
+}): Promise<NodeProcess> {
   const dir = mkdtempSync(join(tmpdir(), `c4v-node-${o.id}-`));
   const config = join(dir, 'config.json');
   writeFileSync(
@@ -138,6 +147,7 @@ export async function startNode(o: { id: string; host: string; region: string; r
         account: { id: 'schule-a' },
         meeting: { id: 'elternabend', title: 'Elternabend 5b', hostIdentity: 'host@schule-a.de', hostName: 'Frau Schmidt', settings: o.settings ?? {} },
       },
+      ...o.config,
     }),
   );
   const child = track(spawn(NODE, [join(ROOT, 'dist/bin/c4v-media.js'), 'serve', '--config', config], {
