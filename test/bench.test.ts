@@ -99,9 +99,22 @@ test('bench --quick writes results.json with every path, workload and fan-out, a
       assert.is(row.loss, 0);
     }
     for (const r of results.build.ratios) bracketed(r.cpuPerCopy, `build ${r.workload} CPU/copy`);
-    // Fan-out spread: one worker and every worker, the same N, and the ratio of the last copies.
-    assert.equal(results.spread.rows.map((r: { workers: number }) => r.workers), [1, results.meta.machine.cores]);
-    for (const r of results.spread.ratios) bracketed(r.lastP50, `spread N=${r.fanout} last p50`);
+    // Fan-out spread (w3-14c): one worker, the flat and the tree fan-out over every worker, and the
+    // native forwarder, at N=20 timed by the kernel and again in user space; per-worker rows that
+    // account for every copy; the ratios of the last copies.
+    const spreadPaths = ['one worker', 'spread, flat', 'spread, tree', 'native forwarder'];
+    type SpreadRow = { path: string; workers: number; fanout: number; timing: string; perWorker: Array<{ copies: number; producer: boolean }> };
+    const srows = results.spread.rows as SpreadRow[];
+    const cores = results.meta.machine.cores;
+    assert.equal(srows.map((r) => r.path), [...spreadPaths, ...spreadPaths]);
+    assert.equal(srows.map((r) => r.workers), [1, cores, cores, 1, 1, cores, cores, 1]);
+    assert.ok(srows.every((r) => ['kernel', 'user'].includes(r.timing)));
+    for (const r of srows.filter((x) => x.path !== 'native forwarder')) {
+      assert.is(r.perWorker.reduce((a, w) => a + w.copies, 0), r.fanout, `${r.path}: every copy has its worker`);
+      assert.is(r.perWorker.filter((w) => w.producer).length, 1, `${r.path}: the producer's worker is marked`);
+    }
+    assert.ok(results.spread.loadAvg.start >= 0);
+    for (const r of results.spread.ratios) bracketed(r.lastP50, `spread ${r.of}/${r.to} N=${r.fanout} last p50`);
     // Signalling (issue 14b): ping and get_participants, every step answered with the right
     // bytes in order; the hot-path comparison has a bracketed ratio for each build.
     const sig = results.signalling;
