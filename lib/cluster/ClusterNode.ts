@@ -399,8 +399,11 @@ export class ClusterNode extends TypedEmitter<ClusterNodeEvents> {
     const bound = Math.min(1000, this.#o.requestTimeoutMs);
     let timer: NodeJS.Timeout | undefined;
     try {
-      const ok = await Promise.race([
-        writeSessions(this.redis, home.lease, new Map([[participantId, json]]), []),
+      // The participant's routing key goes with its record, before the token goes out: a home
+      // killed right after the answer must leave a resume that can still find the meeting (written
+      // after the answer, a kill in between made the resume INVALID_TOKEN at another node).
+      const [ok] = await Promise.race([
+        Promise.all([writeSessions(this.redis, home.lease, new Map([[participantId, json]]), []), this.rememberParticipant(participantId, meetingId)]),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error(`no answer from redis within ${bound} ms`)), bound);
         }),
