@@ -664,6 +664,32 @@ export interface MeetingsResult {
   seconds: number;
 }
 
+/**
+ * RFC 2544-style search over meeting counts: double from `start` while trials pass; after a
+ * failure, halve until one passes (when none has yet); then bisect to one meeting (or 10% of the
+ * passing count). `next` is the count to try, undefined when the search is done.
+ */
+export class MeetingSearch {
+  lo = 0;
+  hi: number | undefined;
+  next: number | undefined;
+  readonly #max: number;
+
+  constructor(start: number, max: number) {
+    this.next = Math.max(1, Math.min(start, max));
+    this.#max = max;
+  }
+
+  report(n: number, pass: boolean): void {
+    if (pass) this.lo = Math.max(this.lo, n);
+    else this.hi = Math.min(this.hi ?? Infinity, n);
+    const hi = this.hi;
+    if (hi === undefined) this.next = this.lo >= this.#max ? undefined : Math.min(this.#max, this.lo * 2);
+    else if (this.lo === 0) this.next = hi <= 1 ? undefined : Math.max(1, Math.floor(hi / 2));
+    else this.next = hi - this.lo > Math.max(1, Math.floor(this.lo * 0.1)) ? Math.floor((this.lo + hi) / 2) : undefined;
+  }
+}
+
 export interface MeetingsOptions {
   quick: boolean;
   repeat: number;
@@ -717,56 +743,38 @@ export async function meetingMix(engine: PacketEngine, o: MeetingsOptions): Prom
       );
     };
 
-    // ---- capacity searches (full run): grow x2 from `start`, then bisect to one meeting ----------
+    // ---- capacity searches (full run) -------------------------------------------------------------
+    // The three searches run in lockstep (one trial of each path in turn, rotating the order), so
+    // that a change in the machine's other load lands on all of them alike, as in the latency rounds.
     const searches: MixSearch[][] = [];
     if (!o.quick) {
       const starts: Record<MixPathName, number> = { native: 8, 'mediasoup-srtp': 4, library: 4 };
+      const timeLeft = (): boolean => o.deadline === undefined || Date.now() < o.deadline;
       for (let rep = 0; rep < o.repeat; rep++) {
-        const list: MixSearch[] = [];
-        for (const name of MIX_PATHS) {
-          const trials: MixTrialResult[] = [];
-          const timeLeft = (): boolean => o.deadline === undefined || Date.now() < o.deadline;
-          const run = async (n: number): Promise<boolean> => {
-            const r = await trial(name, n);
+        const states = MIX_PATHS.map((name) => ({ name, search: new MeetingSearch(starts[name], 64), trials: [] as MixTrialResult[] }));
+        for (let turn = 0; timeLeft(); turn++) {
+          const active = states.filter((x) => x.search.next !== undefined && x.trials.length < 8);
+          if (active.length === 0) break;
+          for (let i = 0; i < active.length && timeLeft(); i++) {
+            const x = active[(i + turn) % active.length]!;
+            const n = x.search.next!;
+            const r = await trial(x.name, n);
             note(r);
-            trials.push(r);
-            return r.pass;
-          };
-          let lo = 0;
-          let hi: number | undefined;
-          let n = starts[name];
-          const MAX = 64;
-          while (trials.length < 8 && timeLeft()) {
-            if (await run(n)) {
-              lo = n;
-              if (n >= MAX) break;
-              n = Math.min(MAX, n * 2);
-            } else {
-              hi = n;
-              if (n === 1) break;
-              // A failure at the first trial: go down until one passes.
-              if (lo === 0) {
-                n = Math.max(1, Math.floor(n / 2));
-                continue;
-              }
-              break;
-            }
+            x.trials.push(r);
+            x.search.report(n, r.pass);
           }
-          // Bisect to one meeting, or 10% of the passing value.
-          while (hi !== undefined && lo > 0 && trials.length < 8 && timeLeft() && hi - lo > Math.max(1, Math.floor(lo * 0.1))) {
-            const mid = Math.floor((lo + hi) / 2);
-            if (await run(mid)) lo = mid;
-            else hi = mid;
-          }
+        }
+        const list: MixSearch[] = states.map(({ name, search, trials }) => {
           const failures = trials.filter((t) => !t.pass);
           const firstFail = failures.length ? failures.reduce((a, b) => (a.meetings <= b.meetings ? a : b)) : undefined;
-          list.push({
+          o.log(`meetings ${name}: ${search.lo} meetings (${search.lo * MEETING_SIZE} participants) per machine${search.hi !== undefined ? `, first failure ${search.hi}` : ' (upper bound reached)'}`);
+          return {
             path: name,
-            meetings: lo,
-            participants: lo * MEETING_SIZE,
-            ...(hi !== undefined ? { firstFailure: hi } : {}),
-            atLeast: hi === undefined,
-            ...(timeLeft() ? {} : { stoppedEarly: 'time budget of the run spent' }),
+            meetings: search.lo,
+            participants: search.lo * MEETING_SIZE,
+            ...(search.hi !== undefined ? { firstFailure: search.hi } : {}),
+            atLeast: search.hi === undefined,
+            ...(search.next !== undefined ? { stoppedEarly: timeLeft() ? 'trial budget (8) spent' : 'time budget of the run spent' } : {}),
             limit: limitOf(firstFail, name === 'native' ? 1 : workers.length),
             trials: trials.map((t) => ({
               meetings: t.meetings,
@@ -781,9 +789,8 @@ export async function meetingMix(engine: PacketEngine, o: MeetingsOptions): Prom
               senderMaxLateUs: t.senderMaxLateUs,
               machineBusyPercent: t.machineBusyPercent,
             })),
-          });
-          o.log(`meetings ${name}: ${lo} meetings (${lo * MEETING_SIZE} participants) per machine${hi !== undefined ? `, first failure ${hi}` : ' (upper bound reached)'}`);
-        }
+          };
+        });
         searches.push(list);
       }
     }

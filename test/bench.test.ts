@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { summariseCopies, type MixCopy } from '../bench/meetings.js';
+import { MeetingSearch, summariseCopies, type MixCopy } from '../bench/meetings.js';
 import type { Percentiles } from '../bench/stats.js';
 
 const RUN = fileURLToPath(new URL('../bench/run.js', import.meta.url));
@@ -185,6 +185,25 @@ test('summariseCopies counts loss and p99 per copy, ignores warm-up and duplicat
   assert.is(r.copiesOverBound, 2, 'copies 1 and 2 are over 30 ms at p99; the warm-up of copy 0 does not count');
   assert.is(r.audio.samples, 199);
   assert.is(r.video.samples, 200);
+});
+
+test('MeetingSearch doubles, halves after a first failure, bisects to one meeting and stops at its bound', () => {
+  const run = (capacity: number, start: number, max: number): { tried: number[]; lo: number; hi: number | undefined } => {
+    const s = new MeetingSearch(start, max);
+    const tried: number[] = [];
+    while (s.next !== undefined) {
+      assert.ok(tried.length < 20, 'the search ends');
+      tried.push(s.next);
+      s.report(s.next, s.next <= capacity);
+    }
+    return { tried, lo: s.lo, hi: s.hi };
+  };
+  assert.equal(run(11, 8, 64), { tried: [8, 16, 12, 10, 11], lo: 11, hi: 12 });
+  assert.equal(run(2, 8, 64), { tried: [8, 4, 2, 3], lo: 2, hi: 3 });
+  assert.equal(run(100, 8, 64), { tried: [8, 16, 32, 64], lo: 64, hi: undefined });
+  assert.equal(run(0, 4, 64), { tried: [4, 2, 1], lo: 0, hi: 1 });
+  // A bracket within 10% of the passing count is narrow enough: 42 passed, 45 failed, done.
+  assert.equal(run(43, 40, 80), { tried: [40, 80, 60, 50, 45, 42], lo: 42, hi: 45 });
 });
 
 test.run();
