@@ -422,7 +422,9 @@ export class MixTrial {
   async #send(frames: (w: Workload) => number): Promise<{ cpuNs: number; maxLateNs: number; sendErrors: number }> {
     const { engine } = this.#o;
     const path = this.#path!;
-    const base = engine.nowNs() + 20e6;
+    // Every sender thread must exist before its first frame is due (creating hundreds, each with
+    // its SRTP session, takes a while): 20 ms plus 0.25 ms per stream.
+    const base = engine.nowNs() + 20e6 + path.streams.length * 0.25e6;
     const senders: Sender[] = path.streams.map((s, k) => {
       const w = s.workload;
       // Streams start at spread phases (golden-ratio steps over one frame period), as real
