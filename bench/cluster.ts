@@ -13,9 +13,13 @@
 // 3. Recovery: SIGKILL of the non-home node (-> its producers end at the survivor; -> its
 //    publisher, rejoined at the home, is heard again), then SIGKILL of the home (-> the other
 //    node holds the home role; -> a rejoined publisher is heard again at a subscriber there).
+//    Issue 13: the same non-home kill also times the SDK's own failover: an SDK publisher given
+//    only the killed node's URL (-> resumed at the home; -> its new stream heard by an SDK listener).
 import { writeFileSync } from 'node:fs';
+import { connect, localTrack, type NodeMeeting } from '../client/node/index.js';
 import { JoinTokens } from '../gateway/tokens.js';
 import { CLUSTER_SECRET, startNode, startRedis, type NodeProcess } from '../test/helpers/cluster.js';
+import { pump } from '../test/helpers/sdk.js';
 import { publish, SignallingClient, subscribe, type TrackSpec } from '../test/helpers/signallingClient.js';
 import { quantile } from './stats.js';
 
@@ -53,6 +57,43 @@ async function join(n: NodeProcess, identity: string, host = false): Promise<Sig
     e2eeCapable: false,
   });
   return c;
+}
+
+/**
+ * Issue 13: an SDK publisher connected to `at` (its only URL) and an SDK listener at `listen`, the
+ * listener hearing it. `resumed`: the publisher's own failover finished; `heardAgain`: the
+ * listener receives the stream that replaces the one lost with the node.
+ */
+async function sdkPair(at: NodeProcess, listen: NodeProcess, closers: Array<() => unknown>): Promise<{ resumed: Promise<unknown>; heardAgain: Promise<unknown> }> {
+  const options = { meetingId: MEETING, chat: false };
+  const pub = await connect(at.url, { ...options, displayName: 'sdk-remote' });
+  const sub = await connect(listen.url, { ...options, displayName: 'sdk-listener' });
+  closers.push(() => pub.leave(), () => sub.leave());
+  const track = localTrack('audio');
+  closers.push(pump(track, 'sdk'));
+  const heard = (m: NodeMeeting, replaces?: string): Promise<void> =>
+    new Promise((resolve) => {
+      const fits = (t: NodeMeeting['tracks'][number]): boolean => t.participantId === pub.participantId && (replaces === undefined || t.replacesProducerId === replaces);
+      const onTrack = (t: NodeMeeting['tracks'][number]): void => {
+        if (!fits(t)) return;
+        m.off('track', onTrack);
+        const s = t.track.onReceiveRtp.subscribe(() => {
+          s.unSubscribe();
+          resolve();
+        });
+      };
+      const have = m.tracks.find(fits);
+      if (have) onTrack(have);
+      else m.on('track', onTrack);
+    });
+  const first = heard(sub);
+  await pub.publish('microphone', track);
+  await first;
+  const old = pub.producerId('microphone');
+  return {
+    resumed: new Promise((resolve) => pub.on('reconnected', (scope) => scope === 'signalling' && resolve(undefined))),
+    heardAgain: heard(sub, old),
+  };
 }
 
 async function main(): Promise<void> {
@@ -130,8 +171,11 @@ async function main(): Promise<void> {
     const sigLocal = stats(await rtt(local));
     const sigRelayed = stats(await rtt(remote));
 
-    // 3a. Kill the non-home node.
+    // 3a. Kill the non-home node. Issue 13: an SDK pair first, publisher at n3, listener at n2.
+    const sdk = await sdkPair(n3, n2, closers);
     const t0 = process.hrtime.bigint();
+    const sdkResumed = sdk.resumed.then(() => ms(process.hrtime.bigint() - t0));
+    const sdkHeard = sdk.heardAgain.then(() => ms(process.hrtime.bigint() - t0));
     await n3.kill();
     await listener.waitFor('producerClosed', (p) => p.producerId === rp.producers.get('mic'), 30_000);
     const tClosed = ms(process.hrtime.bigint() - t0);
@@ -146,6 +190,7 @@ async function main(): Promise<void> {
     const bcid = bs.consumers.get(bp.producers.get('mic')!)!;
     await bs.sub.waitFor(() => bs.sub.packetsOf(bcid).length > 0, 'media after the non-home kill', 30_000);
     const tNonHomeMedia = ms(process.hrtime.bigint() - t0);
+    const [tSdkResumed, tSdkMedia] = await Promise.all([sdkResumed, sdkHeard]);
 
     // 3b. Kill the home: n3 comes back first, with a subscriber there relayed to the home.
     n3 = await start('n3', '127.0.0.3', 'at-vie');
@@ -176,7 +221,11 @@ async function main(): Promise<void> {
       hop: { oneNode, acrossNodes: hop, ratioP50: +(hop.p50 / oneNode.p50).toFixed(2), ratioP99: +(hop.p99 / oneNode.p99).toFixed(2), addedP50Ms: +(hop.p50 - oneNode.p50).toFixed(3) },
       signalling: { home: sigLocal, relayed: sigRelayed, ratioP50: +(sigRelayed.p50 / sigLocal.p50).toFixed(2) },
       recovery: {
-        nonHomeKill: { producersClosedMs: Math.round(tClosed), mediaAgainMs: Math.round(tNonHomeMedia) },
+        nonHomeKill: {
+          producersClosedMs: Math.round(tClosed),
+          mediaAgainMs: Math.round(tNonHomeMedia),
+          sdkFailover: { resumedMs: Math.round(tSdkResumed), mediaAgainMs: Math.round(tSdkMedia) },
+        },
         homeKill: { relayedClientToldMs: Math.round(tTold), newHomeMs: Math.round(tHome), mediaAgainMs: Math.round(tHomeMedia) },
       },
     };
@@ -189,6 +238,7 @@ async function main(): Promise<void> {
     ]);
     console.table([
       { kill: 'non-home node', 'producers closed (ms)': Math.round(tClosed), 'media again after rejoin (ms)': Math.round(tNonHomeMedia) },
+      { kill: 'non-home node, SDK failover', 'resumed elsewhere (ms)': Math.round(tSdkResumed), 'media again (ms)': Math.round(tSdkMedia) },
       { kill: 'home node', 'relayed client told (ms)': Math.round(tTold), 'new home (ms)': Math.round(tHome), 'media again after rejoin (ms)': Math.round(tHomeMedia) },
     ]);
     console.log(JSON.stringify(results));

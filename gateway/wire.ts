@@ -403,6 +403,22 @@ export function producerToWire(p: ProducerInfo): c4v.signalling.v1.ProducerInfo.
   };
 }
 
+/** Issue 13: one cluster node as JoinOk.cluster_nodes carries it. */
+export interface ClusterNodeWire {
+  nodeId: string;
+  url: string;
+  region: string;
+}
+
+export function clusterNodesToWire(nodes: readonly ClusterNodeWire[]): c4v.signalling.v1.ClusterNodeInfo.$Properties[] {
+  return nodes.map((n) => ({ nodeId: n.nodeId, url: n.url, region: n.region }));
+}
+
+/** The list a client keeps; entries without a URL are of no use to it and are dropped. */
+export function clusterNodesFromWire(list: readonly c4v.signalling.v1.ClusterNodeInfo.$Properties[] | null | undefined): ClusterNodeWire[] {
+  return (list ?? []).filter((n) => !!n.url).map((n) => ({ nodeId: n.nodeId ?? '', url: n.url ?? '', region: n.region ?? '' }));
+}
+
 export function consumerToWire(c: ConsumerInfo): c4v.signalling.v1.ConsumerInfo.$Properties {
   return {
     id: c.id,

@@ -62,6 +62,11 @@ export const ErrorCodes = [
   'CLUSTER_TIMEOUT',
   'NODE_DRAINING',
   'HOME_LOST',
+  // Issue 13c: Redis connection checks at start (TLS, and a server that drops the connection).
+  /** The TLS handshake with Redis failed: its certificate is not trusted (cluster.redisTlsCaFile), or the name does not match. */
+  'CLUSTER_TLS_FAILED',
+  /** Redis refused this node at start: the connection dropped before any answer (a plain redis:// to a TLS port), AUTH refused, or no answer in time. */
+  'CLUSTER_REDIS_REFUSED',
   // Issue 12: end-to-end encryption in the client SDK (client/e2ee/).
   'E2EE_MESSAGE_INVALID',
   'E2EE_KEY_INVALID',

@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 
 const BENCH = fileURLToPath(new URL('../bench/cluster.js', import.meta.url));
 
-test('bench/cluster --quick reports the hop ratio, relayed signalling latency and both recovery times', async () => {
+test('bench/cluster --quick reports the hop ratio, relayed signalling latency and the recovery times (the SDK\'s own failover too)', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'c4v-cluster-bench-'));
   try {
     const out = join(dir, 'cluster.json');
@@ -25,7 +25,8 @@ test('bench/cluster --quick reports the hop ratio, relayed signalling latency an
     for (const s of [r.hop.oneNode, r.hop.acrossNodes]) assert.ok(s.n >= 200 && s.p50 > 0 && s.p99 >= s.p50, 'both paths delivered most packets');
     assert.ok(r.hop.ratioP50 > 0 && r.hop.ratioP99 > 0);
     assert.ok(r.signalling.home.n === 50 && r.signalling.relayed.n === 50);
-    for (const v of [r.recovery.nonHomeKill.producersClosedMs, r.recovery.nonHomeKill.mediaAgainMs, r.recovery.homeKill.newHomeMs, r.recovery.homeKill.mediaAgainMs]) {
+    const sdk = r.recovery.nonHomeKill.sdkFailover;
+    for (const v of [r.recovery.nonHomeKill.producersClosedMs, r.recovery.nonHomeKill.mediaAgainMs, r.recovery.homeKill.newHomeMs, r.recovery.homeKill.mediaAgainMs, sdk.resumedMs, sdk.mediaAgainMs]) {
       assert.ok(Number.isFinite(v) && v > 0);
     }
   } finally {

@@ -16,6 +16,7 @@ export async function serveCluster(config: ServeConfig): Promise<number> {
       `  metrics:    ${server.gateway.httpUrl}/metrics`,
       `  health:     ${server.gateway.httpUrl}/healthz`,
       `  meeting:    ${server.meetingId} (placed on its home node at the first join)`,
+      ...(server.api ? [`  api:        ${server.gateway.httpUrl}/api/v1 (key ${config.api.adminKeyId}; definitions in the cluster's Redis)`] : []),
       `  host token: ${await server.hostToken()}`,
       '',
     ].join('\n'),
@@ -62,7 +63,12 @@ cluster.redis as the nodes (C4V_REDIS_URL).`,
     const config = loadConfig({ ...(file ? { file } : {}), env: process.env });
     if (!config.cluster.redis) throw new SetupError('CONFIG_INVALID', 'drain needs cluster.redis (C4V_REDIS_URL)');
     const redis = connectRedis(
-      { url: config.cluster.redis, ...(config.cluster.redisPassword ? { password: config.cluster.redisPassword } : {}) },
+      {
+        url: config.cluster.redis,
+        ...(config.cluster.redisPassword ? { password: config.cluster.redisPassword } : {}),
+        // The nodes' TLS trust: a drain against a TLS Redis needs the same CA file.
+        ...(config.cluster.redisTlsCaFile ? { tlsCaFile: config.cluster.redisTlsCaFile } : {}),
+      },
       'c4v-drain',
     );
     const bus = new Bus({ nodeId: `drain-${process.pid}`, redis, logger: createLogger({ level: 'silent' }), timeoutMs: config.cluster.requestTimeoutMs });

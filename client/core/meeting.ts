@@ -3,6 +3,7 @@
 // resume after a lost WebSocket, ICE restart). The media engine is the flavour's MediaAdapter.
 import type { types as ms } from 'mediasoup';
 import {
+  clusterNodesFromWire,
   codecParametersFromWire,
   kindToWire,
   pb,
@@ -14,9 +15,11 @@ import {
 } from '../../gateway/wire.js';
 import type { c4v } from '../../proto/gen/signalling.js';
 import { Emitter } from './emitter.js';
+import { attemptVerdict, failoverOrder, nextDelay, nodeOf } from './failover.js';
 import { ClientError, Signalling, now, type SocketFactory, type WireNotification } from './signalling.js';
 import type {
   AdapterDataConsumer,
+  ClusterNodeInfo,
   AdapterDataProducer,
   AdapterProducer,
   AdapterTransport,
@@ -123,6 +126,12 @@ interface LocalSource<T> {
   lostId?: string | undefined;
 }
 
+/** A socket of a recovery attempt, hello done; notifications it got before it was bound. */
+interface Opened {
+  sig: Signalling;
+  held: WireNotification[];
+}
+
 interface RemoteRecord<T> {
   remote: RemoteTrack<T>;
   consumer: { close(): void };
@@ -143,8 +152,14 @@ export interface ClientPlumbing<T> {
  * with `publish()` (the flavours add helpers that capture camera, microphone and screen).
  */
 export class MeetingClient<T = unknown> extends Emitter<MeetingClientEvents<T>> {
-  readonly url: string;
+  #url: string;
   readonly meetingId: string;
+  /** Issue 13: the latest JoinOk.cluster_nodes (empty outside cluster mode). */
+  #clusterNodes: ClusterNodeInfo[] = [];
+  /** A recovery of the signalling connection is running (one at a time). */
+  #recovering = false;
+  /** @internal Test hook (_dropSocket): no reconnect attempt before this time. */
+  #offlineUntil = 0;
   #options: ConnectOptions;
   readonly #plumbing: ClientPlumbing<T>;
   #sig: Signalling | undefined;
@@ -182,7 +197,7 @@ export class MeetingClient<T = unknown> extends Emitter<MeetingClientEvents<T>> 
   /** @internal Use connect(). */
   constructor(url: string, options: ConnectOptions, plumbing: ClientPlumbing<T>) {
     super();
-    this.url = url;
+    this.#url = url;
     this.#options = { simulcast: true, chat: true, ...options };
     this.#plumbing = plumbing;
     const fromUrl = (() => {
@@ -203,6 +218,24 @@ export class MeetingClient<T = unknown> extends Emitter<MeetingClientEvents<T>> 
 
   get state(): MeetingState {
     return this.#state;
+  }
+
+  /** The signalling URL the client is connected to now (issue 13: another node's after a failover). */
+  get url(): string {
+    return this.#url;
+  }
+
+  /**
+   * Issue 13: the cluster's nodes this client may resume at, as the server last listed them (the
+   * node it is connected to first); empty outside cluster mode.
+   */
+  get clusterNodes(): ClusterNodeInfo[] {
+    return this.#clusterNodes.map((n) => ({ ...n }));
+  }
+
+  /** Issue 13: the node the client is connected to now (node id and region '' outside cluster mode). */
+  get node(): ClusterNodeInfo {
+    return nodeOf(this.#url, this.#clusterNodes);
   }
 
   /** Why the session ended (denied, removed, ended). */
@@ -315,23 +348,13 @@ export class MeetingClient<T = unknown> extends Emitter<MeetingClientEvents<T>> 
 
   /** @internal hello + join; resolves with the state after the join answer (media may still be setting up). */
   async _start(): Promise<void> {
-    const sig = await Signalling.open(this.url, this.#plumbing.socketFactory);
+    const sig = await Signalling.open(this.#url, this.#plumbing.socketFactory);
     this.timings.socketOpenedAt = sig.openedAt;
     this.#bind(sig);
     await sig.request({ hello: { protocolVersions: CLIENT_PROTOCOL_VERSIONS, client: this.#plumbing.clientName } });
     let ok: c4v.signalling.v1.JoinOk;
     try {
-      ok = (
-        await sig.request({
-          join: {
-            meetingId: this.meetingId,
-            displayName: this.#options.displayName,
-            password: this.#options.password ?? '',
-            joinToken: this.#options.token ?? '',
-            e2eeCapable: this.#options.e2ee ?? false,
-          },
-        })
-      ).join as c4v.signalling.v1.JoinOk;
+      ok = (await sig.request({ join: this.#joinRequest() })).join as c4v.signalling.v1.JoinOk;
     } catch (error) {
       this.#left = true;
       sig.close();
@@ -341,7 +364,25 @@ export class MeetingClient<T = unknown> extends Emitter<MeetingClientEvents<T>> 
     this.#applyJoin(ok);
   }
 
+  /** The join as the app asked for it (again for a rejoin after the grace period). */
+  #joinRequest(): c4v.signalling.v1.Join.$Properties {
+    return {
+      meetingId: this.meetingId,
+      displayName: this.#options.displayName,
+      password: this.#options.password ?? '',
+      joinToken: this.#options.token ?? '',
+      e2eeCapable: this.#options.e2ee ?? false,
+    };
+  }
+
+  /** Issue 13: keeps the node list of a join or resume answer (an empty one outside cluster mode). */
+  #applyNodes(ok: c4v.signalling.v1.JoinOk): void {
+    const nodes = clusterNodesFromWire(ok.clusterNodes);
+    if (nodes.length > 0 || this.#clusterNodes.length === 0) this.#clusterNodes = nodes;
+  }
+
   #applyJoin(ok: c4v.signalling.v1.JoinOk): void {
+    this.#applyNodes(ok);
     this.#participantId = ok.participantId;
     this.#resumeToken = ok.resumeToken;
     this.#role = roleName(ok.role);
@@ -402,15 +443,23 @@ export class MeetingClient<T = unknown> extends Emitter<MeetingClientEvents<T>> 
     if (epoch !== this.#mediaEpoch) return;
     this.#recv = adapter.createTransport('recv', transportFromWire(recvInfo.transport!), this.#handlers('recv'));
     const l = list.participants!;
+    const listed = new Set<string>();
     for (const p of l.participants ?? []) {
       if (p.participantId === this.#participantId) {
         this.#admittedSeq = p.admittedSeq ?? 0;
         continue;
       }
       const rp = participantFromWire(p);
+      listed.add(rp.id);
       const known = this.#roster.has(rp.id);
       this.#roster.set(rp.id, rp);
       if (!known) this.emit('participantjoined', rp);
+    }
+    // The list is the truth (after a rejoin, issue 13, the old roster may hold people who left).
+    for (const [id, p] of [...this.#roster]) {
+      if (listed.has(id)) continue;
+      this.#roster.delete(id);
+      this.emit('participantleft', p, 'left');
     }
     this.emit('roster', this.participants);
     if (l.activeSpeakerId && l.activeSpeakerId !== this.#activeSpeaker) {
@@ -746,12 +795,19 @@ export class MeetingClient<T = unknown> extends Emitter<MeetingClientEvents<T>> 
   #onSocketClose(sig: Signalling, code: number): void {
     if (sig !== this.#sig || this.closed) return;
     const reason = this.#closing?.reason ?? (code >= 4000 && code < 4100 ? code - 4000 : undefined);
-    if (this.#left || reason !== undefined) {
+    if (this.#left) {
       this.#finish(reason ?? pb.CloseReason.LEFT);
       return;
     }
-    // Lost without a word from the server: resume with the latest token.
-    void this.#resume();
+    // Issue 13: a cluster node that goes away (drain, its meeting's home lost) closes with
+    // SERVER_SHUTDOWN; with another node to go to, that is a reconnect, not the end.
+    const sentAway = reason === pb.CloseReason.SERVER_SHUTDOWN && this.#clusterNodes.some((n) => n.url !== this.#url);
+    if (reason !== undefined && !sentAway) {
+      this.#finish(reason);
+      return;
+    }
+    // Lost without a word from the server, or sent to another node: resume with the latest token.
+    void this.#recover();
   }
 
   #finish(reason: number): void {
@@ -761,36 +817,166 @@ export class MeetingClient<T = unknown> extends Emitter<MeetingClientEvents<T>> 
     this.#setState(reason === pb.CloseReason.DENIED ? 'denied' : reason === pb.CloseReason.REMOVED ? 'removed' : 'ended', name);
   }
 
-  async #resume(): Promise<void> {
-    this.emit('reconnecting', 'signalling');
-    const deadline = now() + this.#graceMs;
-    let delay = 100;
-    while (now() < deadline && !this.#left) {
-      try {
-        const sig = await Signalling.open(this.url, this.#plumbing.socketFactory, Math.max(1000, deadline - now()));
-        await sig.request({ hello: { protocolVersions: CLIENT_PROTOCOL_VERSIONS, client: this.#plumbing.clientName } });
-        let ok: c4v.signalling.v1.JoinOk;
-        try {
-          ok = (await sig.request({ resume: { participantId: this.#participantId, resumeToken: this.#resumeToken } })).join as c4v.signalling.v1.JoinOk;
-        } catch (error) {
-          sig.close();
-          throw error;
+  /**
+   * The signalling connection is lost: resume the session (same participant id) within the grace
+   * period, at the same node first, then (issue 13) at the other nodes of the latest list, one
+   * socket at a time, with back-off between rounds. A node that cannot take it (draining, outside
+   * the regions, cut off from the cluster) is skipped; INVALID_TOKEN means the session is gone:
+   * join again if the app allowed it, else end with a SESSION_EXPIRED error.
+   */
+  async #recover(): Promise<void> {
+    if (this.#recovering) return;
+    this.#recovering = true;
+    try {
+      const lost = this.node;
+      this.emit('reconnecting', 'signalling', lost);
+      const deadline = now() + this.#graceMs;
+      if (this.#offlineUntil > now()) await new Promise((r) => setTimeout(r, this.#offlineUntil - now()));
+      const skip = new Set<string>();
+      let delay = 0;
+      let expiredAt: string | undefined;
+      let last = lost.url;
+      // One full round at least, even when the grace period seems over (a suspended device): the
+      // server decides whether the session is still there.
+      let round = 0;
+      rounds: for (; round === 0 || now() < deadline; round++) {
+        let order = failoverOrder(this.#url, this.#clusterNodes, skip);
+        if (order.length === 0) {
+          // Every node said no: maybe only for now (a Redis restart); start over after the back-off.
+          skip.clear();
+          order = failoverOrder(this.#url, this.#clusterNodes, skip);
         }
-        // The presented token is dead from now on: keep the new one.
-        this.#resumeToken = ok.resumeToken;
-        this.#bind(sig);
-        this.#role = roleName(ok.role);
-        if (ok.state === pb.ParticipantState.ADMITTED && this.#state !== 'admitted') this.#applyJoin(ok);
-        else if (ok.state === pb.ParticipantState.ADMITTED) this.#enqueue(() => this.#resync());
-        this.emit('reconnected', 'signalling');
-        return;
-      } catch (error) {
-        if (error instanceof ClientError && error.code === 'INVALID_TOKEN') break;
-        await new Promise((r) => setTimeout(r, delay));
-        delay = Math.min(delay * 2, 2000);
+        for (const url of order) {
+          if (this.#left || this.closed) return;
+          if (round > 0 && now() >= deadline) break rounds;
+          if (url !== last) this.emit('reconnecting', 'signalling', nodeOf(url, this.#clusterNodes));
+          last = url;
+          const verdict = await this.#tryResume(url, deadline);
+          if (verdict === 'resumed' || verdict === 'stopped') return;
+          if (verdict === 'expired') {
+            expiredAt = url;
+            break rounds;
+          }
+          if (verdict === 'skip') skip.add(url);
+        }
+        delay = nextDelay(delay);
+        await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, deadline - now()))));
       }
+      if (this.#left || this.closed) return;
+      if (this.#options.reconnect?.rejoin && (await this.#rejoin(expiredAt))) return;
+      if (this.#left || this.closed) return;
+      this.emit(
+        'error',
+        expiredAt !== undefined
+          ? new ClientError('SESSION_EXPIRED', 'the session could not be resumed (its grace period is over or it was lost with its node)')
+          : new ClientError('RECONNECT_FAILED', `no node took the session back within the ${this.#graceMs} ms grace period`),
+      );
+      this.#finish(pb.CloseReason.CONNECTION_LOST);
+    } finally {
+      this.#recovering = false;
     }
-    this.#finish(pb.CloseReason.CONNECTION_LOST);
+  }
+
+  /** Opens a socket to `url` and says hello; notifications that come before the client binds the socket are kept. */
+  async #open(url: string, deadline: number): Promise<Opened> {
+    // Within the grace period where it can; never below a second (a loaded client, a late first round).
+    const timeout = Math.min(this.#options.reconnect?.attemptTimeoutMs ?? 3000, Math.max(1000, deadline - now()));
+    const sig = await Signalling.open(url, this.#plumbing.socketFactory, timeout);
+    const held: WireNotification[] = [];
+    sig.on('notification', (n) => {
+      if (this.#sig !== sig) held.push(n);
+    });
+    try {
+      await sig.request({ hello: { protocolVersions: CLIENT_PROTOCOL_VERSIONS, client: this.#plumbing.clientName } }, timeout);
+    } catch (error) {
+      sig.close();
+      throw error;
+    }
+    return { sig, held };
+  }
+
+  /** One resume attempt at one node. */
+  async #tryResume(url: string, deadline: number): Promise<'resumed' | 'stopped' | 'next' | 'skip' | 'expired'> {
+    let opened: Opened;
+    let ok: c4v.signalling.v1.JoinOk;
+    try {
+      opened = await this.#open(url, deadline);
+    } catch (error) {
+      return attemptVerdict(error instanceof ClientError ? error.code : undefined);
+    }
+    const { sig, held } = opened;
+    if (this.#left || this.closed) {
+      sig.close();
+      return 'stopped';
+    }
+    try {
+      ok = (await sig.request({ resume: { participantId: this.#participantId, resumeToken: this.#resumeToken } })).join as c4v.signalling.v1.JoinOk;
+    } catch (error) {
+      sig.close();
+      return attemptVerdict(error instanceof ClientError ? error.code : undefined);
+    }
+    if (this.#left || this.closed) {
+      sig.close();
+      return 'stopped';
+    }
+    // The presented token is dead from now on: keep the new one.
+    this.#resumeToken = ok.resumeToken;
+    const before = this.node.nodeId;
+    this.#url = url;
+    this.#applyNodes(ok);
+    this.#bind(sig);
+    this.#role = roleName(ok.role);
+    // Issue 13: resumed at another node, the media lived on the old one: the server follows the
+    // answer with a reconnect notice (everything in scope), which rebuilds it here. At the same
+    // node, the media is still there: catch up with what was missed.
+    const moved = before !== '' && this.node.nodeId !== '' && before !== this.node.nodeId;
+    if (ok.state === pb.ParticipantState.ADMITTED && this.#state !== 'admitted') this.#applyJoin(ok);
+    else if (ok.state === pb.ParticipantState.ADMITTED && !moved) this.#enqueue(() => this.#resync());
+    for (const n of held) this.#onNotification(n);
+    this.emit('reconnected', 'signalling', this.node);
+    return 'resumed';
+  }
+
+  /** Issue 13 (option reconnect.rejoin): the session is gone; join again, at the node that said so first. */
+  async #rejoin(first: string | undefined): Promise<boolean> {
+    const deadline = now() + this.#graceMs;
+    const order = failoverOrder(first ?? this.#url, this.#clusterNodes);
+    for (const url of order) {
+      if (this.#left || this.closed || now() >= deadline) return false;
+      this.emit('reconnecting', 'signalling', nodeOf(url, this.#clusterNodes));
+      let opened: Opened;
+      let ok: c4v.signalling.v1.JoinOk;
+      try {
+        opened = await this.#open(url, deadline);
+      } catch {
+        continue;
+      }
+      try {
+        ok = (await opened.sig.request({ join: this.#joinRequest() })).join as c4v.signalling.v1.JoinOk;
+      } catch (error) {
+        opened.sig.close();
+        const code = error instanceof ClientError ? error.code : '';
+        // This node cannot take it (or lost the answer): the next one may.
+        if (attemptVerdict(code) === 'skip' || ['CONNECTION_FAILED', 'TIMEOUT', 'CLOSED', 'CLUSTER_TIMEOUT'].includes(code)) continue;
+        // A refusal of the join itself (locked, banned, a token that expired): no other node says otherwise.
+        this.emit('error', error instanceof Error ? error : new Error(String(error)));
+        return false;
+      }
+      if (this.#left || this.closed) {
+        opened.sig.close();
+        return false;
+      }
+      // A new participant: the old one's media is gone (the roster is reconciled by the media set-up).
+      this.#dropMedia();
+      this.#url = url;
+      this.#bind(opened.sig);
+      // Admitted again: the media starts anew (republishing what was published); or the waiting room.
+      this.#applyJoin(ok);
+      for (const n of opened.held) this.#onNotification(n);
+      this.emit('reconnected', 'signalling', this.node);
+      return true;
+    }
+    return false;
   }
 
   /** After a resume: notifications sent while we were away are lost; catch up from the roster. */
@@ -1000,8 +1186,12 @@ export class MeetingClient<T = unknown> extends Emitter<MeetingClientEvents<T>> 
     this.#finish(pb.CloseReason.LEFT);
   }
 
-  /** @internal For tests: drops the WebSocket without a leave (as a network loss would). */
-  _dropSocket(): void {
+  /**
+   * @internal For tests: drops the WebSocket without a leave (as a network loss would); with
+   * `offlineMs`, the network stays away that long before the client may reconnect (a laptop lid).
+   */
+  _dropSocket(offlineMs = 0): void {
+    this.#offlineUntil = now() + offlineMs;
     this.#sig?.close();
   }
 }

@@ -41,6 +41,34 @@ export interface ConnectOptions {
   simulcast?: boolean;
   /** Receive chat and open a chat channel once admitted (default true). */
   chat?: boolean;
+  /** Issue 13: how a lost signalling connection is recovered (see ReconnectOptions). */
+  reconnect?: ReconnectOptions;
+}
+
+/**
+ * Issue 13: recovery of a lost signalling connection. The client resumes its session (same
+ * participant id) within the server's grace period: at the same node first, then, in cluster
+ * mode, at the other nodes of the latest list (`MeetingClient.clusterNodes`), with back-off.
+ */
+export interface ReconnectOptions {
+  /**
+   * When the session cannot be resumed any more (INVALID_TOKEN: the grace period is over, or the
+   * session was lost with its node), join again with the original join options (a new participant
+   * id; a waiting room may apply again). Default false: the client ends with 'connection-lost'
+   * and an `error` event whose code is SESSION_EXPIRED.
+   */
+  rejoin?: boolean;
+  /** How long one attempt at one node may take to open its WebSocket and answer hello (default 3000 ms). */
+  attemptTimeoutMs?: number;
+}
+
+/** Issue 13: a node of the cluster as the server lists it (JoinOk.cluster_nodes). */
+export interface ClusterNodeInfo {
+  /** '' when not known (outside cluster mode, or a URL the app gave). */
+  nodeId: string;
+  url: string;
+  /** `<country>-<site>`; '' when not known. */
+  region: string;
 }
 
 export interface RemoteParticipant {
@@ -133,8 +161,13 @@ export type MeetingClientEvents<T = unknown> = {
   poll: [PollInfo];
   /** Hosts and co-hosts: who waits. */
   waitinglist: [RemoteParticipant[]];
-  reconnecting: [ReconnectScope];
-  reconnected: [ReconnectScope];
+  /**
+   * Something is being rebuilt. Signalling: emitted when the connection is lost and again each
+   * time the client moves on to try another node (issue 13), with that node; media: no node.
+   */
+  reconnecting: [scope: ReconnectScope, node?: ClusterNodeInfo];
+  /** Rebuilt; signalling: with the node the session was resumed (or joined again) at. */
+  reconnected: [scope: ReconnectScope, node?: ClusterNodeInfo];
   /** Issue 12: an opaque E2EE key message from another participant (`key_message`). */
   keymessage: [from: string, data: Uint8Array];
   /** Issue 12: the admitted participants once the server's list is applied (after admission, a media rebuild or a resume). */

@@ -12,7 +12,10 @@ import type { MediaCore } from '../../lib/MediaCore.js';
 import type { Meeting } from '../../lib/model/Meeting.js';
 import type { Participant } from '../../lib/model/Participant.js';
 import type { AccountInit, MeetingInit, MeetingSettings } from '../../lib/model/types.js';
-import type { DefinitionStore, MeetingDefinition, StoredMeeting } from '../../lib/store/DefinitionStore.js';
+import type { MeetingDefinition, StoredMeeting } from '../../lib/store/DefinitionStore.js';
+import type { DefinitionStoreApi } from '../../lib/store/DefinitionStoreApi.js';
+import { assertPassword, hashPassword } from '../../lib/model/password.js';
+import { Account } from '../../lib/model/settings.js';
 import { KeyedRateLimiter } from '../limits.js';
 import type { JoinTokens } from '../tokens.js';
 import { randomApiSecret, verifyApiRequest, type ApiKeyRecord, type ApiPrincipal } from './auth.js';
@@ -31,7 +34,12 @@ export interface OperatorApiOptions {
    * retention timer of its own: register it in the control-plane adapter's `purgeTargets` (as
    * gateway/serve.ts does) so that the outbox's retention rule purges it too.
    */
-  store: DefinitionStore;
+  store: DefinitionStoreApi;
+  /**
+   * Issue 13c, cluster mode: where a meeting's requests are answered (its home node) and how a
+   * meeting is created (defined on every node, placed on one home). Without it: this node only.
+   */
+  cluster?: OperatorApiCluster;
   /** Mints join tokens (the gateway verifies them with the same secret). */
   tokens: JoinTokens;
   logger: Logger;
@@ -45,6 +53,42 @@ export interface OperatorApiOptions {
   rateLimit?: { perSecond: number; burst: number };
 }
 
+/** One API request as it crosses the cluster bus to the node that answers it. */
+export interface ApiRequest {
+  method: string;
+  /** Path and query, as the client sent them. */
+  url: string;
+  authorization?: string;
+  contentType?: string;
+  /** The body, base64. */
+  body: string;
+  clientAddress?: string;
+}
+
+/** The answer to an ApiRequest. */
+export interface ApiAnswer {
+  status: number;
+  headers: Record<string, string>;
+  text: string;
+}
+
+/** What the API asks of the cluster (gateway/cluster/ClusterApi.ts). */
+export interface OperatorApiCluster {
+  /** The node that answers requests on this meeting (its home), or undefined: this node answers. */
+  homeOf(meetingId: string): Promise<string | undefined>;
+  /** Answers the request at `nodeId` (its OperatorApi.answerForwarded()). */
+  forward(nodeId: string, request: ApiRequest): Promise<ApiAnswer>;
+  /** Defines a new meeting on every node and places it; resolves with its home's node id. */
+  createMeeting(init: MeetingInit & { id: string }): Promise<string>;
+  /** Tells the other nodes that an account or a meeting definition changed (awaits their answer). */
+  changed(kind: 'account' | 'meeting', id: string): Promise<void>;
+}
+
+/** A handler's answer that another node gave (cluster mode). */
+class Forwarded {
+  constructor(readonly answer: ApiAnswer) {}
+}
+
 /** @internal What a handler gets. */
 interface Call {
   principal: ApiPrincipal;
@@ -53,6 +97,8 @@ interface Call {
   body: unknown;
   /** Filled by handlers for the audit entry. */
   audit: { accountId?: string; meetingId?: string; target?: string };
+  /** The request as it came (cluster mode forwards it). */
+  request: ApiRequest;
 }
 
 /** @internal One route of the API. */
@@ -92,6 +138,11 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   REGION_UNAVAILABLE: 503,
   NO_WORKER_AVAILABLE: 503,
   CLOSED: 503,
+  // Cluster mode: the meeting's home (or Redis) could not answer; the client may retry.
+  CLUSTER_UNAVAILABLE: 503,
+  NODE_DRAINING: 503,
+  HOME_LOST: 503,
+  CLUSTER_TIMEOUT: 504,
 };
 
 /** A schema refusal: 400 INVALID_ARGUMENT naming the field. */
@@ -150,7 +201,11 @@ export class OperatorApi {
     // (gateway/serve.ts), on the adapter's timer and clock, so there is one retention rule.
     this.#onEnded = (m) => {
       if (this.#closed) return;
-      this.#o.store.meetingEnded(m.id, (m.endedAt ?? new Date()).getTime());
+      void (async () => {
+        await this.#o.store.meetingEnded(m.id, (m.endedAt ?? new Date()).getTime());
+        // Cluster mode: the other nodes forget the definition, so that no join re-creates it.
+        await this.#o.cluster?.changed('meeting', m.id);
+      })().catch((error: unknown) => this.#logger.error({ meetingId: m.id, err: String(error) }, 'meeting end not stored'));
     };
     options.core.observer.on('meetingended', this.#onEnded);
     // Full buckets are forgotten, so the limiter holds only recently active addresses.
@@ -175,7 +230,7 @@ export class OperatorApi {
   async restore(): Promise<{ accounts: number; meetings: number; failed: string[] }> {
     const { core, store } = this.#o;
     let accounts = 0;
-    for (const a of store.accounts()) {
+    for (const a of await store.accounts()) {
       try {
         core.createAccount(a.init);
         accounts++;
@@ -185,7 +240,7 @@ export class OperatorApi {
     }
     let meetings = 0;
     const failed: string[] = [];
-    for (const m of store.meetings({ activeOnly: true })) {
+    for (const m of await store.meetings({ activeOnly: true })) {
       if (core.getMeeting(m.definition.id)) continue;
       try {
         await core.createMeeting(this.#init(m.definition));
@@ -214,41 +269,63 @@ export class OperatorApi {
    * `clientAddress`: the caller's address behind trusted proxies (issue 10); default the TCP peer.
    */
   async handle(req: IncomingMessage, res: ServerResponse, clientAddress?: string): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://api.invalid');
-    const method = req.method ?? 'GET';
+    const request: ApiRequest = { method: req.method ?? 'GET', url: req.url ?? '/', body: '', clientAddress: clientAddress ?? req.socket.remoteAddress ?? 'unknown' };
+    const authorization = header(req, 'authorization');
+    const contentType = header(req, 'content-type');
+    if (authorization !== undefined) request.authorization = authorization;
+    if (contentType !== undefined) request.contentType = contentType;
+    const answer = await this.#dispatch(request, () => readBody(req), false);
+    if (res.headersSent) res.destroy();
+    else res.writeHead(answer.status, answer.headers).end(request.method === 'HEAD' ? undefined : answer.text);
+  }
+
+  /**
+   * Answers a request that another node of the cluster forwarded here (this node is the meeting's
+   * home): the same checks, without a second rate limit or a second forward.
+   */
+  answerForwarded(request: ApiRequest): Promise<ApiAnswer> {
+    return this.#dispatch(request, () => Promise.resolve(Buffer.from(request.body, 'base64')), true);
+  }
+
+  async #dispatch(request: ApiRequest, readRaw: () => Promise<Buffer>, forwarded: boolean): Promise<ApiAnswer> {
+    const url = new URL(request.url, 'http://api.invalid');
+    const method = request.method;
     let principal: ApiPrincipal | undefined;
     let route: CompiledRoute | undefined;
-    const call: Call = { principal: { keyId: '' }, params: {}, query: url.searchParams, body: undefined, audit: {} };
+    const call: Call = { principal: { keyId: '' }, params: {}, query: url.searchParams, body: undefined, audit: {}, request };
     try {
       if (this.#closed) throw new C4vError('CLOSED', 'the API is shutting down');
-      if (!this.#limiter.take(clientAddress ?? req.socket.remoteAddress ?? 'unknown')) throw new C4vError('RATE_LIMITED', 'too many API requests from this address');
+      if (!forwarded && !this.#limiter.take(request.clientAddress ?? 'unknown')) throw new C4vError('RATE_LIMITED', 'too many API requests from this address');
       if (!url.pathname.startsWith(`${API_PREFIX}/`)) throw new C4vError('NOT_FOUND', `no API at ${url.pathname}; this server's API is ${API_PREFIX}`);
       const path = url.pathname.slice(API_PREFIX.length);
       if (path === '/openapi.json' && (method === 'GET' || method === 'HEAD')) {
         this.#openapi ??= JSON.stringify(this.openApiDocument());
-        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache' }).end(method === 'HEAD' ? undefined : this.#openapi);
-        return;
+        return { status: 200, headers: { 'content-type': 'application/json', 'cache-control': 'no-cache' }, text: this.#openapi };
       }
       const matches = this.#routes.filter((r) => r.re.test(path));
       if (matches.length === 0) throw new C4vError('NOT_FOUND', `no API route ${path}`);
       route = matches.find((r) => r.method === method);
       if (!route) {
-        res.setHeader('allow', matches.map((r) => r.method).join(', '));
-        return this.#send(res, 405, { error: { code: 'PROTOCOL_ERROR', reason: `${method} is not allowed on ${path}` } });
+        return this.#answer(405, { error: { code: 'PROTOCOL_ERROR', reason: `${method} is not allowed on ${path}` } }, { allow: matches.map((r) => r.method).join(', ') });
       }
       const m = route.re.exec(path)!;
       route.names.forEach((n, i) => (call.params[n] = decodeURIComponent(m[i + 1]!)));
-      principal = await verifyApiRequest(header(req, 'authorization'), (id) => this.#key(id));
+      principal = await verifyApiRequest(request.authorization, (id) => this.#key(id));
       call.principal = principal;
       if (call.params.meetingId) call.audit.meetingId = call.params.meetingId;
       if (call.params.accountId) call.audit.accountId = call.params.accountId;
       this.#authorize(route, principal, call.params);
-      const raw = await readBody(req);
+      const raw = await readRaw();
+      // Cluster mode: a meeting's requests are answered by its home, where the meeting lives (the
+      // home writes the audit entry to the shared store).
+      const cluster = forwarded ? undefined : this.#o.cluster;
+      const home = cluster && call.params.meetingId !== undefined ? await cluster.homeOf(call.params.meetingId) : undefined;
+      if (home !== undefined) return await cluster!.forward(home, { ...request, body: raw.toString('base64') });
       if (route.body) {
         let json: unknown;
         if (raw.length === 0) json = {};
         else {
-          if (!/^application\/json\b/i.test(header(req, 'content-type') ?? '')) throw new FieldError('(body)', 'the body must be application/json');
+          if (!/^application\/json\b/i.test(request.contentType ?? '')) throw new FieldError('(body)', 'the body must be application/json');
           try {
             json = JSON.parse(raw.toString('utf8'));
           } catch {
@@ -260,31 +337,29 @@ export class OperatorApi {
         call.body = parsed.data;
       }
       const out = await route.handle(call);
-      if (route.method !== 'GET') this.#audit(route, call, 'ok');
-      return this.#send(res, route.status, out);
+      if (route.method !== 'GET') await this.#audit(route, call, 'ok');
+      return out instanceof Forwarded ? out.answer : this.#answer(route.status, out);
     } catch (error) {
       const { code, reason } = toErrorPayload(error);
       const status = STATUS[code] ?? (error instanceof TypeError ? 400 : 500);
       if (status >= 500) this.#logger.error({ code, err: error instanceof Error ? error.message : String(error) }, 'API request failed');
       else this.#logger.debug({ code, route: route?.operationId }, 'API request refused');
       // Refusals of an authenticated caller are actions too (a scoped key trying another meeting).
-      if (principal && route && route.method !== 'GET') this.#audit(route, call, code);
+      if (principal && route && route.method !== 'GET') await this.#audit(route, call, code);
       const body: { error: { code: string; reason: string; field?: string } } = { error: { code, reason } };
       if (error instanceof FieldError) body.error.field = error.field;
-      if (status === 401) res.setHeader('www-authenticate', 'Bearer realm="c4v-media"');
-      if (res.headersSent) res.destroy();
-      else this.#send(res, status, body);
+      return this.#answer(status, body, status === 401 ? { 'www-authenticate': 'Bearer realm="c4v-media"' } : {});
     }
   }
 
-  #send(res: ServerResponse, status: number, body: unknown): void {
+  #answer(status: number, body: unknown, headers: Record<string, string> = {}): ApiAnswer {
     const text = JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) }).end(text);
+    return { status, headers: { ...headers, 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': String(Buffer.byteLength(text)) }, text };
   }
 
-  #key(id: string): ApiKeyRecord | undefined {
+  async #key(id: string): Promise<ApiKeyRecord | undefined> {
     if (id === this.#o.adminKey.id) return { secret: this.#o.adminKey.secret };
-    const k = this.#o.store.apiKey(id);
+    const k = await this.#o.store.apiKey(id);
     return k ? { secret: k.secret, meetingId: k.meetingId } : undefined;
   }
 
@@ -296,9 +371,9 @@ export class OperatorApi {
     }
   }
 
-  #audit(route: Route, call: Call, outcome: string): void {
+  async #audit(route: Route, call: Call, outcome: string): Promise<void> {
     try {
-      this.#o.store.addAudit({ at: new Date(), keyId: call.principal.keyId, action: route.operationId, ...call.audit, outcome });
+      await this.#o.store.addAudit({ at: new Date(), keyId: call.principal.keyId, action: route.operationId, ...call.audit, outcome });
     } catch (error) {
       this.#logger.error({ err: String(error) }, 'API audit entry not stored');
     }
@@ -308,29 +383,43 @@ export class OperatorApi {
   // Resources
 
   #init(d: MeetingDefinition, password?: string): MeetingInit {
-    const init: MeetingInit = {
-      id: d.id,
-      accountId: d.accountId,
-      title: d.title,
-      hostIdentity: d.hostIdentity,
-      ...(d.hostName !== undefined ? { hostName: d.hostName } : {}),
-      ...(d.hostEmail !== undefined ? { hostEmail: d.hostEmail } : {}),
-      ...(d.hostProfilePictureUrl !== undefined ? { hostProfilePictureUrl: d.hostProfilePictureUrl } : {}),
-      ...(password !== undefined ? { password } : d.passwordHash !== undefined ? { passwordHash: d.passwordHash } : {}),
-      ...(d.settings !== undefined ? { settings: d.settings } : {}),
-      ...(d.scheduledStart !== undefined ? { scheduledStart: new Date(d.scheduledStart) } : {}),
-      ...(d.scheduledDurationMinutes !== undefined ? { scheduledDurationMinutes: d.scheduledDurationMinutes } : {}),
-      ...(d.recurrence !== undefined ? { recurrence: d.recurrence } : {}),
-      ...(d.hostTimeZone !== undefined ? { hostTimeZone: d.hostTimeZone } : {}),
-      ...(d.dialInNumbers !== undefined ? { dialInNumbers: d.dialInNumbers } : {}),
-    };
-    return init;
+    return meetingInitOf(d, password);
   }
 
-  #account(id: string): S.AccountResource {
+  /**
+   * createMeeting in cluster mode: the definition is claimed in the shared store (one winner when
+   * two nodes race on an id), defined on every node and placed on its home, which creates it (its
+   * refusal drops the definition again). The password is hashed here: the clear one is neither
+   * stored nor sent across the cluster. The answer is the home's view of the new meeting.
+   */
+  async #createClusterMeeting(c: Call, definition: MeetingDefinition, password: string | undefined): Promise<Forwarded | S.MeetingResource> {
+    const { core, store } = this.#o;
+    const cluster = this.#o.cluster!;
+    const account = core.getAccount(definition.accountId)!;
+    // The account's locks and the retention are decided before anything is stored.
+    const settings = account.effectiveSettings({ ...definition.settings, ...(password !== undefined ? { passwordRequired: true } : {}) });
+    if (password !== undefined) assertPassword(password);
+    const stored: MeetingDefinition = { ...definition, ...(password !== undefined ? { passwordHash: await hashPassword(password) } : {}) };
+    if (!(await store.addMeeting!(stored, settings.retentionDays))) throw new C4vError('INVALID_STATE', `meeting ${definition.id} exists already`);
+    let home: string;
+    try {
+      // The home must know the account too: told again (and awaited) before the placement.
+      await cluster.changed('account', account.id);
+      home = await cluster.createMeeting({ ...this.#init(stored), id: stored.id });
+    } catch (error) {
+      await store.deleteMeeting(stored.id);
+      await cluster.changed('meeting', stored.id).catch(() => undefined);
+      throw error;
+    }
+    if (core.getMeeting(stored.id)) return this.#meeting(stored.id);
+    const answer = await cluster.forward(home, { ...c.request, method: 'GET', url: `${API_PREFIX}/meetings/${encodeURIComponent(stored.id)}`, body: '' });
+    return new Forwarded(answer.status === 200 ? { ...answer, status: 201 } : answer);
+  }
+
+  async #account(id: string): Promise<S.AccountResource> {
     const a = this.#o.core.getAccount(id);
     if (!a) throw new C4vError('NOT_FOUND', `no account ${id}`);
-    const stored = this.#o.store.account(id);
+    const stored = await this.#o.store.account(id);
     const now = new Date().toISOString();
     return {
       id: a.id,
@@ -343,16 +432,16 @@ export class OperatorApi {
   }
 
   /** The live meeting, or a coded refusal: MEETING_ENDED for one that ended, NOT_FOUND otherwise. */
-  #live(id: string): Meeting {
+  async #live(id: string): Promise<Meeting> {
     const m = this.#o.core.getMeeting(id);
     if (m && !m.ended) return m;
-    if (m?.ended || this.#o.store.meeting(id)?.endedAt) throw new PolicyError('MEETING_ENDED', `meeting ${id} has ended`);
+    if (m?.ended || (await this.#o.store.meeting(id))?.endedAt) throw new PolicyError('MEETING_ENDED', `meeting ${id} has ended`);
     throw new C4vError('NOT_FOUND', `no meeting ${id}`);
   }
 
-  #meeting(id: string): S.MeetingResource {
+  async #meeting(id: string): Promise<S.MeetingResource> {
     const live = this.#o.core.getMeeting(id);
-    const stored = this.#o.store.meeting(id);
+    const stored = await this.#o.store.meeting(id);
     if (!live && !stored) throw new C4vError('NOT_FOUND', `no meeting ${id}`);
     return this.#resource(live, stored);
   }
@@ -437,7 +526,7 @@ export class OperatorApi {
       status: 200,
       refusals: [403, 404, 409],
       handle: async (c) => {
-        const m = this.#live(c.params.meetingId!);
+        const m = await this.#live(c.params.meetingId!);
         c.audit.target = c.params.participantId!;
         await act(this.#operator(c, m), c.params.participantId!);
         return { ok: true };
@@ -456,13 +545,21 @@ export class OperatorApi {
         response: S.Account,
         status: 201,
         refusals: [403, 409],
-        handle: (c) => {
+        handle: async (c) => {
           const b = c.body as S.AccountCreateBody;
           c.audit.accountId = b.id;
           if (core.getAccount(b.id)) throw new C4vError('INVALID_STATE', `account ${b.id} exists already`);
           const init: AccountInit = { id: b.id, ...(b.name !== undefined ? { name: b.name } : {}), defaults: b.defaults ?? {}, locked: b.locked ?? [] };
-          core.createAccount(init);
-          store.putAccount(init);
+          if (store.addAccount) {
+            // A shared store (cluster): the id is claimed there first, so two nodes cannot both create it.
+            void new Account(init);
+            if (!(await store.addAccount(init))) throw new C4vError('INVALID_STATE', `account ${b.id} exists already`);
+            core.createAccount(init);
+            await this.#o.cluster?.changed('account', b.id);
+          } else {
+            core.createAccount(init);
+            await store.putAccount(init);
+          }
           return this.#account(b.id);
         },
       },
@@ -475,11 +572,11 @@ export class OperatorApi {
         response: S.AccountList,
         status: 200,
         refusals: [403],
-        handle: () => {
-          const ids = new Set([...store.accounts().map((a) => a.init.id)]);
+        handle: async () => {
+          const ids = new Set([...(await store.accounts()).map((a) => a.init.id)]);
           // Accounts of the configuration (the demo account) are in the core only.
           for (const m of core.meetings) ids.add(m.accountId);
-          return { accounts: [...ids].filter((id) => core.getAccount(id)).map((id) => this.#account(id)) };
+          return { accounts: await Promise.all([...ids].filter((id) => core.getAccount(id)).map((id) => this.#account(id))) };
         },
       },
       {
@@ -503,7 +600,7 @@ export class OperatorApi {
         response: S.Account,
         status: 200,
         refusals: [403, 404],
-        handle: (c) => {
+        handle: async (c) => {
           const id = c.params.accountId!;
           const a = core.getAccount(id);
           if (!a) throw new C4vError('NOT_FOUND', `no account ${id}`);
@@ -516,7 +613,8 @@ export class OperatorApi {
             locked: b.locked ?? [...a.locked],
           };
           core.createAccount(init);
-          store.putAccount(init);
+          await store.putAccount(init);
+          await this.#o.cluster?.changed('account', id);
           return this.#account(id);
         },
       },
@@ -537,13 +635,14 @@ export class OperatorApi {
           c.audit.accountId = b.accountId;
           c.audit.meetingId = id;
           if (!core.getAccount(b.accountId)) throw new C4vError('NOT_FOUND', `no account ${b.accountId}`);
-          if (core.getMeeting(id) || store.meeting(id)) throw new C4vError('INVALID_STATE', `meeting ${id} exists already`);
+          if (core.getMeeting(id) || (await store.meeting(id))) throw new C4vError('INVALID_STATE', `meeting ${id} exists already`);
           const { password, scheduledStart, ...rest } = b;
           const definition: MeetingDefinition = { ...rest, id, ...(scheduledStart ? { scheduledStart: new Date(scheduledStart).toISOString() } : {}) };
+          if (this.#o.cluster && store.addMeeting) return this.#createClusterMeeting(c, definition, password);
           const meeting = await core.createMeeting(this.#init(definition, password));
           try {
             // The hash, never the password: a restart restores the meeting from it.
-            store.putMeeting({ ...definition, ...(meeting.passwordHash ? { passwordHash: meeting.passwordHash } : {}) }, meeting.settings.retentionDays);
+            await store.putMeeting({ ...definition, ...(meeting.passwordHash ? { passwordHash: meeting.passwordHash } : {}) }, meeting.settings.retentionDays);
           } catch (error) {
             meeting.close();
             throw error;
@@ -560,9 +659,10 @@ export class OperatorApi {
         response: S.MeetingList,
         status: 200,
         refusals: [],
-        handle: (c) => {
-          const ids = new Set([...store.meetings().map((m) => m.definition.id), ...core.meetings.map((m) => m.id)]);
-          let list = [...ids].map((id) => this.#resource(core.getMeeting(id), store.meeting(id)));
+        handle: async (c) => {
+          const stored = new Map((await store.meetings()).map((m) => [m.definition.id, m]));
+          const ids = new Set([...stored.keys(), ...core.meetings.map((m) => m.id)]);
+          let list = [...ids].map((id) => this.#resource(core.getMeeting(id), stored.get(id)));
           if (c.principal.meetingId !== undefined) list = list.filter((m) => m.id === c.principal.meetingId);
           const accountId = c.query.get('accountId');
           if (accountId) list = list.filter((m) => m.accountId === accountId);
@@ -594,8 +694,8 @@ export class OperatorApi {
         response: S.Meeting,
         status: 200,
         refusals: [403, 404, 409],
-        handle: (c) => {
-          const m = this.#live(c.params.meetingId!);
+        handle: async (c) => {
+          const m = await this.#live(c.params.meetingId!);
           this.#operator(c, m).end();
           return this.#meeting(m.id);
         },
@@ -610,8 +710,8 @@ export class OperatorApi {
         response: S.Meeting,
         status: 200,
         refusals: [403, 404, 409],
-        handle: (c) => {
-          const m = this.#live(c.params.meetingId!);
+        handle: async (c) => {
+          const m = await this.#live(c.params.meetingId!);
           this.#operator(c, m).updateSettings(c.body as Partial<MeetingSettings>);
           return this.#meeting(m.id);
         },
@@ -625,10 +725,10 @@ export class OperatorApi {
         response: S.AuditList,
         status: 200,
         refusals: [403, 404],
-        handle: (c) => {
+        handle: async (c) => {
           const id = c.params.meetingId!;
           const live = core.getMeeting(id);
-          if (!live && !store.meeting(id)) throw new C4vError('NOT_FOUND', `no meeting ${id}`);
+          if (!live && !(await store.meeting(id))) throw new C4vError('NOT_FOUND', `no meeting ${id}`);
           const entries: S.AuditEntryResource[] = [
             ...(live?.auditLog ?? []).map((e) => ({
               at: e.at.toISOString(),
@@ -638,7 +738,7 @@ export class OperatorApi {
               outcome: 'ok',
               source: 'meeting' as const,
             })),
-            ...store.audit(id).map((e) => ({
+            ...(await store.audit(id)).map((e) => ({
               at: e.at.toISOString(),
               actor: `api:${e.keyId}`,
               action: e.action,
@@ -661,8 +761,8 @@ export class OperatorApi {
         response: S.ParticipantList,
         status: 200,
         refusals: [403, 404, 409],
-        handle: (c) => {
-          const m = this.#live(c.params.meetingId!);
+        handle: async (c) => {
+          const m = await this.#live(c.params.meetingId!);
           return { admitted: m.participants.map((p) => this.#participant(p)), waiting: m.waiting.map((p) => this.#participant(p)) };
         },
       },
@@ -682,7 +782,7 @@ export class OperatorApi {
         status: 201,
         refusals: [403, 404, 409],
         handle: async (c) => {
-          const m = this.#live(c.params.meetingId!);
+          const m = await this.#live(c.params.meetingId!);
           const b = c.body as S.TokenCreateBody;
           c.audit.target = b.role;
           const identity = b.identity ?? (b.role === 'host' ? m.hostIdentity : undefined);
@@ -711,17 +811,38 @@ export class OperatorApi {
         response: S.ApiKey,
         status: 201,
         refusals: [403, 404, 409],
-        handle: (c) => {
-          const m = this.#live(c.params.meetingId!);
-          if (!store.meeting(m.id)) throw new C4vError('INVALID_STATE', 'scoped keys are for meetings created through the API');
+        handle: async (c) => {
+          const m = await this.#live(c.params.meetingId!);
+          if (!(await store.meeting(m.id))) throw new C4vError('INVALID_STATE', 'scoped keys are for meetings created through the API');
           const key = { id: `mk_${randomBytes(12).toString('base64url')}`, secret: randomApiSecret(), meetingId: m.id, createdAt: new Date() };
-          store.putApiKey(key);
+          await store.putApiKey(key);
           c.audit.target = key.id;
           return { keyId: key.id, secret: key.secret, meetingId: m.id };
         },
       },
     ];
   }
+}
+
+/** The core's MeetingInit of a stored definition (with the clear password of a create request, else the hash). */
+export function meetingInitOf(d: MeetingDefinition, password?: string): MeetingInit {
+  const init: MeetingInit = {
+    id: d.id,
+    accountId: d.accountId,
+    title: d.title,
+    hostIdentity: d.hostIdentity,
+    ...(d.hostName !== undefined ? { hostName: d.hostName } : {}),
+    ...(d.hostEmail !== undefined ? { hostEmail: d.hostEmail } : {}),
+    ...(d.hostProfilePictureUrl !== undefined ? { hostProfilePictureUrl: d.hostProfilePictureUrl } : {}),
+    ...(password !== undefined ? { password } : d.passwordHash !== undefined ? { passwordHash: d.passwordHash } : {}),
+    ...(d.settings !== undefined ? { settings: d.settings } : {}),
+    ...(d.scheduledStart !== undefined ? { scheduledStart: new Date(d.scheduledStart) } : {}),
+    ...(d.scheduledDurationMinutes !== undefined ? { scheduledDurationMinutes: d.scheduledDurationMinutes } : {}),
+    ...(d.recurrence !== undefined ? { recurrence: d.recurrence } : {}),
+    ...(d.hostTimeZone !== undefined ? { hostTimeZone: d.hostTimeZone } : {}),
+    ...(d.dialInNumbers !== undefined ? { dialInNumbers: d.dialInNumbers } : {}),
+  };
+  return init;
 }
 
 /** The web app's join link: `<base>/?meeting=<id>&token=<token>`. */

@@ -4,7 +4,7 @@
 // only. Verification is jose's (the same library as the join tokens).
 import { randomBytes } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, SignJWT, type JWTHeaderParameters } from 'jose';
-import { ProtocolError } from '../../lib/errors.js';
+import { C4vError, ProtocolError } from '../../lib/errors.js';
 
 /** The `aud` claim of API request tokens. */
 export const API_AUDIENCE = 'c4v-media/api/v1';
@@ -51,7 +51,7 @@ export async function signApiRequest(keyId: string, secret: string, ttlSeconds =
  * unknown key, bad signature, wrong audience, too long a lifetime) or TOKEN_EXPIRED; the reason
  * never repeats the token.
  */
-export async function verifyApiRequest(authorization: string | undefined, lookup: (keyId: string) => ApiKeyRecord | undefined): Promise<ApiPrincipal> {
+export async function verifyApiRequest(authorization: string | undefined, lookup: (keyId: string) => ApiKeyRecord | undefined | Promise<ApiKeyRecord | undefined>): Promise<ApiPrincipal> {
   const m = /^Bearer ([\w-]+\.[\w-]+\.[\w-]+)$/.exec(authorization ?? '');
   if (!m) throw new ProtocolError('INVALID_TOKEN', 'missing or malformed Authorization: Bearer <JWT signed with an API key>');
   let keyId = '';
@@ -59,9 +59,10 @@ export async function verifyApiRequest(authorization: string | undefined, lookup
   try {
     const { payload } = await jwtVerify(
       m[1]!,
-      (header: JWTHeaderParameters) => {
+      // The lookup may read a shared store (cluster mode: Redis), hence asynchronous.
+      async (header: JWTHeaderParameters) => {
         keyId = typeof header.kid === 'string' ? header.kid : '';
-        record = keyId ? lookup(keyId) : undefined;
+        record = keyId ? await lookup(keyId) : undefined;
         if (!record) throw new ProtocolError('INVALID_TOKEN', 'unknown API key');
         return encoder.encode(record.secret);
       },
@@ -73,7 +74,8 @@ export async function verifyApiRequest(authorization: string | undefined, lookup
     }
     if (payload.iss !== undefined && payload.iss !== keyId) throw new ProtocolError('INVALID_TOKEN', 'request token issuer is not its key');
   } catch (error) {
-    if (error instanceof ProtocolError) throw error;
+    // ProtocolError, and a store that could not be read (CLUSTER_UNAVAILABLE) is no bad token.
+    if (error instanceof C4vError) throw error;
     if (error instanceof joseErrors.JWTExpired) throw new ProtocolError('TOKEN_EXPIRED', 'request token has expired');
     throw new ProtocolError('INVALID_TOKEN', 'request token does not verify');
   }

@@ -13,7 +13,18 @@ import { toErrorPayload, type ErrorCode } from '../../lib/errors.js';
 import type { ClusterNode } from '../../lib/cluster/ClusterNode.js';
 import { regionAllowed } from '../../lib/media/regions.js';
 import type { Gateway } from '../Gateway.js';
-import { closeFrameFor, closeReasonToWire, decodeRequest, encodeEnvelope, errorToWire, pb, PROTOCOL_VERSIONS } from '../wire.js';
+import { keys } from '../../lib/cluster/keys.js';
+import {
+  closeFrameFor,
+  closeReasonToWire,
+  clusterNodesToWire,
+  decodeRequest,
+  encodeEnvelope,
+  errorToWire,
+  pb,
+  PROTOCOL_VERSIONS,
+  type ClusterNodeWire,
+} from '../wire.js';
 
 const OPEN = 1;
 const CLOSING = 2;
@@ -89,6 +100,8 @@ class EdgeLink {
     private readonly timeoutMs: number,
     private readonly metrics: EdgeMetrics,
     private readonly maxBufferedBytes: number,
+    /** Issue 13: the nodes a join or resume answer lists for this client (JoinOk.cluster_nodes). */
+    private readonly clusterNodes?: () => ClusterNodeWire[],
   ) {
     this.#swallow = new Set(swallow);
     ws.on('message', (d: Buffer) => this.fromClient(d));
@@ -126,6 +139,11 @@ class EdgeLink {
       const env = pb.Envelope.decode(d);
       id = env.id ?? 0;
       isResponse = env.body === 'response';
+      // Join and resume answers carry this edge's view of the nodes the client may go to.
+      if (isResponse && env.response?.join && this.clusterNodes) {
+        env.response.join.clusterNodes = clusterNodesToWire(this.clusterNodes()) as typeof env.response.join.clusterNodes;
+        d = Buffer.from(encodeEnvelope(env));
+      }
     } catch {
       // Our own server's frames always decode; pass anything else through.
     }
@@ -165,6 +183,13 @@ export interface ClusterEdgeOptions {
   requestTimeoutMs?: number;
 }
 
+/** Where a routed connection goes; `regions` (the meeting's) when known, for JoinOk.cluster_nodes. */
+interface RouteTarget {
+  home: string;
+  meetingId: string;
+  regions?: readonly string[];
+}
+
 /** Frames a client may send before its join is routed. */
 const MAX_HELD = 4;
 
@@ -178,6 +203,8 @@ export class ClusterEdge {
   readonly #links = new Map<string, EdgeLink>();
   /** Relayed connections served here (home side), by connection id. */
   readonly #relayed = new Map<string, { socket: VirtualSocket; from: string }>();
+  /** Issue 13 (home side): the connection each participant is attached through, and the node it comes from. */
+  readonly #via = new Map<string, { socket: VirtualSocket; from: string; cid: string }>();
   #nextId = 1;
   #clients = 0;
   readonly #sockets = new Set<WebSocket>();
@@ -308,9 +335,9 @@ export class ClusterEdge {
         swallow.push(req.id);
         return;
       }
-      let target: Promise<{ home: string; meetingId: string } | undefined>;
+      let target: Promise<RouteTarget | undefined>;
       if (req?.type === 'join') target = this.#homeFor(ws, req.id, req.request.join?.meetingId ?? '', held);
-      else if (req?.type === 'resume') target = this.#homeForResume(req.request.resume?.participantId ?? '');
+      else if (req?.type === 'resume') target = this.#resumeTarget(ws, req.id, req.request.resume?.participantId ?? '', held);
       else target = Promise.resolve({ home: this.#node.nodeId, meetingId: '' });
       routing = true;
       void target.then(
@@ -320,7 +347,7 @@ export class ClusterEdge {
           done = true;
           ws.off('message', onMessage);
           ws.off('close', onEarlyClose);
-          this.#route(ws, address, t.home, t.meetingId, held, swallow);
+          this.#route(ws, address, t.home, t.meetingId, held, swallow, t.regions);
         },
         () => ws.terminate(),
       );
@@ -351,7 +378,7 @@ export class ClusterEdge {
   }
 
   /** The home node to route a join to, placing the meeting first; undefined when refused here. */
-  async #homeFor(ws: WebSocket, id: number, meetingId: string, held: Buffer[]): Promise<{ home: string; meetingId: string } | undefined> {
+  async #homeFor(ws: WebSocket, id: number, meetingId: string, held: Buffer[]): Promise<RouteTarget | undefined> {
     const refuse = (code: ErrorCode, reason: string): undefined => {
       held.pop(); // the refused join is not replayed later
       ws.send(encodeEnvelope({ id, response: { error: errorToWire(code, reason) } }));
@@ -365,21 +392,88 @@ export class ClusterEdge {
         // Fail closed: media of this meeting never lands on a node outside its regions.
         return refuse('REGION_UNAVAILABLE', `this node (${this.#node.region}) is outside the meeting's allowed regions`);
       }
-      return { home: lease.nodeId, meetingId };
+      return { home: lease.nodeId, meetingId, regions: lease.allowedRegions };
     } catch (error) {
       const { code, reason } = toErrorPayload(error);
       return refuse(code === 'INTERNAL' ? 'CLUSTER_UNAVAILABLE' : code, code === 'INTERNAL' ? 'cluster unavailable' : reason);
     }
   }
 
-  async #homeForResume(participantId: string): Promise<{ home: string; meetingId: string }> {
+  async #homeForResume(participantId: string): Promise<RouteTarget> {
     const meetingId = participantId ? await this.#node.meetingOfParticipant(participantId) : undefined;
     const lease = meetingId ? await this.#node.placeMeeting(meetingId).catch(() => undefined) : undefined;
-    return { home: lease?.nodeId ?? this.#node.nodeId, meetingId: meetingId ?? '' };
+    return { home: lease?.nodeId ?? this.#node.nodeId, meetingId: meetingId ?? '', ...(lease ? { regions: lease.allowedRegions } : {}) };
   }
 
-  #route(ws: WebSocket, address: string, home: string, meetingId: string, held: Buffer[], swallow: number[]): void {
+  /**
+   * Issue 13: a resume arriving here. A draining node sends it on (NODE_DRAINING: the SDK tries
+   * the next node); otherwise the home is asked to let go of the participant's old connection if
+   * that one came through a node that is dead (the client is faster than the registry TTL).
+   */
+  async #resumeTarget(ws: WebSocket, id: number, participantId: string, held: Buffer[]): Promise<RouteTarget | undefined> {
+    const refuse = (code: ErrorCode, reason: string): undefined => {
+      held.pop(); // the refused resume is not replayed later
+      ws.send(encodeEnvelope({ id, response: { error: errorToWire(code, reason) } }));
+      return undefined;
+    };
+    if (this.#node.draining) return refuse('NODE_DRAINING', 'this node is draining: resume at another node');
+    // Cut off from Redis, this node cannot find the session: say so rather than INVALID_TOKEN,
+    // which would tell the client that its session is gone.
+    if (!this.#node.registry.redisUp) return refuse('CLUSTER_UNAVAILABLE', 'cluster unavailable');
+    const t = await this.#homeForResume(participantId);
+    if (t.meetingId && !t.regions) return refuse('CLUSTER_UNAVAILABLE', 'the meeting\'s home could not be found');
+    // Fail closed as for a join: the participant's media would move here.
+    if (t.regions && !regionAllowed(this.#node.region, t.regions)) {
+      return refuse('REGION_UNAVAILABLE', `this node (${this.#node.region}) is outside the meeting's allowed regions`);
+    }
+    if (participantId && t.meetingId) {
+      const prepare = t.home === this.#node.nodeId
+        ? this.#releaseStale(participantId, this.#node.nodeId)
+        : this.#node.bus.request(t.home, 'relay.resume', { p: participantId }, 3000);
+      await prepare.catch(() => undefined);
+    }
+    return t;
+  }
+
+  /**
+   * Home side of a resume through node `via`: when the participant's live connection is relayed
+   * from another node that is gone (no registry entry, or nobody on its bus channel: a killed
+   * process), that connection is ended as lost now, so that the session can be resumed.
+   */
+  async #releaseStale(participantId: string, via: string): Promise<void> {
+    const s = this.#via.get(participantId);
+    if (!s || s.from === via || s.socket.readyState !== OPEN) return;
+    if (await this.#linkAlive(s)) return;
+    this.#logger.info({ participantId, lost: s.from, via }, 'resume through another node: the connection through a dead or closed link ends');
+    s.socket.gone(1006);
+  }
+
+  /**
+   * Whether a relayed connection still has its client at the other end: its node is in the
+   * registry, subscribed to its bus channel (a killed process is not, at once), and says the
+   * link is open (a drained node closed it; its relay.gone may still be on the way).
+   */
+  async #linkAlive(s: { from: string; cid: string }): Promise<boolean> {
+    if (s.from === this.#node.nodeId) return true;
+    if (!this.#node.registry.node(s.from)) return false;
+    const r = (await this.#node.redis.call('PUBSUB', 'NUMSUB', keys.bus(s.from)).catch(() => undefined)) as [string, number] | undefined;
+    if (r !== undefined && Number(r[1]) === 0) return false;
+    // No answer in time: a node that cannot answer cannot carry the client either.
+    return this.#node.bus.request<boolean>(s.from, 'relay.alive', { c: s.cid }, 1000).then((open) => open === true, () => false);
+  }
+
+  /** Issue 13: the serving nodes in `regions`, this one first, then the least loaded. */
+  #clusterNodes(regions: readonly string[]): ClusterNodeWire[] {
+    const self = this.#node.nodeId;
+    return this.#node.registry.nodes
+      .filter((n) => n.state === 'serving' && n.url && regionAllowed(n.region, regions))
+      .sort((a, b) => (a.id === self ? -1 : b.id === self ? 1 : a.participants - b.participants || (a.id < b.id ? -1 : 1)))
+      .map((n) => ({ nodeId: n.id, url: n.url, region: n.region }));
+  }
+
+  #route(ws: WebSocket, address: string, home: string, meetingId: string, held: Buffer[], swallow: number[], regions?: readonly string[]): void {
     const cid = `${this.#node.nodeId}:${this.#nextId++}`;
+    const nodes = regions ? () => this.#clusterNodes(regions) : undefined;
     if (home === this.#node.nodeId) {
       // Served here: an ordinary Connection on a virtual socket in front of the WebSocket.
       const socket = new VirtualSocket({
@@ -396,6 +490,7 @@ export class ClusterEdge {
         this.#timeoutMs,
         this.#metrics,
         this.#gateway.limits.maxBufferedBytes,
+        nodes,
       );
       this.#gateway._attach(socket as unknown as WebSocket, address);
       this.#watchJoin(socket, meetingId, this.#node.nodeId);
@@ -421,28 +516,44 @@ export class ClusterEdge {
       this.#timeoutMs,
       this.#metrics,
       this.#gateway.limits.maxBufferedBytes,
+      nodes,
     );
     this.#links.set(cid, link);
     send('relay.open', { c: cid, address, m: meetingId });
     for (const d of held) link.fromClient(d);
   }
 
-  /** Tells the meeting's media plane where a participant's media goes, from its JoinOk. */
-  #watchJoin(socket: VirtualSocket, meetingId: string, from: string): void {
+  /**
+   * Tells the meeting's media plane where a participant's media goes, from its JoinOk (join or
+   * resume). Issue 13: after the answer, so that a resume through another node, which moves the
+   * participant's media there, has its producer_closed and reconnect notices follow the answer.
+   */
+  #watchJoin(socket: VirtualSocket, meetingId: string, from: string, cid = ''): void {
     const out = socket.send.bind(socket);
     socket.send = (data: Uint8Array) => {
+      let participantId: string | undefined;
       try {
         const env = pb.Envelope.decode(data);
         const join = env.body === 'response' ? env.response?.join : undefined;
-        if (join?.participantId && meetingId) {
-          this.#node.mediaOf(meetingId)?.assignNode(join.participantId, from);
-          void this.#node.rememberParticipant(join.participantId, meetingId);
-        }
+        if (join?.participantId && meetingId) participantId = join.participantId;
       } catch {
         // not ours to judge: the frame goes out as it is
       }
       out(data);
+      if (participantId) {
+        this.#attachedVia(participantId, socket, from, cid);
+        this.#node.mediaOf(meetingId)?.assignNode(participantId, from);
+        void this.#node.rememberParticipant(participantId, meetingId);
+      }
     };
+  }
+
+  /** Issue 13: which node a participant's live connection comes through (home side), for #releaseStale. */
+  #attachedVia(participantId: string, socket: VirtualSocket, from: string, cid: string): void {
+    this.#via.set(participantId, { socket, from, cid });
+    socket.once('close', () => {
+      if (this.#via.get(participantId)?.socket === socket) this.#via.delete(participantId);
+    });
   }
 
   // Home side ------------------------------------------------------------------------------------
@@ -457,12 +568,18 @@ export class ClusterEdge {
       });
       socket.once('close', () => this.#relayed.delete(b.c));
       this.#relayed.set(b.c, { socket, from });
-      this.#watchJoin(socket, b.m, from);
+      this.#watchJoin(socket, b.m, from, b.c);
       this.#gateway._attach(socket as unknown as WebSocket, b.address);
     });
     bus.listen('relay.in', (b: { c: string; d: string }) => this.#relayed.get(b.c)?.socket.feed(Buffer.from(b.d, 'base64')));
     bus.listen('relay.gone', (b: { c: string; code: number }) => this.#relayed.get(b.c)?.socket.gone(b.code));
     bus.listen('relay.pong', (b: { c: string }) => this.#relayed.get(b.c)?.socket.pong());
+    bus.handle('relay.resume', (b: { p: string }, from: string) => this.#releaseStale(String(b?.p ?? ''), from));
+    // Edge side: is this client's link still open (asked by a home before a resume elsewhere)?
+    bus.handle('relay.alive', (b: { c: string }) => {
+      const l = this.#links.get(String(b?.c ?? ''));
+      return !!l && !l.closed && l.ws.readyState === OPEN;
+    });
     // Edge side: what the home sends back.
     bus.listen('relay.out', (b: { c: string; d: string }) => this.#links.get(b.c)?.toClient(Buffer.from(b.d, 'base64')));
     bus.listen('relay.close', (b: { c: string; code: number; reason: string }) => this.#links.get(b.c)?.ws.close(b.code, b.reason));

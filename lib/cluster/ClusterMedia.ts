@@ -38,6 +38,8 @@ export class ClusterMedia extends TypedEmitter<MeetingMediaEvents> implements Me
   readonly #pipes = new Map<string, Promise<void>>();
   readonly #links = new Map<string, Promise<void>>();
   readonly #remotePlacements = new Map<string, PlacementEntry>();
+  /** Issue 13: producers a participant lost when its media moved to another node, by participant and source. */
+  readonly #moved = new Map<string, ProducerInfo>();
   #closed = false;
 
   constructor(o: {
@@ -67,9 +69,43 @@ export class ClusterMedia extends TypedEmitter<MeetingMediaEvents> implements Me
     return this.#nodeOf.get(participantId) ?? this.#self.nodeId;
   }
 
-  /** Called by the relay before the participant's first media request: its media goes to `nodeId`. */
+  /**
+   * Called by the relay with every join or resume answer, before the participant's next media
+   * request: its media goes to `nodeId`. Issue 13: a resume through another node than the one its
+   * media lives on (that node died, drains, or the client switched) moves it; see #moveMedia.
+   */
   assignNode(participantId: string, nodeId: string): void {
+    const before = this.#nodeOf.get(participantId);
     this.#nodeOf.set(participantId, nodeId);
+    if (before !== undefined && before !== nodeId && !this.#closed) this.#moveMedia(participantId, before);
+  }
+
+  /**
+   * Issue 13: the participant's media lives on another node from now on. What it had on `from` is
+   * gone for everyone: its producers and chat channel end (others drop their consumers, and its
+   * new producers name the old ones they replace), what is left there is released (a live node),
+   * and the participant is told to rebuild its media (the reconnect notice, everything in scope).
+   */
+  #moveMedia(participantId: string, from: string): void {
+    this.#logger.info({ participantId, from, to: this.#nodeOf.get(participantId) }, 'participant media moves to another node');
+    for (const r of [...this.#producers.values()]) {
+      if (r.info.participantId !== participantId) continue;
+      this.#moved.set(`${participantId}\n${r.info.source}`, { ...r.info });
+      this.#dropProducer(r);
+    }
+    for (const [id, c] of [...this.#chats]) if (c.participantId === participantId) this.#dropChat(id, c);
+    if (from === this.#self.nodeId) this.#local.releaseParticipant(participantId);
+    else void this.#handles.get(from)?.then((h) => h.call('releaseParticipant', participantId)).catch(() => undefined);
+    this.safeEmit('reconnect', [participantId]);
+  }
+
+  #dropChat(id: string, c: { participantId: string; node: string; targets: Set<string> }): void {
+    this.#chats.delete(id);
+    for (const t of c.targets) {
+      this.#pipes.delete(`${id}|${t}`);
+      void this.#handles.get(t)?.then((h) => h.call('closeAdoptedData', id)).catch(() => undefined);
+    }
+    this.safeEmit('chatclosed', id, c.participantId);
   }
 
   /** Nodes the meeting has media on. */
@@ -165,7 +201,11 @@ export class ClusterMedia extends TypedEmitter<MeetingMediaEvents> implements Me
     const node = this.nodeOf(participantId);
     const info = await this.#on<ProducerInfo>(participantId, 'produce', params);
     this.#producers.set(info.id, { info: { ...info }, node, targets: new Set() });
-    return { ...info };
+    // Issue 13: published again after its media moved: others swap the old stream for this one.
+    const key = `${participantId}\n${params.source}`;
+    const replaced = this.#moved.get(key);
+    this.#moved.delete(key);
+    return replaced && !info.replacesProducerId ? { ...info, replacesProducerId: replaced.id } : { ...info };
   }
 
   #record(producerId: string): ProducerRecord {
@@ -283,12 +323,14 @@ export class ClusterMedia extends TypedEmitter<MeetingMediaEvents> implements Me
    * reconnect notice then names no producers, and clients publish everything again).
    */
   lostProducers(participantId: string): ProducerInfo[] {
+    // Issue 13: those lost by a move to another node (known here, on the home) come first.
+    const moved = [...this.#moved.values()].filter((i) => i.participantId === participantId).map((i) => ({ ...i }));
     try {
       this.#localOnly(participantId);
     } catch {
-      return [];
+      return moved;
     }
-    return this.#local.lostProducers(participantId);
+    return [...moved, ...this.#local.lostProducers(participantId)];
   }
 
   consumerLayers(participantId: string, consumerId: string): ReturnType<MeetingMedia['consumerLayers']> {
@@ -348,6 +390,7 @@ export class ClusterMedia extends TypedEmitter<MeetingMediaEvents> implements Me
   releaseParticipant(participantId: string): void {
     const node = this.nodeOf(participantId);
     this.#nodeOf.delete(participantId);
+    for (const [key, info] of [...this.#moved]) if (info.participantId === participantId) this.#moved.delete(key);
     if (node === this.#self.nodeId) {
       this.#local.releaseParticipant(participantId);
       return;
@@ -382,15 +425,10 @@ export class ClusterMedia extends TypedEmitter<MeetingMediaEvents> implements Me
         return;
       }
       case 'chatclosed': {
-        const [id, pid] = args as [string, string];
+        const [id] = args as [string, string];
         const c = this.#chats.get(id);
         if (c?.node !== nodeId) return;
-        this.#chats.delete(id);
-        for (const t of c.targets) {
-          this.#pipes.delete(`${id}|${t}`);
-          void this.#handles.get(t)?.then((h) => h.call('closeAdoptedData', id)).catch(() => undefined);
-        }
-        this.safeEmit('chatclosed', id, pid);
+        this.#dropChat(id, c);
         return;
       }
       case 'placement': {
@@ -441,7 +479,9 @@ export class ClusterMedia extends TypedEmitter<MeetingMediaEvents> implements Me
       for (const t of c.targets) void this.#handles.get(t)?.then((h) => h.call('closeAdoptedData', id)).catch(() => undefined);
       this.safeEmit('chatclosed', id, c.participantId);
     }
-    for (const [pid, n] of [...this.#nodeOf]) if (n === nodeId) this.#nodeOf.delete(pid);
+    // Issue 13: participants whose media was there keep that node as theirs: their media is gone
+    // (requests fail with CLUSTER_UNAVAILABLE, not land on the home), and a resume through another
+    // node moves them (assignNode).
     for (const [key, p] of this.#remotePlacements) if (key.startsWith(`${nodeId}|`) && !p.to) {
       p.to = new Date();
       p.endReason = 'worker-died';

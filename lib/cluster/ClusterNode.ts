@@ -178,6 +178,11 @@ export class ClusterNode extends TypedEmitter<ClusterNodeEvents> {
     this.#inits.set(init.id, init);
   }
 
+  /** Issue 13c: the meeting is no longer placeable here (it ended, or its definition went). */
+  forgetMeeting(meetingId: string): void {
+    this.#inits.delete(meetingId);
+  }
+
   // Placement --------------------------------------------------------------------------------------
 
   /** The meeting's home, placing it when it has none and this node knows its init; undefined for an unknown meeting. */

@@ -19,6 +19,28 @@ export const keys = {
   epoch: (id: string) => `${PREFIX}meeting:${id}:epoch`,
   /** String: the meeting of an (opaque) participant id, so a resume can be routed. */
   participant: (id: string) => `${PREFIX}participant:${id}`,
+  // Issue 13c: the operator API's durable definitions (lib/store/RedisDefinitionStore.ts). These
+  // are the exception to the TTL rule while a meeting is defined (a meeting scheduled for next
+  // month must not expire); at its end its keys get a TTL of its retention plus a day, the
+  // backstop of the control-plane adapter's retention purge.
+  /** String (JSON): an account (init, created/updated times); no TTL (no personal fields). */
+  defAccount: (id: string) => `${PREFIX}def:account:${id}`,
+  /** Set of account ids. */
+  defAccounts: () => `${PREFIX}def:accounts`,
+  /** String (JSON): a meeting definition (host fields, password hash, settings, ended time). */
+  defMeeting: (id: string) => `${PREFIX}def:meeting:${id}`,
+  /** Sorted set of defined meeting ids, by creation time (ms). */
+  defMeetings: () => `${PREFIX}def:meetings`,
+  /** Set of the meeting-scoped API key ids of one meeting. */
+  defMeetingKeys: (id: string) => `${PREFIX}def:meeting:${id}:keys`,
+  /** String (JSON): a meeting-scoped API key (secret, meeting id). */
+  defApiKey: (keyId: string) => `${PREFIX}def:apikey:${keyId}`,
+  /** List (JSON entries): the operator API's audit of one meeting; `-` for entries naming none. */
+  defAudit: (meetingId: string) => `${PREFIX}def:audit:${meetingId}`,
+  /** Set of meeting ids that have an audit list. */
+  defAuditIndex: () => `${PREFIX}def:audit-index`,
+  /** Counter: order of audit entries across nodes. */
+  defAuditSeq: () => `${PREFIX}def:audit-seq`,
   /** Pub/sub channel of one node. */
   bus: (nodeId: string) => `${PREFIX}bus:${nodeId}`,
 } as const;

@@ -128,7 +128,16 @@ export interface NodeProcess {
 export const CLUSTER_SECRET = 'cluster-test-secret-0123456789abcdef-0123456789';
 
 /** Starts `c4v-media serve` as a cluster node on `host` (a loopback address) in `region`. */
-export async function startNode(o: { id: string; host: string; region: string; redisUrl: string; settings?: Record<string, unknown> }): Promise<NodeProcess> {
+export async function startNode(o: {
+  id: string;
+  host: string;
+  region: string;
+  redisUrl: string;
+  settings?: Record<string, unknown>;
+  env?: Record<string, string>;
+  /** More top-level config sections (e.g. `limits`), merged into the node's config file. */
+  config?: Record<string, unknown>;
+}): Promise<NodeProcess> {
   const dir = mkdtempSync(join(tmpdir(), `c4v-node-${o.id}-`));
   const config = join(dir, 'config.json');
   writeFileSync(
@@ -138,6 +147,7 @@ export async function startNode(o: { id: string; host: string; region: string; r
         account: { id: 'schule-a' },
         meeting: { id: 'elternabend', title: 'Elternabend 5b', hostIdentity: 'host@schule-a.de', hostName: 'Frau Schmidt', settings: o.settings ?? {} },
       },
+      ...o.config,
     }),
   );
   const child = track(spawn(NODE, [join(ROOT, 'dist/bin/c4v-media.js'), 'serve', '--config', config], {
@@ -162,6 +172,8 @@ export async function startNode(o: { id: string; host: string; region: string; r
       C4V_CLUSTER_LEASE_MS: '3000',
       // At the end of a test (SIGTERM) nothing waits for meetings to finish.
       C4V_CLUSTER_DRAIN_DEADLINE_MS: '0',
+      // Issue 13c: extra settings of one test (the API's admin secret, a Redis CA file).
+      ...o.env,
     },
   }));
   child.stderr!.on('data', (d: Buffer) => {
