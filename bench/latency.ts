@@ -2,7 +2,7 @@
 // receiver on the same engine records every copy's one-way delay, and the path's CPU is sampled.
 // A scenario runs in rounds, so that several paths can take turns (A B C, B C A, ...) and share
 // whatever else the machine is doing evenly: ratios between paths stay fair on a busy machine.
-import type { PacketEngine, Receiver, SenderOptions, UdpSocket } from './native/index.js';
+import type { PacketEngine, Receiver, ReceiverOptions, SenderOptions, UdpSocket } from './native/index.js';
 import { GENERATOR_SSRC, type ForwardPath, type Workload } from './paths.js';
 import { percentiles, summarise, thin, type DelaySummary } from './stats.js';
 
@@ -28,6 +28,10 @@ export interface ScenarioResult extends Omit<DelaySummary, 'cdf'> {
   /** Per round: the forwarder's CPU ms and the copies the receiver got in it (per-copy CPU). */
   roundStats: RoundStat[];
   cdf: DelaySummary['cdf'];
+  /** Issue 14: the receiver's raw records (ScenarioOptions.keepRecords); not written to results.json. */
+  records?: ArrayBuffer;
+  /** Issue 14: copies timed by the kernel's receive timestamp (ScenarioOptions.receiver.kernelTimestamps). */
+  kernelStamped?: number;
 }
 
 /** One round of a scenario: forwarding CPU and copies delivered while it ran. */
@@ -56,6 +60,10 @@ export interface ScenarioOptions {
   workload: Workload;
   fanout: number;
   warmupFrames?: number;
+  /** Issue 14: how the receiver times copies (kernel timestamps, batched reads); default user space, per wake-up. */
+  receiver?: Pick<ReceiverOptions, 'kernelTimestamps' | 'batchSleepUs'>;
+  /** Issue 14: keep the receiver's raw records in the result (per-copy analysis). */
+  keepRecords?: boolean;
 }
 
 /** A path with its generator and receiver, measured in one or more rounds. */
@@ -109,6 +117,7 @@ export class Scenario {
       socket: this.#rx,
       maxRecords: Math.ceil((this.#warm + maxMeasuredFrames) * w.packetsPerFrame * copies * 1.05) + 1000,
       copies: path.copies,
+      ...this.#o.receiver,
     });
     this.#base = {
       socket: this.#tx,
@@ -198,6 +207,8 @@ export class Scenario {
       receiverCpuPercent: (result.cpuNs / 1e6 / Math.max(1, Date.now() - this.#openedAt)) * 100,
       srtpFailures: result.srtpFailures,
       roundStats: [...this.#roundStats],
+      ...(this.#o.keepRecords ? { records: result.records } : {}),
+      ...(this.#o.receiver?.kernelTimestamps ? { kernelStamped: result.kernelStamped } : {}),
     };
   }
 

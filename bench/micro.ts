@@ -70,7 +70,7 @@ export async function runMicro(quick: boolean): Promise<MicroResult> {
       sink = Envelope.decode(bytes);
     });
     const roster = await optionalImport('../gateway/rosterEncoding.js');
-    const encodeParticipantList = roster?.encodeParticipantList as ((id: number, p: unknown[], pr: unknown[], d: unknown[], speaker: string) => Uint8Array) | undefined;
+    const encodeParticipantList = roster?.encodeParticipantList as ((id: number, p: unknown[], pr: unknown[], d: unknown[], speaker: string, meeting?: object) => Uint8Array) | undefined;
     // Issue 14: the hot path of get_participants, piece by piece (the load test in
     // bench/signalling.ts measures the whole request, socket and event loop included).
     const getReq = Envelope.encode({ id: 123456, request: { getParticipants: {} } }).finish();
@@ -90,6 +90,11 @@ export async function runMicro(quick: boolean): Promise<MicroResult> {
         const prods = producers.map((p) => ({ id: p.id, participantId: p.participantId, source: 'microphone', kind: 'audio', paused: false }));
         bench.add(`get_participants: response encode, cached entries (${roster}-person roster)`, () => {
           sink = encodeParticipantList(123456, people, prods, [], '');
+        });
+        // Issue 14b: the roster part shared per meeting (what the gateway does now).
+        const meeting = {};
+        bench.add(`get_participants: response encode, shared per meeting (${roster}-person roster)`, () => {
+          sink = encodeParticipantList(123456, people, prods, [], '', meeting);
         });
       }
     }

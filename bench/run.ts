@@ -28,7 +28,7 @@ import { AUDIO, VIDEO, mediasoupPath, nativePath, type ForwardPath, type PathNam
 import { percentiles, quantileRatioInterval, spread, type Interval } from './stats.js';
 import { cdfChart } from './svg.js';
 import { spreadFanout, type SpreadResult } from './spread.js';
-import { signallingThroughput, type SignallingResult } from './signalling.js';
+import { signallingReport, signallingSection, type SignallingSection } from './signalling-section.js';
 import { compareWorkerBuilds, parseWorkerBuilds, type WorkerBuild, type WorkerBuildResult } from './workerbuild.js';
 import { resolveWorkerBinary } from '../lib/media/workerBinary.js';
 import { meetingMix, meetingsReport, type MeetingsResult } from './meetings.js';
@@ -298,22 +298,32 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
 
     // ---- signalling throughput (issue 14) --------------------------------------------------------
     if (has('signalling')) {
-      const sig: SignallingResult[] = [];
-      for (const [roster, meetings] of o.quick ? [[10, 1]] : [[10, 5], [50, 1]]) {
-        sig.push(await signallingThroughput({ roster: roster!, meetings: meetings!, startRps: o.quick ? 500 : 250, factor: o.quick ? 2 : 1.5, maxSteps: o.quick ? 2 : 12, stepSeconds: o.quick ? 0.5 : 2, log: o.log }));
-      }
-      results.signalling = sig;
+      results.signalling = await signallingSection(o);
     }
 
     // ---- large fan-out spread over workers (issue 14) --------------------------------------------
     if (has('spread')) {
       // spreadAbove 1: the consumers are spread from the first one on (the default, 100, keeps a
-      // smaller meeting on one worker without pipes).
-      const spreadCore = await createMediaCore({ logger, registry: createMetricsRegistry(), workers: { workers: cpus().length }, media: { mediaCodecs: MEDIA_CODECS, spreadAbove: 1 } });
+      // smaller meeting on one worker without pipes). Issue 14, w3-14c: the flat fan-out of wave 2
+      // (spreadTree false) and the tree (the default) side by side with one worker.
+      const spreadCore = (tree: boolean): Promise<MediaCore> =>
+        createMediaCore({ logger, registry: createMetricsRegistry(), workers: { workers: cpus().length }, media: { mediaCodecs: MEDIA_CODECS, spreadAbove: 1, spreadTree: tree, participantsPerWorker: 10_000 } });
+      const flat = await spreadCore(false);
+      const tree = await spreadCore(true).catch((error: unknown) => {
+        flat.close();
+        throw error;
+      });
       try {
-        results.spread = await spreadFanout(engine, core, spreadCore, { fanouts: o.quick ? [20] : [100, 500, 1000], rounds: o.quick ? 2 : 10, roundSeconds: o.quick ? 0.5 : 1, log: o.log });
+        results.spread = await spreadFanout(engine, { single: core, flat, tree }, {
+          fanouts: o.quick ? [20] : [100, 500, 1000],
+          userTimingAt: o.quick ? [20] : [1000],
+          rounds: o.quick ? 2 : 8,
+          roundSeconds: o.quick ? 0.5 : 1,
+          log: o.log,
+        });
       } finally {
-        spreadCore.close();
+        flat.close();
+        tree.close();
       }
     }
 
@@ -521,18 +531,16 @@ export function report(results: Record<string, unknown>): string {
       ),
     );
   }
-  const sig = (results.signalling ?? []) as SignallingResult[];
-  if (sig.length) {
-    parts.push('\nSignalling throughput: get_participants against the gateway in its own process (one worker), open loop, rising rates\n');
-    parts.push(table(sig.flatMap((r) => r.steps.map((x) => ({ roster: r.roster, connections: r.connections, 'target/s': x.targetRps.toFixed(0), 'answered/s': x.achievedRps.toFixed(0), p50: `${x.p50Ms.toFixed(2)}ms`, p99: `${x.p99Ms.toFixed(2)}ms`, 'server CPU': `${x.serverCpuPercent.toFixed(0)}%`, 'req/s per server core': x.rpsPerServerCore.toFixed(0), 'generator CPU': `${x.generatorCpuPercent.toFixed(0)}%` })))));
-    for (const r of sig) parts.push(r.best ? `roster ${r.roster}: ${r.best.rpsPerServerCore.toFixed(0)} req/s per server core at ${r.best.achievedRps.toFixed(0)} req/s with p99 ${r.best.p99Ms.toFixed(2)} ms (<= ${r.p99BoundMs} ms); response ${r.responseBytes} B` : `roster ${r.roster}: no step had p99 <= ${r.p99BoundMs} ms`);
-  }
+  const sig = results.signalling as SignallingSection | undefined;
+  if (sig) parts.push(signallingReport(sig, { table, interval: fmtInterval }));
   const spreadRes = results.spread as SpreadResult | undefined;
   if (spreadRes?.rows.length) {
-    parts.push('\nLarge fan-out: one producer, N audio consumers, library on one worker vs spread over all workers (same run)\n');
-    parts.push(table(spreadRes.rows.map((r) => ({ N: r.fanout, path: r.path, 'last p50': fmtUs(r.lastP50Us), 'last p99': fmtUs(r.lastP99Us), 'first p50': fmtUs(r.firstP50Us), loss: `${(r.loss * 100).toFixed(2)}%`, 'worker CPU': `${r.cpuPercent.toFixed(0)}%`, packets: r.packets }))));
+    parts.push(`\nLarge fan-out: one producer, N audio consumers: one worker, spread flat, spread tree, native forwarder (same run; load average ${spreadRes.loadAvg.start.toFixed(1)} -> ${spreadRes.loadAvg.end.toFixed(1)})\n`);
+    parts.push(table(spreadRes.rows.map((r) => ({ N: r.fanout, timing: r.timing, path: r.path, 'last p50': fmtUs(r.lastP50Us), 'last p99': fmtUs(r.lastP99Us), 'first p50': fmtUs(r.firstP50Us), loss: `${(r.loss * 100).toFixed(2)}%`, 'worker CPU': `${r.cpuPercent.toFixed(0)}%`, 'receiver CPU': `${r.receiverCpuPercent.toFixed(0)}%`, packets: r.packets }))));
+    parts.push('\nPer worker (start: its first copy of a packet, span: its last minus its first, p50; * = the producer\'s worker)\n');
+    parts.push(table(spreadRes.rows.flatMap((r) => r.perWorker.map((w) => ({ N: r.fanout, timing: r.timing, path: r.path, worker: `${w.workerId}${w.producer ? '*' : ''}`, copies: w.copies, start: fmtUs(w.startP50Us), 'span p50': fmtUs(w.spanP50Us), 'span p99': fmtUs(w.spanP99Us), 'end p50': fmtUs(w.endP50Us), CPU: `${w.cpuPercent.toFixed(0)}%`, 'CPU/packet': fmtUs(w.cpuUsPerPacket), 'projected last': fmtUs(r.projectedLastUs ?? NaN) })))));
     parts.push('');
-    parts.push(table(spreadRes.ratios.map((r) => ({ N: r.fanout, ratio: 'spread / one worker', 'last p50': fmtInterval(r.lastP50), 'last p99': fmtInterval(r.lastP99) }))));
+    parts.push(table(spreadRes.ratios.map((r) => ({ N: r.fanout, timing: r.timing, ratio: `${r.of} / ${r.to}`, 'last p50': fmtInterval(r.lastP50), 'last p99': fmtInterval(r.lastP99), 'projected (core per worker)': r.projected === undefined ? '-' : `${r.projected.toFixed(2)}x` }))));
   }
   const build = results.build as WorkerBuildResult | undefined;
   if (build?.rows.length) {

@@ -1,11 +1,14 @@
 // The server side of the signalling load test (issue 14), run as its own process so that its CPU
 // is measured apart from the load generator's: a media core with one worker and the real gateway
 // on an ephemeral loopback port, like `c4v-media serve`, with `meetings` meetings of `roster`
-// participants each (no waiting room). It prints one JSON line, { port, tokens: [...] } with one
-// join token per roster seat, and exits when its stdin closes.
+// participants each (no waiting room), optionally with hot-path switches off (a JSON object). It prints one JSON line, { port, tokens: [...] } with one
+// join token per roster seat, and exits when its stdin closes. Lines on stdin start and stop a
+// CPU profile of the hot path (bench/profile-split.ts splits it).
 //
 // The per-connection and per-address rate limits are raised: every connection comes from
 // 127.0.0.1, and the point is what the server does at rates far above one client's allowance.
+import { Session } from 'node:inspector';
+import { createInterface } from 'node:readline';
 import { createGateway } from '../gateway/Gateway.js';
 import { JoinTokens } from '../gateway/tokens.js';
 import { createMediaCore } from '../lib/MediaCore.js';
@@ -15,7 +18,9 @@ import { createMetricsRegistry } from '../lib/telemetry/metrics.js';
 async function main(): Promise<void> {
   const meetings = Number(process.argv[2] ?? 1);
   const roster = Number(process.argv[3] ?? 10);
-  if (!(Number.isInteger(meetings) && meetings >= 1 && Number.isInteger(roster) && roster >= 1)) throw new TypeError('usage: signalling-server.js MEETINGS ROSTER');
+  // Issue 14: hot-path switches (gateway/Connection.ts HotPathTuning), to compare builds in one run.
+  const tuning = JSON.parse(process.argv[4] ?? '{}') as Record<string, boolean>;
+  if (!(Number.isInteger(meetings) && meetings >= 1 && Number.isInteger(roster) && roster >= 1)) throw new TypeError('usage: signalling-server.js MEETINGS ROSTER [TUNING-JSON]');
   const logger = createLogger({ level: 'silent' });
   const registry = createMetricsRegistry();
   const core = await createMediaCore({ logger, registry, workers: { workers: 1 } });
@@ -34,6 +39,7 @@ async function main(): Promise<void> {
     registry,
     tokens,
     port: 0,
+    _tuning: tuning,
     limits: {
       messagesPerSecond: 1e6,
       messageBurst: 1e6,
@@ -47,7 +53,16 @@ async function main(): Promise<void> {
     },
   });
   process.stdout.write(JSON.stringify({ port: new URL(gateway.url).port, url: gateway.url, seats }) + '\n');
-  process.stdin.resume();
+  // `profile-start` / `profile-stop` lines on stdin: a V8 CPU profile of exactly the steps in
+  // between (not the set-up), answered on stdout with one JSON line: the profile itself.
+  const inspector = new Session();
+  inspector.connect();
+  const post = (method: string, params?: object): Promise<unknown> => new Promise((resolve, reject) => inspector.post(method, params, (error, result) => (error ? reject(error) : resolve(result))));
+  createInterface({ input: process.stdin }).on('line', (line) => {
+    // Sampled every 100 us (V8's default is 1 ms: too few samples in a step of a second or two).
+    if (line === 'profile-start') void post('Profiler.enable').then(() => post('Profiler.setSamplingInterval', { interval: 100 })).then(() => post('Profiler.start')).then(() => process.stdout.write('{"profiling":true}\n'));
+    if (line === 'profile-stop') void post('Profiler.stop').then((r) => process.stdout.write(JSON.stringify((r as { profile: unknown }).profile) + '\n'));
+  });
   process.stdin.on('end', () => {
     void gateway.close().finally(() => {
       core.close();

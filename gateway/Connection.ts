@@ -64,6 +64,17 @@ export interface ConnectionLimits {
   joinTimeoutMs: number;
 }
 
+/**
+ * @internal Issue 14: switches for the signalling hot path, all on by default; bench/signalling.ts
+ * turns them off to measure each one's gain against a baseline in the same run.
+ */
+export interface HotPathTuning {
+  /** The responses (and notifications) of one event-loop turn leave a socket in one write. */
+  batchWrites: boolean;
+  /** get_participants shares the encoded roster per meeting (gateway/rosterEncoding.ts). */
+  rosterCache: boolean;
+}
+
 /** What a connection needs from its gateway. */
 export interface ConnectionContext {
   core: GatewayCore;
@@ -73,6 +84,62 @@ export interface ConnectionContext {
   addressLimiter: KeyedRateLimiter;
   serverVersion: string;
   sessions: Map<string, Session>;
+  /** @internal Issue 14; every switch on when absent. */
+  tuning?: Partial<HotPathTuning>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Write batching (issue 14)
+// ---------------------------------------------------------------------------------------------
+
+// Without batching, every ws.send() is its own write syscall: at a few thousand requests per
+// second that is most of the server's CPU (one read, one write and one event-loop turn per
+// request). A socket that is sent a response while more requests of its connection wait is
+// corked until the end of the current event-loop turn (setImmediate runs after this turn's I/O
+// callbacks), so the responses to all the frames of one read (and anything else sent to it in
+// that turn) leave in one writev. Order is kept (one stream), and
+// the send-buffer bound still holds: ws.bufferedAmount counts corked bytes, and #sendBytes checks
+// it before every send. A socket destroyed while corked loses what was corked, as it would lose
+// what was queued.
+// NOTE: ws has no cork API; its maintainer points to `websocket._socket.cork()` for exactly this
+// (https://github.com/websockets/ws/pull/1999). Sockets without one (the cluster relay's virtual
+// sockets) are sent to unbatched.
+type Corkable = { cork(): void; uncork(): void; writableCorked: number; destroyed: boolean };
+const corked: Corkable[] = [];
+let flushScheduled = false;
+
+function flushCorked(): void {
+  flushScheduled = false;
+  // uncork() may run socket callbacks that send (and cork) again: take the list first.
+  const list = corked.splice(0);
+  for (const s of list) s.uncork();
+}
+
+/** The TCP socket under `ws` (undefined for the cluster relay's virtual sockets). */
+function socketOf(ws: WebSocket): Corkable | undefined {
+  const socket = (ws as unknown as { _socket?: Corkable })._socket;
+  return socket && typeof socket.cork === 'function' ? socket : undefined;
+}
+
+/**
+ * A batch this large (or above the send-buffer bound, if that is lower) is written out at once
+ * (uncorked early): it bounds what one turn holds back, and it lets the kernel take the bytes
+ * before the send-buffer bound is checked, so that a client
+ * that pipelines many large answers but reads them is not taken for a slow reader: corked bytes
+ * count in ws.bufferedAmount, which without the cork the kernel would have taken.
+ */
+const FLUSH_AT_BYTES = 64 * 1024;
+
+function corkForThisTurn(ws: WebSocket): void {
+  const socket = socketOf(ws);
+  // writableCorked > 0: corked already this turn (ws's own cork never outlives a send call).
+  if (!socket || socket.writableCorked > 0 || socket.destroyed) return;
+  socket.cork();
+  corked.push(socket);
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flushCorked);
+  }
 }
 
 type State = 'new' | 'ready' | 'joined' | 'closed';
@@ -102,6 +169,8 @@ export class Connection implements SessionSink {
   #protocolErrors = 0;
   #floodStrikes = 0;
   readonly #bucket: TokenBucket;
+  readonly #batchWrites: boolean;
+  readonly #rosterCache: boolean;
   readonly #joinTimer: NodeJS.Timeout;
   #killTimer: NodeJS.Timeout | undefined;
 
@@ -115,6 +184,8 @@ export class Connection implements SessionSink {
     this.logger = logger;
     const l = ctx.limits;
     this.#bucket = new TokenBucket(l.messagesPerSecond, l.messageBurst);
+    this.#batchWrites = ctx.tuning?.batchWrites ?? true;
+    this.#rosterCache = ctx.tuning?.rosterCache ?? true;
     this.#joinTimer = setTimeout(() => {
       if (this.#state === 'new' || this.#state === 'ready') this.#closeWith('timeout', 'no join within the time limit');
     }, l.joinTimeoutMs);
@@ -253,11 +324,20 @@ export class Connection implements SessionSink {
   #sendBytes(bytes: Uint8Array): void {
     const ws = this.ws;
     if (ws.readyState !== WebSocket.OPEN) return;
+    const limit = this.ctx.limits.maxBufferedBytes;
+    if (this.#batchWrites && ws.bufferedAmount > Math.min(FLUSH_AT_BYTES, limit)) {
+      const socket = socketOf(ws);
+      // The batch so far goes out now; what the kernel does not take stays in bufferedAmount.
+      if (socket?.writableCorked) socket.uncork();
+    }
     // A client that does not read lets our send buffer grow without bound: close it instead.
-    if (ws.bufferedAmount > this.ctx.limits.maxBufferedBytes) {
-      this.#closeWith('slow-reader', `send buffer above ${this.ctx.limits.maxBufferedBytes} bytes`);
+    if (ws.bufferedAmount > limit) {
+      this.#closeWith('slow-reader', `send buffer above ${limit} bytes`);
       return;
     }
+    // Only while more requests of this connection wait (several arrived in one read): a lone
+    // response goes out at once, without the cork's bookkeeping.
+    if (this.#batchWrites && this.#pending > 1) corkForThisTurn(ws);
     ws.send(bytes);
   }
 
@@ -463,14 +543,17 @@ export class Connection implements SessionSink {
       case 'join':
       case 'resume':
         throw new InvalidStateError(`${type}: already joined`);
+      case 'ping':
+        return ok;
       case 'leave':
         p.leave();
         return ok;
       case 'getParticipants': {
         if (p.state !== 'admitted') throw new PolicyError('NOT_ADMITTED', `the participant list is for admitted participants (${p.state})`);
-        // Issue 14: the answer is encoded with cached roster entries (gateway/rosterEncoding.ts).
+        // Issue 14: the answer is encoded from cached parts, the roster shared per meeting (gateway/rosterEncoding.ts).
         const [participants, producers, chats, speaker] = [m.participants, p.availableProducers?.() ?? [], p.availableChats?.() ?? [], m.activeSpeakerId ?? ''];
-        this.#preEncoded = (rid) => encodeParticipantList(rid, participants, producers, chats, speaker);
+        const key = this.#rosterCache ? m : undefined;
+        this.#preEncoded = (rid) => encodeParticipantList(rid, participants, producers, chats, speaker, key);
         return ok;
       }
       case 'admit':

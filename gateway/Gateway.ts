@@ -8,7 +8,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { SetupError } from '../lib/errors.js';
 import { clientAddress, ForwardedHeaderError, TrustedProxies, type ForwardedHeader } from './clientAddress.js';
 import { checkAllowedOrigins, originAllowed } from './origin.js';
-import { Connection, type ConnectionContext, type ConnectionLimits } from './Connection.js';
+import { Connection, type ConnectionContext, type ConnectionLimits, type HotPathTuning } from './Connection.js';
 import { KeyedRateLimiter } from './limits.js';
 import { GatewayMetrics } from './metrics.js';
 import type { GatewayCore } from './model.js';
@@ -92,6 +92,8 @@ export interface GatewayOptions {
    * itself; returns true when it answered the request.
    */
   httpRoutes?: (path: string, req: IncomingMessage, res: ServerResponse) => boolean;
+  /** @internal Issue 14: hot-path switches (all on by default); bench/signalling.ts measures each against a baseline. */
+  _tuning?: Partial<HotPathTuning>;
 }
 
 function isLoopback(host: string): boolean {
@@ -162,6 +164,7 @@ export class Gateway {
       addressLimiter: new KeyedRateLimiter(this.#limits.addressMessagesPerSecond, this.#limits.addressMessageBurst),
       serverVersion: options.serverVersion ?? 'c4v-media',
       sessions: new Map<string, Session>(),
+      ...(options._tuning ? { tuning: options._tuning } : {}),
     };
     const handler = (req: IncomingMessage, res: ServerResponse): void => void this.#onHttp(req, res);
     this.#server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, handler) : createHttpServer(handler);

@@ -100,15 +100,39 @@ test('bench --quick writes results.json with every path, workload and fan-out, a
       assert.is(row.loss, 0);
     }
     for (const r of results.build.ratios) bracketed(r.cpuPerCopy, `build ${r.workload} CPU/copy`);
-    // Fan-out spread: one worker and every worker, the same N, and the ratio of the last copies.
-    assert.equal(results.spread.rows.map((r: { workers: number }) => r.workers), [1, results.meta.machine.cores]);
-    for (const r of results.spread.ratios) bracketed(r.lastP50, `spread N=${r.fanout} last p50`);
-    // Signalling: every step answered get_participants (roster checked by the generator).
-    const sig = results.signalling[0];
-    assert.is(sig.roster, 10);
-    assert.ok(sig.responseBytes > 0);
-    assert.ok(sig.steps.length >= 1);
-    for (const st of sig.steps) assert.ok(st.answered > 0 && st.serverCpuPercent > 0, `signalling step at ${st.targetRps}/s answered`);
+    // Fan-out spread (w3-14c): one worker, the flat and the tree fan-out over every worker, and the
+    // native forwarder, at N=20 timed by the kernel and again in user space; per-worker rows that
+    // account for every copy; the ratios of the last copies.
+    const spreadPaths = ['one worker', 'spread, flat', 'spread, tree', 'native forwarder'];
+    type SpreadRow = { path: string; workers: number; fanout: number; timing: string; perWorker: Array<{ copies: number; producer: boolean }> };
+    const srows = results.spread.rows as SpreadRow[];
+    const cores = results.meta.machine.cores;
+    assert.equal(srows.map((r) => r.path), [...spreadPaths, ...spreadPaths]);
+    assert.equal(srows.map((r) => r.workers), [1, cores, cores, 1, 1, cores, cores, 1]);
+    assert.ok(srows.every((r) => ['kernel', 'user'].includes(r.timing)));
+    for (const r of srows.filter((x) => x.path !== 'native forwarder')) {
+      assert.is(r.perWorker.reduce((a, w) => a + w.copies, 0), r.fanout, `${r.path}: every copy has its worker`);
+      assert.is(r.perWorker.filter((w) => w.producer).length, 1, `${r.path}: the producer's worker is marked`);
+    }
+    assert.ok(results.spread.loadAvg.start >= 0);
+    for (const r of results.spread.ratios) bracketed(r.lastP50, `spread ${r.of}/${r.to} N=${r.fanout} last p50`);
+    // Signalling (issue 14b): ping and get_participants, every step answered with the right
+    // bytes in order; the hot-path comparison has a bracketed ratio for each build.
+    const sig = results.signalling;
+    assert.equal(sig.throughput.map((r: { request: string; roster: number }) => `${r.request}/${r.roster}`), ['ping/10', 'get_participants/10']);
+    for (const r of sig.throughput) {
+      assert.ok(r.responseBytes > 0 && r.steps.length >= 1 && r.pipeline >= 1);
+      for (const st of r.steps) {
+        assert.ok(st.answered > 0 && st.serverCpuPercent > 0 && st.serverUsPerRequest > 0, `signalling ${r.request} step at ${st.targetRps}/s answered`);
+        assert.is(st.wrong, 0, `${r.request} at ${st.targetRps}/s: every answer the expected bytes, in order`);
+      }
+    }
+    assert.ok(Number.isFinite(sig.loadAvg.start) && Number.isFinite(sig.loadAvg.end));
+    const cmp = sig.comparisons[0];
+    assert.equal(cmp.rows.map((r: { label: string }) => r.label), ['baseline', '+ batched writes', '+ shared roster']);
+    for (const row of cmp.rows) assert.is(row.wrong, 0, `${row.label}: the same answers`);
+    for (const r of cmp.ratios) bracketed(r.cpuPerRequest, `signalling ${r.of} / ${r.to} CPU per request`);
+    assert.match(stdout, /Signalling hot path, same run/);
     // Issue 14 (w3-14a): the meeting mix at the same load on every path, and its ratios.
     const mix = results.meetings;
     assert.match(mix.criterion, /0% loss on every copy/);

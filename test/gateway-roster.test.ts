@@ -3,7 +3,7 @@
 // participant (role, state, name) must never be answered from a stale entry.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { encodeParticipantList } from '../gateway/rosterEncoding.js';
+import { _cachedEntryCount, encodeParticipantList } from '../gateway/rosterEncoding.js';
 import { participantToWire } from '../gateway/Session.js';
 import { pb, producerToWire } from '../gateway/wire.js';
 import type { GatewayParticipant } from '../gateway/model.js';
@@ -12,7 +12,7 @@ import { testGateway } from './helpers/gateway.js';
 
 const MEETING = 'elternabend';
 
-type Fake = { id: string; displayName: string; role: GatewayParticipant['role']; state: GatewayParticipant['state']; e2eeCapable: boolean };
+type Fake = { id: string; displayName: string; role: GatewayParticipant['role']; state: GatewayParticipant['state']; e2eeCapable: boolean; admittedSeq?: number };
 
 function reference(id: number, ps: Fake[], producers: ProducerInfo[], chats: Array<[string, string]>, activeSpeakerId = ''): Uint8Array {
   return pb.Envelope.encode({
@@ -54,6 +54,60 @@ test('the hand-framed answer is byte for byte what pb.Envelope.encode() writes, 
   assert.equal(encodeParticipantList(10, as(ps), producers, chats, ''), reference(10, ps, producers, chats), 'after name, state and e2ee changes');
   const decoded = pb.Envelope.decode(encodeParticipantList(11, as(ps), producers, chats, ''));
   assert.equal(decoded.response!.participants!.participants!.map((p) => p.role), [pb.Role.HOST, pb.Role.COHOST, pb.Role.PARTICIPANT]);
+});
+
+test('shared per meeting: every requester gets its own producers left out, and every change of the roster, a producer or a chat shows at once', () => {
+  const meeting = {};
+  const as = (list: Fake[]): GatewayParticipant[] => list as unknown as GatewayParticipant[];
+  const a: Fake = { id: 'p-a', displayName: 'Frau Schmidt', role: 'host', state: 'admitted', e2eeCapable: true, admittedSeq: 1 };
+  const b: Fake = { id: 'p-b', displayName: 'Herr Yilmaz', role: 'participant', state: 'admitted', e2eeCapable: false, admittedSeq: 2 };
+  const c: Fake = { id: 'p-c', displayName: 'Frau Novak', role: 'participant', state: 'admitted', e2eeCapable: true, admittedSeq: 3 };
+  const all: ProducerInfo[] = [
+    { id: 'pr-a', participantId: 'p-a', source: 'microphone', kind: 'audio', paused: false },
+    { id: 'pr-b', participantId: 'p-b', source: 'camera', kind: 'video', paused: false },
+  ];
+  const chats: Array<[string, string]> = [['dp-a', 'p-a'], ['dp-b', 'p-b']];
+  // What each requester is sent: others' producers and chats only.
+  const forA = (): [ProducerInfo[], Array<[string, string]>] => [all.filter((p) => p.participantId !== 'p-a'), chats.filter(([, pid]) => pid !== 'p-a')];
+  const forB = (): [ProducerInfo[], Array<[string, string]>] => [all.filter((p) => p.participantId !== 'p-b'), chats.filter(([, pid]) => pid !== 'p-b')];
+  let roster: Fake[] = [a, b];
+  let id = 100;
+  const check = (what: string): void => {
+    for (const [who, [prods, ch]] of [['a', forA()], ['b', forB()]] as const) {
+      id++;
+      assert.equal(encodeParticipantList(id, as(roster), prods, ch, 'p-b', meeting), reference(id, roster, prods, ch, 'p-b'), `${what}, as seen by ${who}`);
+      // Asked again unchanged: the same bytes from the cache.
+      assert.equal(encodeParticipantList(id, as(roster), prods, ch, 'p-b', meeting), reference(id, roster, prods, ch, 'p-b'), `${what}, again, as seen by ${who}`);
+    }
+  };
+  check('two participants');
+  roster = [a, b, c];
+  check('after a join');
+  c.displayName = 'Frau Nowak';
+  check('after a name change');
+  b.role = 'cohost';
+  check('after a role change');
+  roster = [a, c];
+  check('after a leave');
+  roster = [c, a];
+  check('in another order');
+  c.admittedSeq = 9;
+  check('after a new admission number');
+  a.e2eeCapable = false;
+  check('after an E2EE capability change');
+  all[1] = { ...all[1]!, paused: true };
+  check('after a producer paused');
+  all.push({ id: 'pr-c', participantId: 'p-c', source: 'screen-video', kind: 'video', paused: false, replacesProducerId: 'pr-x' });
+  check('after a new producer');
+  all.splice(0, 1);
+  chats.splice(1, 1);
+  check('after a producer and a chat closed');
+  // Many producers come and go: the meeting's entry cache stays bounded by what is open.
+  for (let k = 0; k < 500; k++) {
+    const one: ProducerInfo[] = [{ id: `tmp-${k}`, participantId: 'p-c', source: 'microphone', kind: 'audio', paused: false }];
+    assert.equal(encodeParticipantList(k + 1, as(roster), one, [], '', meeting), reference(k + 1, roster, one, []), `short-lived producer ${k}`);
+  }
+  assert.ok(_cachedEntryCount(meeting) <= 2 * 1 + 16 + 1, `${_cachedEntryCount(meeting)} entries held for one open producer`);
 });
 
 test('through the real gateway: get_participants lists whoever is in the meeting now, with current roles', async () => {

@@ -122,7 +122,8 @@ export async function createGatewayTransport(participant: Participant, options: 
   if (participant.closed) throw new InvalidStateError('participant closed', 'CLOSED');
   if (participant.state !== 'admitted') throw new PolicyError('NOT_ADMITTED', 'not admitted into the meeting yet (waiting)');
   const media = participant.meeting._media;
-  const router = await media._routerFor(participant.id);
+  // Issue 14: a receiving gateway participant of a spread meeting gets its worker's fan-out router.
+  const router = await media._routerFor(participant.id, options.direction);
   const transport = await router.createPlainTransport({
     listenInfo: { protocol: 'udp', ip, ...(options.announcedAddress ? { announcedAddress: options.announcedAddress } : {}) },
     rtcpMux: true,
@@ -135,6 +136,6 @@ export async function createGatewayTransport(participant: Participant, options: 
     transport.close();
     throw new PolicyError('NOT_ADMITTED', 'no longer in the meeting');
   }
-  media._adoptTransport(participant.id, transport, options.direction);
+  media._adoptTransport(participant.id, transport, options.direction, router);
   return new GatewayTransport(transport, options.direction, options.announcedAddress);
 }

@@ -55,6 +55,17 @@ export interface MeetingMediaOptions {
    */
   spreadAbove?: number;
   /**
+   * Issue 14: how a spread meeting fans a producer out. `true` (default): a tree. A participant
+   * placed while the meeting is spread receives on a second router of its worker (the worker's
+   * "fan-out router"), so a producer's own router carries only the pipes to the fan-out router of
+   * every worker (its own worker's included) and each worker starts its share of the copies after
+   * at most one send per worker. `false`: the flat fan-out of wave 2 (consumers on the
+   * participant's one router, beside the producer's local consumers and its pipes), where the
+   * worker sends the pipe copy wherever its consumer set happens to iterate it: often after most
+   * local copies, so that the other workers start late. Kept for the benchmark's comparison.
+   */
+  spreadTree?: boolean;
+  /**
    * How long a meeting whose every router died waits for a worker of its allowed regions to
    * (re)appear before it ends with 'worker-failed'; default 30 000 ms. The pool respawns a dead
    * worker within tens of milliseconds, so this only runs out when workers cannot start at all.
@@ -65,6 +76,15 @@ export interface MeetingMediaOptions {
 /** A router of the meeting on one worker. */
 interface Shard {
   router: ms.Router;
+  /**
+   * Issue 14: the worker's fan-out router of a spread meeting (spreadTree): the receive transports
+   * of participants placed while the meeting was spread live here and get every producer through
+   * a pipe, so that no producer's router fans out to consumers directly. Created with the first
+   * such participant on this worker; dies and is released with the shard.
+   */
+  fanout: ms.Router | undefined;
+  /** Set while the fan-out router is being created (one per shard). */
+  fanoutPending: Promise<ms.Router> | undefined;
   worker: PoolWorker;
   placement: PlacementEntry;
   speaker: ms.ActiveSpeakerObserver | undefined;
@@ -87,7 +107,10 @@ interface DataProducerRecord {
 
 interface PeerMedia {
   shard: Shard | undefined;
-  transports: Map<string, { transport: ms.WebRtcTransport; direction: 'send' | 'recv' }>;
+  /** Issue 14: placed while the meeting was spread (tree): its receive transports go on the shard's fan-out router. */
+  spread: boolean;
+  /** Each transport with the router it lives on (the shard's router, or its fan-out router). */
+  transports: Map<string, { transport: ms.WebRtcTransport; direction: 'send' | 'recv'; router: ms.Router }>;
   consumers: Map<string, ms.Consumer>;
   dataConsumers: Map<string, ms.DataConsumer>;
 }
@@ -171,8 +194,12 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
   readonly #peers = new Map<string, PeerMedia>();
   readonly #producers = new Map<string, ProducerRecord>();
   readonly #dataProducers = new Map<string, DataProducerRecord>();
-  /** Producers (and data producers) already piped to a router: key `<id>:<routerId>`. */
-  readonly #pipes = new Map<string, Promise<void>>();
+  /**
+   * Producers (and data producers) already piped to a router, key `<id>:<routerId>`, resolving to
+   * the id they have there: the same id across workers, a new one on a fan-out router (mediasoup
+   * ids are unique per worker, and a fan-out router shares its worker with the shard's router).
+   */
+  readonly #pipes = new Map<string, Promise<string>>();
   /** The tail of the placement queue (see #shardFor). */
   #placing: Promise<unknown> = Promise.resolve();
   /** Set while a dead shard is being replaced; media calls wait on it. */
@@ -220,12 +247,14 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
       srtpPipes: o.srtpPipes ?? true,
       activeSpeakerInterval: o.activeSpeakerInterval ?? 300,
       spreadAbove: o.spreadAbove ?? 100,
+      spreadTree: o.spreadTree ?? true,
       workerRecoveryTimeoutMs: o.workerRecoveryTimeoutMs ?? 30_000,
     };
     if (!Number.isFinite(this.#options.workerRecoveryTimeoutMs) || this.#options.workerRecoveryTimeoutMs < 0) {
       throw new ArgumentError('workerRecoveryTimeoutMs must be a number >= 0');
     }
     if (!(this.#options.spreadAbove >= 1)) throw new ArgumentError('spreadAbove must be a number >= 1 (Infinity turns spreading off)');
+    if (typeof this.#options.spreadTree !== 'boolean') throw new ArgumentError('spreadTree must be a boolean');
     if (!Number.isInteger(this.#options.participantsPerWorker) || this.#options.participantsPerWorker < 1) {
       throw new ArgumentError('participantsPerWorker must be a positive integer');
     }
@@ -283,6 +312,8 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     }
     const shard: Shard = {
       router,
+      fanout: undefined,
+      fanoutPending: undefined,
       worker,
       placement: { meetingId: this.meetingId, workerId: worker.id, region: worker.region, from: new Date() },
       speaker: undefined,
@@ -337,7 +368,8 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     const peer = this.#peer(participantId);
     if (peer.shard && !peer.shard.dead) return peer.shard;
     const live = [...this.#shards].filter((s) => !s.dead);
-    let shard = this.#placed(live) >= this.#options.spreadAbove ? await this.#spreadShard(live) : live.find((s) => s.participants.size < this.#options.participantsPerWorker);
+    const spreading = this.#placed(live) >= this.#options.spreadAbove;
+    let shard = spreading ? await this.#spreadShard(live) : live.find((s) => s.participants.size < this.#options.participantsPerWorker);
     if (!shard) {
       try {
         shard = await this.#addShard(new Set(live.map((s) => s.worker)));
@@ -348,11 +380,36 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
         shard = live.reduce((a, b) => (a.participants.size <= b.participants.size ? a : b));
       }
     }
+    // A participant of a spread meeting receives on the worker's fan-out router (the tree).
+    const tree = spreading && this.#options.spreadTree;
+    if (tree) await this.#fanoutOf(shard);
     // Another call may have assigned the participant while this one awaited.
     if (peer.shard && !peer.shard.dead) return peer.shard;
     peer.shard = shard;
+    peer.spread = tree;
     shard.participants.add(participantId);
     return shard;
+  }
+
+  /**
+   * The shard's fan-out router (issue 14), created once. It has no active-speaker observer (no
+   * producer of a client lives here, only piped copies) and dies with the shard's worker.
+   */
+  #fanoutOf(shard: Shard): Promise<ms.Router> {
+    if (shard.fanout && !shard.fanout.closed) return Promise.resolve(shard.fanout);
+    shard.fanoutPending ??= (async () => {
+      const router = await this.#pool.createRouter(shard.worker, { mediaCodecs: this.#options.mediaCodecs, appData: { meetingId: this.meetingId, fanout: true } });
+      if (shard.dead || this.#closed || router.closed) {
+        router.close();
+        throw new MediaError(this.#closed ? 'CLOSED' : 'WORKER_DIED', `worker ${shard.worker.id} went away while the meeting's fan-out router was set up`);
+      }
+      router.on('workerclose', () => this.#onShardDied(shard));
+      shard.fanout = router;
+      return router;
+    })().finally(() => {
+      shard.fanoutPending = undefined;
+    });
+    return shard.fanoutPending;
   }
 
   #placed(live: Shard[]): number {
@@ -430,7 +487,8 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
   }
 
   #forgetPipesTo(shard: Shard): void {
-    for (const key of [...this.#pipes.keys()]) if (key.endsWith(`:${shard.router.id}`)) this.#pipes.delete(key);
+    const ends = [`:${shard.router.id}`, ...(shard.fanout ? [`:${shard.fanout.id}`] : [])];
+    for (const key of [...this.#pipes.keys()]) if (ends.some((e) => key.endsWith(e))) this.#pipes.delete(key);
   }
 
   /**
@@ -504,19 +562,28 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
   #peer(participantId: string): PeerMedia {
     let peer = this.#peers.get(participantId);
     if (!peer) {
-      peer = { shard: undefined, transports: new Map(), consumers: new Map(), dataConsumers: new Map() };
+      peer = { shard: undefined, spread: false, transports: new Map(), consumers: new Map(), dataConsumers: new Map() };
       this.#peers.set(participantId, peer);
     }
     return peer;
   }
 
   #transport(participantId: string, transportId: string, direction?: 'send' | 'recv'): ms.WebRtcTransport {
+    return this.#transportEntry(participantId, transportId, direction).transport;
+  }
+
+  #transportEntry(participantId: string, transportId: string, direction?: 'send' | 'recv'): { transport: ms.WebRtcTransport; direction: 'send' | 'recv'; router: ms.Router } {
     const t = this.#peers.get(participantId)?.transports.get(transportId);
     if (!t || t.transport.closed) throw new MediaError('NOT_FOUND', `no transport ${transportId} of this participant`);
     if (direction && t.direction !== direction) {
       throw new ArgumentError(`transport ${transportId} is a ${t.direction} transport, not ${direction}`);
     }
-    return t.transport;
+    return t;
+  }
+
+  /** The router a participant's new transport of `direction` goes on: the fan-out router for a spread receiver. */
+  #routerOf(peer: PeerMedia, shard: Shard, direction: 'send' | 'recv' | undefined): ms.Router {
+    return direction === 'recv' && peer.spread && shard.fanout ? shard.fanout : shard.router;
   }
 
   #assertOpen(): void {
@@ -527,11 +594,13 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
   async createTransport(participantId: string, direction: 'send' | 'recv'): Promise<TransportInfo> {
     if (direction !== 'send' && direction !== 'recv') throw new ArgumentError(`direction must be 'send' or 'recv'`);
     let shard: Shard;
+    let router: ms.Router;
     let transport: ms.WebRtcTransport;
     for (let attempt = 1; ; attempt++) {
       shard = await this.#shardFor(participantId);
+      router = this.#routerOf(this.#peer(participantId), shard, direction);
       try {
-        transport = await shard.router.createWebRtcTransport({
+        transport = await router.createWebRtcTransport({
           listenInfos: this.#options.listenInfos,
           enableSctp: true,
           appData: { participantId, direction },
@@ -548,7 +617,7 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
       transport.close();
       throw new MediaError('CLOSED', 'participant media released while creating a transport');
     }
-    peer.transports.set(transport.id, { transport, direction });
+    peer.transports.set(transport.id, { transport, direction, router });
     transport.on('dtlsstatechange', (state) => this.safeEmit('transportstate', participantId, transport.id, state));
     transport.observer.once('close', () => peer.transports.delete(transport.id));
     return toTransportInfo(transport, direction);
@@ -571,9 +640,14 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
   // (dial-in, the benchmark generator) is created on the participant's router and then used like
   // its WebRtcTransports for produce/consume. See lib/media/GatewayTransport.ts.
 
-  /** @internal The router serving a participant (placing it on a shard first). */
-  async _routerFor(participantId: string): Promise<ms.Router> {
-    return (await this.#shardFor(participantId)).router;
+  /**
+   * @internal The router serving a participant (placing it on a shard first). With `direction`
+   * 'recv', a participant of a spread meeting gets its worker's fan-out router (issue 14); pass
+   * the same router to _adoptTransport. Without `direction`: the shard's router, as before.
+   */
+  async _routerFor(participantId: string, direction?: 'send' | 'recv'): Promise<ms.Router> {
+    const shard = await this.#shardFor(participantId);
+    return this.#routerOf(this.#peer(participantId), shard, direction);
   }
 
   /**
@@ -581,14 +655,16 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
    * that produce() and consume() accept its id. Only produce/consume/close apply to it; the
    * WebRTC calls (connect with DTLS, ICE restart) are not for gateway transports.
    */
-  _adoptTransport(participantId: string, transport: ms.Transport, direction: 'send' | 'recv'): void {
+  _adoptTransport(participantId: string, transport: ms.Transport, direction: 'send' | 'recv', router?: ms.Router): void {
     const peer = this.#peers.get(participantId);
-    if (!peer || !peer.shard || this.#closed) {
+    const shard = peer?.shard;
+    const on = router ?? shard?.router;
+    if (!peer || !shard || this.#closed || (on !== shard.router && on !== shard.fanout)) {
       transport.close();
       throw new MediaError('CLOSED', 'participant media released while creating a transport');
     }
     // produce/consume only use the Transport base class, which a PlainTransport shares.
-    peer.transports.set(transport.id, { transport: transport as ms.WebRtcTransport, direction });
+    peer.transports.set(transport.id, { transport: transport as ms.WebRtcTransport, direction, router: on! });
     transport.observer.once('close', () => peer.transports.delete(transport.id));
   }
 
@@ -676,44 +752,49 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     return r;
   }
 
-  /** Makes `id` (a producer or data producer on another shard) available on `target` through a pipe. */
-  async #pipe(kind: 'producer' | 'data', id: string, from: Shard, target: Shard): Promise<void> {
-    if (from === target) return;
-    const key = `${id}:${target.router.id}`;
+  /**
+   * Makes `id` (a producer or data producer of `from`'s router) available on `target` (a shard's
+   * router or fan-out router) through a pipe, once per target; resolves to its id there.
+   */
+  async #pipe(kind: 'producer' | 'data', id: string, from: Shard, target: ms.Router): Promise<string> {
+    if (from.router === target) return id;
+    const key = `${id}:${target.id}`;
     let pending = this.#pipes.get(key);
     if (!pending) {
+      // A fan-out router shares its worker with a shard's router, which may hold the same id.
+      const keepId = ![...this.#shards].some((s) => s.fanout === target);
       pending = from.router
         .pipeToRouter({
           ...(kind === 'producer' ? { producerId: id } : { dataProducerId: id }),
-          router: target.router,
+          router: target,
+          keepId,
           // Pipes stay inside the machine (loopback) and are SRTP-encrypted as well.
           listenInfo: { protocol: 'udp', ip: '127.0.0.1' },
           enableSrtp: this.#options.srtpPipes,
           enableSctp: true,
         })
-        .then(() => undefined);
+        .then((r) => (kind === 'producer' ? r.pipeProducer!.id : r.pipeDataProducer!.id));
       this.#pipes.set(key, pending);
       pending.catch(() => this.#pipes.delete(key));
     }
-    await pending;
+    return pending;
   }
 
   async consume(
     participantId: string,
     params: { transportId: string; producerId: string; rtpCapabilities: ms.RtpCapabilities },
   ): Promise<ConsumerInfo> {
-    const transport = this.#transport(participantId, params.transportId, 'recv');
+    const { transport, router } = this.#transportEntry(participantId, params.transportId, 'recv');
     const r = this.#producerRecord(params.producerId);
     const peer = this.#peers.get(participantId)!;
-    const shard = peer.shard!;
-    await this.#pipe('producer', r.info.id, r.shard, shard);
+    const localId = await this.#pipe('producer', r.info.id, r.shard, router);
     // canConsume() and consume() validate the client's RTP capabilities: a refusal is INVALID_ARGUMENT.
-    if (!(await mediasoupArgument(async () => shard.router.canConsume({ producerId: r.info.id, rtpCapabilities: params.rtpCapabilities })))) {
+    if (!(await mediasoupArgument(async () => router.canConsume({ producerId: localId, rtpCapabilities: params.rtpCapabilities })))) {
       throw new MediaError('INVALID_ARGUMENT', `these RTP capabilities cannot receive producer ${r.info.id}`);
     }
     const consumer = await mediasoupArgument(() =>
       transport.consume({
-        producerId: r.info.id,
+        producerId: localId,
         rtpCapabilities: params.rtpCapabilities,
         // Starts paused: the client resumes once its side is ready (no lost key frame).
         paused: true,
@@ -811,12 +892,12 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
   }
 
   async consumeData(participantId: string, transportId: string, dataProducerId: string): Promise<DataConsumerInfo> {
-    const transport = this.#transport(participantId, transportId, 'recv');
+    const { transport, router } = this.#transportEntry(participantId, transportId, 'recv');
     const r = this.#dataProducers.get(dataProducerId);
     if (!r) throw new MediaError('NOT_FOUND', `no chat channel ${dataProducerId} in this meeting`);
     const peer = this.#peers.get(participantId)!;
-    await this.#pipe('data', r.id, r.shard, peer.shard!);
-    const dc = await transport.consumeData({ dataProducerId: r.id, appData: { participantId } });
+    const localId = await this.#pipe('data', r.id, r.shard, router);
+    const dc = await transport.consumeData({ dataProducerId: localId, appData: { participantId } });
     peer.dataConsumers.set(dc.id, dc);
     dc.observer.once('close', () => peer.dataConsumers.delete(dc.id));
     return {
@@ -858,6 +939,7 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
       this.#endPlacement(shard, 'released');
       this.#forgetPipesTo(shard);
       shard.router.close();
+      shard.fanout?.close();
     }
   }
 
@@ -885,7 +967,7 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     const r = this.#producerRecord(producerId);
     const primary = [...this.#shards].find((s) => !s.dead);
     if (!primary) throw new MediaError('CLOSED', 'no live router in this meeting');
-    await this.#pipe('producer', producerId, r.shard, primary);
+    await this.#pipe('producer', producerId, r.shard, primary.router);
   }
 
   /**
@@ -913,7 +995,7 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
     if (!r) throw new MediaError('NOT_FOUND', `no chat channel ${dataProducerId} in this meeting`);
     const primary = [...this.#shards].find((s) => !s.dead);
     if (!primary) throw new MediaError('CLOSED', 'no live router in this meeting');
-    await this.#pipe('data', dataProducerId, r.shard, primary);
+    await this.#pipe('data', dataProducerId, r.shard, primary.router);
   }
 
   /** @internal Registers another node's chat DataProducer that a PipeTransport on `router` produced here (same id). */
@@ -940,6 +1022,7 @@ export class MeetingMedia extends TypedEmitter<MeetingMediaEvents> {
       shard.dead = true;
       this.#endPlacement(shard, reason);
       shard.router.close();
+      shard.fanout?.close();
     }
     this.#shards.clear();
     this.#peers.clear();

@@ -818,6 +818,13 @@ typedef struct {
   _Atomic int stop;
   int64_t cpu_ns;
   int joined;
+  // Kernel receive timestamps (SO_TIMESTAMPNS): each copy is timed when it entered the socket's
+  // queue (on loopback: inside the forwarder's send call), not when this thread read it, so the
+  // figure is the forwarder's and the receiver may read in batches (sleep_ns between drains) and
+  // take far less CPU from the forwarders it measures.
+  int kernel_ts;
+  int64_t sleep_ns;
+  _Atomic int64_t kernel_stamped;
 } receiver_t;
 
 static int copy_of(receiver_t *r, uint32_t ssrc) {
@@ -828,16 +835,41 @@ static int copy_of(receiver_t *r, uint32_t ssrc) {
   }
 }
 
+// The kernel's receive time of a datagram (CLOCK_REALTIME) on CLOCK_MONOTONIC, or -1 without one.
+static int64_t kernel_rx_ns(struct msghdr *h, int64_t realtime_minus_mono) {
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+      struct timespec ts;
+      memcpy(&ts, CMSG_DATA(c), sizeof ts);
+      return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec - realtime_minus_mono;
+    }
+  }
+  return -1;
+}
+
+static int64_t realtime_minus_mono_ns(void) {
+  struct timespec a, b;
+  clock_gettime(CLOCK_REALTIME, &a);
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  return ((int64_t)a.tv_sec - b.tv_sec) * 1000000000LL + (a.tv_nsec - b.tv_nsec);
+}
+
 static void *receiver_main(void *arg) {
   receiver_t *r = arg;
   try_realtime();
   uint8_t bufs[BATCH][MAX_PACKET + SRTP_TRAILER];
   struct mmsghdr msgs[BATCH];
   struct iovec iov[BATCH];
+  uint8_t ctrl[BATCH][CMSG_SPACE(sizeof(struct timespec))];
   int64_t cpu0 = thread_cpu_ns();
   while (!atomic_load(&r->stop)) {
     struct pollfd pfd = {.fd = r->fd, .events = POLLIN};
     if (poll(&pfd, 1, 20) <= 0) continue;
+    if (r->sleep_ns > 0) {
+      // Let the burst queue up and read it in full batches (the kernel timed each datagram).
+      struct timespec d = {.tv_sec = r->sleep_ns / 1000000000LL, .tv_nsec = r->sleep_ns % 1000000000LL};
+      nanosleep(&d, NULL);
+    }
     for (;;) {
       memset(msgs, 0, sizeof msgs);
       for (int i = 0; i < BATCH; i++) {
@@ -845,12 +877,25 @@ static void *receiver_main(void *arg) {
         iov[i].iov_len = sizeof bufs[i];
         msgs[i].msg_hdr.msg_iov = &iov[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
+        if (r->kernel_ts) {
+          msgs[i].msg_hdr.msg_control = ctrl[i];
+          msgs[i].msg_hdr.msg_controllen = sizeof ctrl[i];
+        }
       }
       int n = recvmmsg(r->fd, msgs, BATCH, MSG_DONTWAIT, NULL);
       if (n <= 0) break;
-      int64_t t = now_ns();
+      int64_t t_user = now_ns();
+      int64_t offset = r->kernel_ts ? realtime_minus_mono_ns() : 0;
       for (int i = 0; i < n; i++) {
         uint8_t *p = bufs[i];
+        int64_t t = t_user;
+        if (r->kernel_ts) {
+          int64_t k = kernel_rx_ns(&msgs[i].msg_hdr, offset);
+          if (k >= 0) {
+            t = k;
+            atomic_fetch_add(&r->kernel_stamped, 1);
+          }
+        }
         int len = (int)msgs[i].msg_len;
         atomic_fetch_add(&r->bytes, len);
         if (len < 12) continue;
@@ -916,7 +961,7 @@ static void receiver_finalize(napi_env env, void *data, void *hint) {
   receiver_free(r);
 }
 
-// receiverStart({ fd, maxRecords, copies?: [{ ssrc, srtp?: { suite, key } }] })
+// receiverStart({ fd, maxRecords, copies?: [{ ssrc, srtp?: { suite, key } }], kernelTimestamps?, batchSleepUs? })
 // Without copies every packet counts as copy 0 and SRTP is off.
 static napi_value js_receiver_start(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -927,6 +972,12 @@ static napi_value js_receiver_start(napi_env env, napi_callback_info info) {
   if (!r) return throw_coded(env, "INTERNAL", "out of memory");
   r->fd = (int)num_prop(env, o, "fd", -1);
   r->cap = (size_t)num_prop(env, o, "maxRecords", 1 << 20);
+  r->kernel_ts = num_prop(env, o, "kernelTimestamps", 0) != 0;
+  r->sleep_ns = (int64_t)(num_prop(env, o, "batchSleepUs", 0) * 1000);
+  if (r->kernel_ts && r->fd >= 0) {
+    int on = 1;
+    if (setsockopt(r->fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) != 0) r->kernel_ts = 0;
+  }
   r->records = malloc(r->cap * sizeof(record_t));
   if (r->fd < 0 || !r->records) {
     receiver_free(r);
@@ -994,6 +1045,7 @@ static napi_value receiver_status(napi_env env, receiver_t *r) {
   set_num(env, out, "srtpFailures", (double)atomic_load(&r->srtp_failures));
   set_num(env, out, "bytes", (double)atomic_load(&r->bytes));
   set_num(env, out, "cpuNs", (double)r->cpu_ns);
+  set_num(env, out, "kernelStamped", (double)atomic_load(&r->kernel_stamped));
   return out;
 }
 
