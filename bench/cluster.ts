@@ -12,7 +12,8 @@
 //    at the other node (relayed over the bus to the home).
 // 3. Recovery: SIGKILL of the non-home node (-> its producers end at the survivor; -> its
 //    publisher, rejoined at the home, is heard again), then SIGKILL of the home (-> the other
-//    node holds the home role; -> a rejoined publisher is heard again at a subscriber there).
+//    node holds the home role; -> the relayed client resumes its session there (issue 13b: with
+//    its resume token, as the SDK does); -> a rejoined publisher is heard again at it).
 //    Issue 13: the same non-home kill also times the SDK's own failover: an SDK publisher given
 //    only the killed node's URL (-> resumed at the home; -> its new stream heard by an SDK listener).
 import { writeFileSync } from 'node:fs';
@@ -201,11 +202,18 @@ async function main(): Promise<void> {
     await n2.kill();
     await viennese.waitClosed(30_000);
     const tTold = ms(process.hrtime.bigint() - t1);
+    // The client's node is alive: it resumes there at once; the resume waits for the new home.
+    const sub2 = await SignallingClient.connect(n3.url);
+    closers.push(() => sub2.ws.terminate());
+    await sub2.hello();
+    const resumed = (await sub2.call({ resume: { participantId: viennese.participantId, resumeToken: viennese.resumeToken } }, 30_000)).join!;
+    if (resumed.participantId !== viennese.participantId) throw new Error('resumed as someone else');
+    if (resumed.rtpCapabilities) sub2.rtpCapabilities = resumed.rtpCapabilities;
+    const tResumed = ms(process.hrtime.bigint() - t1);
     await until('the new home', async () => (await n3.health()).cluster.homeMeetings.includes(MEETING));
     const tHome = ms(process.hrtime.bigint() - t1);
     const pub2 = await join(n3, 'host@bench', true);
-    const sub2 = await join(n3, 'huber@bench');
-    closers.push(() => pub2.ws.terminate(), () => sub2.ws.terminate());
+    closers.push(() => pub2.ws.terminate());
     const p2 = await publish(pub2, mic);
     closers.push(() => p2.pub.close());
     const tick2 = setInterval(() => p2.pub.send('mic', Buffer.from('home'.padEnd(100, '.'))), 20);
@@ -226,7 +234,7 @@ async function main(): Promise<void> {
           mediaAgainMs: Math.round(tNonHomeMedia),
           sdkFailover: { resumedMs: Math.round(tSdkResumed), mediaAgainMs: Math.round(tSdkMedia) },
         },
-        homeKill: { relayedClientToldMs: Math.round(tTold), newHomeMs: Math.round(tHome), mediaAgainMs: Math.round(tHomeMedia) },
+        homeKill: { relayedClientToldMs: Math.round(tTold), resumedMs: Math.round(tResumed), newHomeMs: Math.round(tHome), mediaAgainMs: Math.round(tHomeMedia) },
       },
     };
     console.table([
@@ -239,7 +247,13 @@ async function main(): Promise<void> {
     console.table([
       { kill: 'non-home node', 'producers closed (ms)': Math.round(tClosed), 'media again after rejoin (ms)': Math.round(tNonHomeMedia) },
       { kill: 'non-home node, SDK failover', 'resumed elsewhere (ms)': Math.round(tSdkResumed), 'media again (ms)': Math.round(tSdkMedia) },
-      { kill: 'home node', 'relayed client told (ms)': Math.round(tTold), 'new home (ms)': Math.round(tHome), 'media again after rejoin (ms)': Math.round(tHomeMedia) },
+      {
+        kill: 'home node',
+        'relayed client told (ms)': Math.round(tTold),
+        'session resumed (ms)': Math.round(tResumed),
+        'new home (ms)': Math.round(tHome),
+        'media again after rejoin (ms)': Math.round(tHomeMedia),
+      },
     ]);
     console.log(JSON.stringify(results));
     if (OUT) writeFileSync(OUT, JSON.stringify(results, null, 2));

@@ -6,7 +6,7 @@ import { ArgumentError, InvalidStateError, isUnexpectedError, PolicyError, Proto
 import type { CloseReason } from '../lib/model/types.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { GatewayCore, GatewayMeeting, GatewayParticipant } from './model.js';
-import { participantToWire, Session, type SessionSink } from './Session.js';
+import { participantToWire, Session, type SessionSink, type SessionStore } from './Session.js';
 import { encodeParticipantList } from './rosterEncoding.js';
 import type { JoinTokens } from './tokens.js';
 import { TokenBucket, type KeyedRateLimiter } from './limits.js';
@@ -84,6 +84,8 @@ export interface ConnectionContext {
   addressLimiter: KeyedRateLimiter;
   serverVersion: string;
   sessions: Map<string, Session>;
+  /** @internal Issue 13b: cluster mode writes each session's resume record through (see SessionStore). */
+  sessionStore?: SessionStore | undefined;
   /** @internal Issue 14; every switch on when absent. */
   tuning?: Partial<HotPathTuning>;
 }
@@ -468,7 +470,10 @@ export class Connection implements SessionSink {
         throw new InvalidStateError('connection closed during join');
       }
       metrics.joins.inc({ outcome: participant.state });
-      return this.#attach(meeting, participant, joinAt);
+      const response = this.#attach(meeting, participant, joinAt);
+      // Cluster mode: the token's hash is in Redis before the token goes out.
+      await this.ctx.sessionStore?.save(this.#session!, this.ws);
+      return response;
     } catch (error) {
       metrics.joins.inc({ outcome: toErrorPayload(error).code });
       throw error;
@@ -516,7 +521,7 @@ export class Connection implements SessionSink {
     };
   }
 
-  #resume(r: RequestMsg): ResponseProps {
+  async #resume(r: RequestMsg): Promise<ResponseProps> {
     const { participantId, resumeToken } = r.resume!;
     const session = participantId ? this.ctx.sessions.get(participantId) : undefined;
     // One answer for "no such participant", "wrong or used token" and "not disconnected": do not
@@ -525,11 +530,21 @@ export class Connection implements SessionSink {
     if (!session || !resumeToken || !session.resume(this, resumeToken)) {
       throw new ProtocolError('INVALID_TOKEN', 'nothing to resume with this participant id and resume token');
     }
-    return this.#bind(session);
+    const response = this.#bind(session);
+    // Cluster mode: the rotated token's hash replaces the used one in Redis before the new token
+    // goes out, so the used token is dead at any later home too.
+    await this.ctx.sessionStore?.save(session, this.ws);
+    const after = this.#afterResponse;
+    this.#afterResponse = () => {
+      after?.();
+      session.afterResume();
+    };
+    return response;
   }
 
   async #joined(type: RequestType, r: RequestMsg): Promise<ResponseProps> {
     const s = this.#session!;
+    s.beforeRequest(); // issue 13b: a restored session's reconnect notice goes out first
     const p = s.participant;
     const m = s.meeting;
     const ok: ResponseProps = { ok: {} };

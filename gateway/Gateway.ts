@@ -11,8 +11,8 @@ import { checkAllowedOrigins, originAllowed } from './origin.js';
 import { Connection, type ConnectionContext, type ConnectionLimits, type HotPathTuning } from './Connection.js';
 import { KeyedRateLimiter } from './limits.js';
 import { GatewayMetrics } from './metrics.js';
-import type { GatewayCore } from './model.js';
-import type { Session } from './Session.js';
+import type { GatewayCore, GatewayMeeting, GatewayParticipant } from './model.js';
+import { Session, type SessionStore } from './Session.js';
 import type { JoinTokens } from './tokens.js';
 
 /** Limits of the gateway: those of each connection plus the per-address ones; every one has a default (see DEFAULT_LIMITS). */
@@ -131,6 +131,26 @@ export class Gateway {
   _socketRouter: ((ws: WebSocket, address: string) => void) | undefined;
   /** @internal Issue 13: more fields for /healthz (the cluster view). */
   _healthExtra: (() => Record<string, unknown>) | undefined;
+
+  /** @internal Issue 13b: cluster mode writes every session's resume record through (see SessionStore). */
+  set _sessionStore(store: SessionStore | undefined) {
+    this.#ctx.sessionStore = store;
+  }
+
+  /**
+   * @internal Issue 13b: a session of a participant a previous home had (restored by the cluster
+   * node that took the home role over): detached, resumable with the client's latest token (known
+   * here only by its hash) for the reconnect grace period, which starts now.
+   */
+  _restoreSession(meeting: GatewayMeeting, participant: GatewayParticipant, tokenHash: string): Session {
+    const logger = this.#logger.child({ meetingId: meeting.id, participantId: participant.id });
+    const session = new Session(meeting, participant, this.metrics, logger, process.hrtime.bigint(), (s) => {
+      if (this.#ctx.sessions.get(s.participant.id) === s) this.#ctx.sessions.delete(s.participant.id);
+    });
+    session._restored(tokenHash, this.#limits.reconnectGraceMs);
+    this.#ctx.sessions.set(participant.id, session);
+    return session;
+  }
 
   /** @internal Use createGateway(). */
   constructor(options: GatewayOptions) {

@@ -1,4 +1,4 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { types as ms } from 'mediasoup';
 import type { Logger } from 'pino';
 import type { CloseReason, PollInit, ProducerInfo } from '../lib/model/types.js';
@@ -19,6 +19,21 @@ export interface SessionSink {
   notify(n: NotificationProps): void;
   /** The participant's session ended: send Closing and close the WebSocket with its code. */
   end(reason: CloseReason): void;
+}
+
+/**
+ * @internal Issue 13b (cluster mode): where a meeting's home writes what a resume needs (the
+ * session's participant and the hash of its current resume token), so that a node taking the home
+ * role over can restore the session. `save` is awaited before a new token goes out, never throws,
+ * and is bounded in time. `socket` is the connection's socket (the cluster edge knows its node).
+ */
+export interface SessionStore {
+  save(session: Session, socket: unknown): Promise<void>;
+}
+
+/** SHA-256 of a resume token: what is compared, and all that leaves the process. */
+function tokenDigest(token: string): Buffer {
+  return createHash('sha256').update(token).digest();
 }
 
 /** ParticipantInfo for the wire. */
@@ -45,6 +60,11 @@ export function participantToWire(p: GatewayParticipant): ReturnType<typeof pb.P
  */
 export class Session {
   #resumeToken = randomBytes(24).toString('base64url');
+  #tokenHash = tokenDigest(this.#resumeToken);
+  /** Issue 13b: restored at a new home; the first resume tells the client to build its media again. */
+  #mediaLost = false;
+  /** Issue 13b: the reconnect notice of a restored session waits for the client's next request (or this timer). */
+  #noticeTimer: NodeJS.Timeout | undefined;
   readonly producers = new Map<string, { kind: 'audio' | 'video'; transportId: string }>();
   readonly consumers = new Map<string, { kind: 'audio' | 'video'; producerId: string; transportId: string }>();
   /** Issue 11: the participant's transports and chat channels, for close_transport and the reconnect notice. */
@@ -89,11 +109,14 @@ export class Session {
     return !this.#closed && this.#sink === undefined && this.#graceTimer !== undefined;
   }
 
-  /** Constant-time check of a presented resume token. */
+  /** Hex SHA-256 of the current resume token (issue 13b: what the cluster stores, never the token). */
+  get tokenHash(): string {
+    return this.#tokenHash.toString('hex');
+  }
+
+  /** Constant-time check of a presented resume token (digests compared, so lengths always agree). */
   matches(token: string): boolean {
-    const a = Buffer.from(token);
-    const b = Buffer.from(this.#resumeToken);
-    return a.length === b.length && timingSafeEqual(a, b);
+    return timingSafeEqual(tokenDigest(token), this.#tokenHash);
   }
 
   /**
@@ -104,8 +127,64 @@ export class Session {
   resume(sink: SessionSink, token: string): boolean {
     if (!this.resumable || !this.matches(token)) return false;
     this.#resumeToken = randomBytes(24).toString('base64url');
+    this.#tokenHash = tokenDigest(this.#resumeToken);
     this.attach(sink);
     return true;
+  }
+
+  /**
+   * @internal Issue 13b: a session restored at a node that took the meeting's home role over. It
+   * knows only the hash of the client's latest token (the old home wrote it through), and starts
+   * detached: the reconnect grace runs from now.
+   */
+  _restored(tokenHash: string, graceMs: number): void {
+    if (!/^[0-9a-f]{64}$/.test(tokenHash)) throw new TypeError('a restored session needs a hex SHA-256 token hash');
+    this.#resumeToken = '';
+    this.#tokenHash = Buffer.from(tokenHash, 'hex');
+    this.#mediaLost = true;
+    this.logger.info({ graceMs }, 'session restored from the previous home; waiting for the client to resume');
+    this.#graceTimer = setTimeout(() => {
+      this.logger.info('reconnect grace period over (restored session)');
+      this.participant.close('connection-lost');
+    }, graceMs);
+    this.#graceTimer.unref();
+  }
+
+  /**
+   * Issue 13b: called after a resume's response went out. A restored session's media plane died
+   * with the old home (its transports, producers and consumers are gone everywhere): a reconnect
+   * notice tells the client to build all of it again, once. It goes out just before the answer
+   * to the client's next request (the SDK's catch-up request after a resume), or after a short
+   * delay without one: a notice right behind the resume answer can reach a client before it
+   * listens on the new connection (both frames read at once), and would be lost.
+   */
+  afterResume(): void {
+    if (!this.#mediaLost || this.#closed) return;
+    if (this.participant.state !== 'admitted') {
+      this.#mediaLost = false; // waiting: media starts at admission as usual
+      return;
+    }
+    clearTimeout(this.#noticeTimer);
+    this.#noticeTimer = setTimeout(() => this.beforeRequest(), 500);
+    this.#noticeTimer.unref();
+  }
+
+  /** Issue 13b: a request of the attached client is about to be answered: send a pending reconnect notice first. */
+  beforeRequest(): void {
+    if (!this.#mediaLost || this.#closed || this.#sink === undefined) return;
+    this.#mediaLost = false;
+    clearTimeout(this.#noticeTimer);
+    this.#noticeTimer = undefined;
+    this.#notify({
+      reconnect: {
+        closeReason: closeReasonToWire('server-shutdown'),
+        transportIds: [],
+        producers: [],
+        consumerIds: [],
+        dataProducerIds: [],
+        dataConsumerIds: [],
+      },
+    });
   }
 
   /** Attaches a connection (join or resume); returns the one it replaced, if any. */
@@ -289,6 +368,7 @@ export class Session {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#graceTimer);
+    clearTimeout(this.#noticeTimer);
     for (const off of this.#unsubscribe.splice(0)) off();
     for (const id of [...this.producers.keys()]) this.producerGone(id);
     for (const id of [...this.consumers.keys()]) this.consumerGone(id);

@@ -71,6 +71,9 @@ export const ErrorCodes = [
   'E2EE_MESSAGE_INVALID',
   'E2EE_KEY_INVALID',
   'E2EE_NOT_SUPPORTED',
+  // Issue 13b (wave 3): sessions survive a home takeover.
+  /** A resume waited for the meeting's new home (a takeover under way) and none served it in time; resume again. */
+  'HOME_UNAVAILABLE',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];

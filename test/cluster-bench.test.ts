@@ -26,7 +26,7 @@ test('bench/cluster --quick reports the hop ratio, relayed signalling latency an
     assert.ok(r.hop.ratioP50 > 0 && r.hop.ratioP99 > 0);
     assert.ok(r.signalling.home.n === 50 && r.signalling.relayed.n === 50);
     const sdk = r.recovery.nonHomeKill.sdkFailover;
-    for (const v of [r.recovery.nonHomeKill.producersClosedMs, r.recovery.nonHomeKill.mediaAgainMs, r.recovery.homeKill.newHomeMs, r.recovery.homeKill.mediaAgainMs, sdk.resumedMs, sdk.mediaAgainMs]) {
+    for (const v of [r.recovery.nonHomeKill.producersClosedMs, r.recovery.nonHomeKill.mediaAgainMs, r.recovery.homeKill.resumedMs, r.recovery.homeKill.newHomeMs, r.recovery.homeKill.mediaAgainMs, sdk.resumedMs, sdk.mediaAgainMs]) {
       assert.ok(Number.isFinite(v) && v > 0);
     }
   } finally {

@@ -10,9 +10,11 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { WebSocket } from 'ws';
 import { toErrorPayload, type ErrorCode } from '../../lib/errors.js';
-import type { ClusterNode } from '../../lib/cluster/ClusterNode.js';
+import type { ClusterNode, RestoredSession } from '../../lib/cluster/ClusterNode.js';
+import type { Meeting } from '../../lib/model/Meeting.js';
 import { regionAllowed } from '../../lib/media/regions.js';
 import type { Gateway } from '../Gateway.js';
+import type { Session } from '../Session.js';
 import { keys } from '../../lib/cluster/keys.js';
 import {
   closeFrameFor,
@@ -181,6 +183,12 @@ export interface ClusterEdgeOptions {
   registry: Registry;
   /** A relayed request unanswered this long gets CLUSTER_TIMEOUT; default 15000 ms. */
   requestTimeoutMs?: number;
+  /**
+   * Issue 13b: how long a resume waits for the meeting's home while a takeover is under way (the
+   * old home lost, the new one not serving yet) before it is answered HOME_UNAVAILABLE (the SDK
+   * retries within its grace period); default 10000 ms.
+   */
+  resumeWaitMs?: number;
 }
 
 /** Where a routed connection goes; `regions` (the meeting's) when known, for JoinOk.cluster_nodes. */
@@ -208,12 +216,16 @@ export class ClusterEdge {
   #nextId = 1;
   #clients = 0;
   readonly #sockets = new Set<WebSocket>();
+  readonly #resumeWaitMs: number;
+  /** Issue 13b: the node each home-side connection's client is on (its media node), by socket. */
+  readonly #socketNode = new WeakMap<object, string>();
 
   constructor(o: ClusterEdgeOptions) {
     this.#node = o.node;
     this.#gateway = o.gateway;
     this.#logger = o.logger.child({ component: 'clusteredge' });
     this.#timeoutMs = o.requestTimeoutMs ?? 15_000;
+    this.#resumeWaitMs = o.resumeWaitMs ?? 10_000;
     const reg = o.registry;
     const node = o.node;
     this.#metrics = {
@@ -289,6 +301,22 @@ export class ClusterEdge {
     });
     o.gateway._socketRouter = (ws, address) => this.#accept(ws, address);
     o.gateway._healthExtra = () => this.health();
+    this.#keepSessions();
+  }
+
+  /**
+   * Issue 13b: sessions survive a home takeover. This node, as a home, writes each session's resume
+   * record through (at the join and at every resume, before the token goes out); as a new home it
+   * gets back the sessions of the participants a takeover restored.
+   */
+  #keepSessions(): void {
+    this.#gateway._sessionStore = {
+      save: (s: Session, socket: unknown) =>
+        this.#node.saveSession(s.meeting.id, s.participant.id, s.tokenHash, (typeof socket === 'object' && socket !== null ? this.#socketNode.get(socket) : undefined) ?? this.#node.nodeId),
+    };
+    this.#node._onSessionsRestored = (meeting: Meeting, restored: RestoredSession[]) => {
+      for (const r of restored) this.#gateway._restoreSession(meeting, r.participant, r.tokenHash);
+    };
   }
 
   /** The cluster view /healthz shows. */
@@ -399,9 +427,14 @@ export class ClusterEdge {
     }
   }
 
+  /**
+   * The home to route a resume to (`regions` unset when none serves the meeting). Issue 13b: while
+   * the meeting's home is being taken over (the old one lost), the resume waits for the new home
+   * within a bound (`resumeWaitMs`) rather than failing: the new home has the session back.
+   */
   async #homeForResume(participantId: string): Promise<RouteTarget> {
     const meetingId = participantId ? await this.#node.meetingOfParticipant(participantId) : undefined;
-    const lease = meetingId ? await this.#node.placeMeeting(meetingId).catch(() => undefined) : undefined;
+    const lease = meetingId ? await this.#node.homeForResume(meetingId, this.#resumeWaitMs) : undefined;
     return { home: lease?.nodeId ?? this.#node.nodeId, meetingId: meetingId ?? '', ...(lease ? { regions: lease.allowedRegions } : {}) };
   }
 
@@ -421,7 +454,9 @@ export class ClusterEdge {
     // which would tell the client that its session is gone.
     if (!this.#node.registry.redisUp) return refuse('CLUSTER_UNAVAILABLE', 'cluster unavailable');
     const t = await this.#homeForResume(participantId);
-    if (t.meetingId && !t.regions) return refuse('CLUSTER_UNAVAILABLE', 'the meeting\'s home could not be found');
+    // Issue 13b: no home served the meeting within the bound (a takeover not done): the SDK tries
+    // again (at the next node, then here).
+    if (t.meetingId && !t.regions) return refuse('HOME_UNAVAILABLE', 'the meeting\'s home node is not back yet: resume again shortly');
     // Fail closed as for a join: the participant's media would move here.
     if (t.regions && !regionAllowed(this.#node.region, t.regions)) {
       return refuse('REGION_UNAVAILABLE', `this node (${this.#node.region}) is outside the meeting's allowed regions`);
@@ -492,6 +527,7 @@ export class ClusterEdge {
         this.#gateway.limits.maxBufferedBytes,
         nodes,
       );
+      this.#socketNode.set(socket, this.#node.nodeId);
       this.#gateway._attach(socket as unknown as WebSocket, address);
       this.#watchJoin(socket, meetingId, this.#node.nodeId);
       for (const d of held) link.fromClient(d);
@@ -568,6 +604,7 @@ export class ClusterEdge {
       });
       socket.once('close', () => this.#relayed.delete(b.c));
       this.#relayed.set(b.c, { socket, from });
+      this.#socketNode.set(socket, from);
       this.#watchJoin(socket, b.m, from, b.c);
       this.#gateway._attach(socket as unknown as WebSocket, b.address);
     });
@@ -590,14 +627,23 @@ export class ClusterEdge {
   }
 
   #onNodeLost(nodeId: string): void {
-    // Clients relayed to a lost home are told to reconnect (they rejoin at any node and the
-    // meeting is placed again); connections relayed from a lost node end as lost connections.
-    for (const [cid, link] of [...this.#links]) {
-      if (link.home !== nodeId) continue;
-      this.#links.delete(cid);
-      this.#sendAway(link.ws, 'the meeting\'s home node is gone: reconnect');
-    }
+    // Connections relayed from a lost node end as lost connections (their sessions wait out the grace).
     for (const r of [...this.#relayed.values()]) if (r.from === nodeId) r.socket.gone(1006);
+    this.#resumeAtNewHome(nodeId);
+  }
+
+  /**
+   * Issue 13b: clients relayed to a lost home. Their node (this one) is alive and a new home will
+   * have their sessions back, so their WebSockets close as lost, without a Closing notice (1012,
+   * service restart): the SDK resumes here with its latest token, and that resume waits for the
+   * new home (#homeForResume).
+   */
+  #resumeAtNewHome(lost: string): void {
+    for (const [cid, link] of [...this.#links]) {
+      if (link.home !== lost) continue;
+      this.#links.delete(cid);
+      if (link.ws.readyState === OPEN) link.ws.close(1012, 'home node moved: resume');
+    }
   }
 
   /** Closes a client's WebSocket with a Closing notice (SERVER_SHUTDOWN): the SDK reconnects. */

@@ -11,11 +11,25 @@ import type { MeetingInit } from '../model/types.js';
 import type { Bus } from './Bus.js';
 import { Bus as BusImpl } from './Bus.js';
 import { ClusterMedia, type NodeMediaHandle } from './ClusterMedia.js';
-import { keys } from './keys.js';
+import { keys, MEETING_RECORD_TTL_S } from './keys.js';
 import { MediaAgent, type PipeAddress, type PipeStat } from './MediaAgent.js';
 import { NodeRegistry, type NodeInfo } from './NodeRegistry.js';
-import type { MeetingPolicyState } from '../model/Meeting.js';
-import { chooseHome, claimHome, purgeMeeting, readHome, readPolicy, renewHome, takeOverHome, writePolicy, type HomeLease } from './placement.js';
+import type { Meeting, MeetingPolicyState, RestoredParticipant } from '../model/Meeting.js';
+import type { Participant } from '../model/Participant.js';
+import {
+  chooseHome,
+  claimHome,
+  purgeMeeting,
+  readHome,
+  readPolicy,
+  readRecordedHome,
+  readSessions,
+  renewHome,
+  takeOverHome,
+  writePolicy,
+  writeSessions,
+  type HomeLease,
+} from './placement.js';
 import { connectRedis, type RedisConnectOptions } from './redis.js';
 
 /** Cluster settings of one node. */
@@ -64,6 +78,24 @@ interface HomeMeeting {
   writeThrough: (() => void) | undefined;
   /** Kept for a move to another node (drain); never written to Redis. */
   init: MeetingInit;
+  /** Issue 13b: per participant, the hash of its current resume token and its media node (from the gateway's saves). */
+  sessions: Map<string, { tokenHash: string; node: string }>;
+  /** What Redis holds of the session records (participant id -> record JSON), as last written. */
+  written: Map<string, string>;
+  /** Writes the changed session records through (coalesced like the policy). */
+  syncSessions: (() => void) | undefined;
+}
+
+/** A restored participant and the hash of its client's latest resume token (issue 13b). */
+export interface RestoredSession {
+  participant: Participant;
+  tokenHash: string;
+}
+
+/** Issue 13b: the session record of one participant in Redis (JSON); see keys.sessions. */
+interface SessionRecord extends Omit<RestoredParticipant, 'id'> {
+  node: string;
+  tokenHash: string;
 }
 
 export class ClusterNode extends TypedEmitter<ClusterNodeEvents> {
@@ -85,6 +117,14 @@ export class ClusterNode extends TypedEmitter<ClusterNodeEvents> {
   #draining = false;
   #drainTimer: NodeJS.Timeout | undefined;
   #closed = false;
+  /** Meetings whose takeover from a lost node is being tried (one loop each). */
+  readonly #takingOver = new Set<string>();
+  /**
+   * @internal Issue 13b: set by the cluster edge. Builds the gateway sessions of the participants a
+   * takeover restored (detached, resumable with the client's latest token for the grace period).
+   * Without it no participant is restored (they rejoin).
+   */
+  _onSessionsRestored: ((meeting: Meeting, restored: RestoredSession[]) => void) | undefined;
 
   /** @internal Use startClusterNode(). */
   constructor(core: MediaCore, options: ClusterOptions, logger: Logger) {
@@ -223,8 +263,10 @@ export class ClusterNode extends TypedEmitter<ClusterNodeEvents> {
   /** Creates the meeting here as its home (idempotent), holding `lease` and renewing it. */
   async hostMeeting(init: MeetingInit & { id?: string }, lease: HomeLease): Promise<void> {
     const id = lease.meetingId;
-    if (this.#core.getMeeting(id)) return;
+    // A creation under way first: the meeting exists before its policy and sessions are rebuilt,
+    // and nobody may join it in between.
     let pending = this.#hosting.get(id);
+    if (!pending && this.#core.getMeeting(id)) return;
     if (!pending) {
       pending = (async () => {
         const home: HomeMeeting = {
@@ -233,18 +275,26 @@ export class ClusterNode extends TypedEmitter<ClusterNodeEvents> {
           timer: setInterval(() => void this.#renew(id), Math.max(100, this.#o.leaseMs / 3)),
           writeThrough: undefined,
           init,
+          sessions: new Map(),
+          written: new Map(),
+          syncSessions: undefined,
         };
         home.timer.unref();
         this.#homes.set(id, home);
         try {
+          // A previous home's policy and sessions (a takeover), read before the meeting exists
+          // here and rebuilt in the same turn as its creation, before anyone joins here.
+          const [state, records] = await Promise.all([
+            readPolicy<MeetingPolicyState>(this.redis, id).catch(() => undefined),
+            this._onSessionsRestored ? readSessions(this.redis, id).catch(() => new Map<string, string>()) : new Map<string, string>(),
+          ]);
           const meeting = await this.#core.createMeeting({ ...init, id });
           meeting.once('close', () => void this.#releaseHome(id));
-          // A previous home's policy (a takeover): rebuilt before anyone joins here.
-          const state = await readPolicy<MeetingPolicyState>(this.redis, id).catch(() => undefined);
           if (state) {
             meeting._restorePolicy(state);
             this.#logger.warn({ meetingId: id, banned: state.banned.length, polls: state.polls.length, locked: state.locked }, 'policy state rebuilt from the previous home');
           }
+          this.#restoreSessions(meeting, home, records);
           let queued = false;
           home.writeThrough = () => {
             if (queued || meeting.closed) return;
@@ -255,10 +305,13 @@ export class ClusterNode extends TypedEmitter<ClusterNodeEvents> {
               void writePolicy(this.redis, home.lease, meeting._policyState()).catch(() => undefined);
             });
           };
+          home.syncSessions = this.#sessionSync(meeting, home);
           for (const e of ['participantjoined', 'participantwaiting', 'participantleft', 'settingschanged', 'pollclosed', 'audit', 'meetingstarted'] as const) {
             meeting.on(e, home.writeThrough);
+            meeting.on(e, home.syncSessions);
           }
           home.writeThrough();
+          home.syncSessions();
           this.#logger.info({ meetingId: id, token: lease.token }, 'home of the meeting');
           this.safeEmit('home', { ...lease });
         } catch (error) {
@@ -282,8 +335,10 @@ export class ClusterNode extends TypedEmitter<ClusterNodeEvents> {
       return; // Redis down: the meeting goes on; the lease is renewed (or re-taken) once it is back.
     }
     if (ok) {
-      // Poll answers raise no meeting event: the renewal tick writes them through too.
+      // Poll answers raise no meeting event: the renewal tick writes them through too (and any
+      // role or state change no meeting event announced).
       home.writeThrough?.();
+      home.syncSessions?.();
       return;
     }
     // The lease is gone: after a Redis restart nobody holds it and this node takes it again (a new
@@ -293,6 +348,9 @@ export class ClusterNode extends TypedEmitter<ClusterNodeEvents> {
     if (again.lease.nodeId === this.nodeId) {
       home.lease = again.lease;
       home.writeThrough?.();
+      // An empty Redis lost the session records too: write them all again.
+      home.written.clear();
+      home.syncSessions?.();
       this.#logger.warn({ meetingId, token: again.lease.token }, 'home lease re-taken (redis lost it)');
       return;
     }
@@ -314,11 +372,113 @@ export class ClusterNode extends TypedEmitter<ClusterNodeEvents> {
 
   /** Records which meeting an (opaque) participant id belongs to, so a resume at any node is routed. */
   async rememberParticipant(participantId: string, meetingId: string): Promise<void> {
-    await this.redis.set(keys.participant(participantId), meetingId, 'EX', 3600).catch(() => undefined);
+    // As long as the meeting's records (purged with them at its end): a participant in a meeting
+    // longer than an hour must still be routed to a new home when it resumes after a takeover.
+    await this.redis.set(keys.participant(participantId), meetingId, 'EX', MEETING_RECORD_TTL_S).catch(() => undefined);
   }
 
   async meetingOfParticipant(participantId: string): Promise<string | undefined> {
     return (await this.redis.get(keys.participant(participantId)).catch(() => null)) ?? undefined;
+  }
+
+  // Sessions (issue 13b) ---------------------------------------------------------------------------
+
+  /**
+   * Writes one participant's session record through (the gateway calls it at a join and at every
+   * resume, before the new token goes out): the hash of its current token and its media node with
+   * its identity, name, role and admission state. Fenced by the home's lease; bounded in time; a
+   * failure is logged (the participant then rejoins after a takeover instead of resuming).
+   */
+  async saveSession(meetingId: string, participantId: string, tokenHash: string, node: string): Promise<void> {
+    const home = this.#homes.get(meetingId);
+    const p = this.#core.getMeeting(meetingId)?.participant(participantId);
+    if (!home || !p || p.closed) return;
+    home.sessions.set(participantId, { tokenHash, node });
+    const json = sessionRecord(p, home.sessions.get(participantId)!);
+    if (json === undefined) return;
+    const bound = Math.min(1000, this.#o.requestTimeoutMs);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const ok = await Promise.race([
+        writeSessions(this.redis, home.lease, new Map([[participantId, json]]), []),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer from redis within ${bound} ms`)), bound);
+        }),
+      ]);
+      if (ok) home.written.set(participantId, json);
+    } catch (error) {
+      home.written.delete(participantId);
+      this.#logger.warn({ meetingId, participantId, err: String(error) }, 'session record not written (a takeover cannot resume it)');
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The home's coalesced write of changed session records: new roles and states, and the records of those who left. */
+  #sessionSync(meeting: Meeting, home: HomeMeeting): () => void {
+    let queued = false;
+    return () => {
+      if (queued || meeting.closed) return;
+      queued = true;
+      setImmediate(() => {
+        queued = false;
+        if (meeting.closed || this.#homes.get(meeting.id) !== home) return;
+        const set = new Map<string, string>();
+        const present = new Set<string>();
+        for (const p of [...meeting.participants, ...meeting.waiting]) {
+          const s = home.sessions.get(p.id);
+          if (!s) continue;
+          present.add(p.id);
+          const json = sessionRecord(p, s);
+          if (json !== undefined && home.written.get(p.id) !== json) set.set(p.id, json);
+        }
+        for (const id of home.sessions.keys()) if (!present.has(id)) home.sessions.delete(id);
+        const del = [...home.written.keys()].filter((id) => !present.has(id));
+        if (set.size === 0 && del.length === 0) return;
+        // What was sent is what Redis holds once the script ran; on a failure the set records are
+        // sent again at the next sync and the deletions stay pending.
+        for (const [id, json] of set) home.written.set(id, json);
+        for (const id of del) home.written.delete(id);
+        void writeSessions(this.redis, home.lease, set, del).then(
+          (ok) => {
+            if (!ok) for (const id of set.keys()) home.written.delete(id);
+          },
+          () => {
+            for (const id of set.keys()) home.written.delete(id);
+            for (const id of del) home.written.set(id, '');
+          },
+        );
+      });
+    };
+  }
+
+  /** A takeover: the previous home's participants back in the meeting, and their gateway sessions (detached). */
+  #restoreSessions(meeting: Meeting, home: HomeMeeting, records: ReadonlyMap<string, string>): void {
+    const hook = this._onSessionsRestored;
+    if (!hook || records.size === 0) return;
+    const list: Array<RestoredParticipant & { tokenHash: string; node: string; json: string }> = [];
+    for (const [id, json] of records) {
+      const r = parseSessionRecord(id, json);
+      if (r) list.push({ ...r, json });
+      else this.#logger.warn({ meetingId: meeting.id, participantId: id }, 'unreadable session record skipped');
+    }
+    const restored = meeting._restoreParticipants(list);
+    const byId = new Map(list.map((r) => [r.id, r]));
+    const media = home.media;
+    const out: RestoredSession[] = [];
+    for (const p of restored) {
+      const r = byId.get(p.id)!;
+      home.sessions.set(p.id, { tokenHash: r.tokenHash, node: r.node });
+      home.written.set(p.id, r.json);
+      // Until the client resumes somewhere (its resume answer assigns the node it is on), its
+      // media is where it was.
+      if (this.registry.node(r.node)) media?.assignNode(p.id, r.node);
+      out.push({ participant: p, tokenHash: r.tokenHash });
+    }
+    // Records that were not restored (banned meanwhile, duplicates) go at the next sync.
+    for (const id of records.keys()) if (!home.sessions.has(id)) home.written.set(id, '');
+    hook(meeting, out);
+    this.#logger.warn({ meetingId: meeting.id, restored: out.length, records: records.size }, 'sessions restored from the previous home');
   }
 
   // Media ------------------------------------------------------------------------------------------
@@ -364,6 +524,11 @@ export class ClusterNode extends TypedEmitter<ClusterNodeEvents> {
     });
     bus.handle('media', (a: { m: string; method: string; args: unknown[] }) => dispatch(this.agent, a.m, a.method, a.args));
     bus.handle('cluster.pipeStats', () => this.pipeStats());
+    // Issue 13b: whether this node serves the meeting as its home now (once its creation finished).
+    bus.handle('cluster.hosts', async (a: { m: string }) => {
+      await this.#hosting.get(a?.m)?.catch(() => undefined);
+      return this.#homes.has(a?.m) && this.#core.getMeeting(a?.m) !== undefined;
+    });
     bus.handle('cluster.drain', (a: { deadlineMs?: number }) => this.drain(typeof a?.deadlineMs === 'number' ? a.deadlineMs : undefined));
     bus.listen('media.ev', (b: { m: string; event: string; args: unknown[] }, from: string) => {
       this.#homes.get(b.m)?.media?._onNodeEvent(from, b.event, b.args);
@@ -373,19 +538,87 @@ export class ClusterNode extends TypedEmitter<ClusterNodeEvents> {
   #onNodeLost(nodeId: string): void {
     this.#logger.warn({ lost: nodeId }, 'node left the cluster (heartbeat expired)');
     for (const home of this.#homes.values()) home.media?._onNodeLost(nodeId);
-    // Media of meetings whose home is gone is released here; their participants' signalling
-    // connections went with the home and they rejoin (the meeting is placed anew).
+    // Media of meetings whose home is gone is released here (their transports died with the
+    // home's media plane; the new home has the clients build them again). Only while that node is
+    // still their home here: a new home may have opened the meeting afresh meanwhile.
     void this.agent.meetingsOf(nodeId).then((ids) => {
-      for (const id of ids) void this.agent.closeMeeting(id, 'released');
+      for (const id of ids) void this.agent.closeMeetingOf(id, nodeId, 'released');
     });
     // Meetings this node knows whose home that was: take the home role over now rather than at
-    // the next join, so the returning participants find it ready.
-    for (const id of this.#inits.keys()) {
-      void readHome(this.redis, id)
-        .then((lease) => (lease?.nodeId === nodeId ? this.placeMeeting(id) : undefined))
-        .catch((e: unknown) => this.#logger.warn({ err: String(e), meetingId: id }, 'takeover failed; the next join retries'));
-    }
+    // the next join, so the resuming participants find it ready.
+    for (const id of this.#inits.keys()) void this.#takeOverFrom(id, nodeId);
     this.safeEmit('nodelost', nodeId);
+  }
+
+  /**
+   * Takes the home role of a meeting over from a lost node, or makes sure the node that won it
+   * hosts the meeting. The lost home's lease may already have run out (it was renewed up to a
+   * third of the lease before the death, and the loss is noticed a registry TTL after the last
+   * heartbeat): then the placement record still names the lost node, and the meeting is placed
+   * anew. A failed attempt (a bus time-out, Redis away) is retried with back-off for a bounded time
+   * instead of waiting for the next join.
+   */
+  async #takeOverFrom(meetingId: string, lost: string): Promise<void> {
+    if (this.#takingOver.has(meetingId)) return;
+    this.#takingOver.add(meetingId);
+    const end = Date.now() + Math.max(10_000, 2 * (this.#o.nodeTtlMs + this.#o.leaseMs));
+    let delay = 100;
+    try {
+      for (let attempt = 0; !this.#closed; attempt++) {
+        try {
+          if (attempt === 0) {
+            const lease = await readHome(this.redis, meetingId);
+            const was = lease ? lease.nodeId : (await readRecordedHome(this.redis, meetingId))?.nodeId;
+            if (was !== lost) return; // not that node's meeting (or ended and purged)
+          }
+          await this.placeMeeting(meetingId);
+          return;
+        } catch (error) {
+          if (Date.now() + delay > end) {
+            this.#logger.error({ err: String(error), meetingId, lost }, 'takeover failed repeatedly; the next join places the meeting');
+            return;
+          }
+          this.#logger.warn({ err: String(error), meetingId, lost, attempt }, 'takeover attempt failed; retrying');
+          await new Promise((r) => setTimeout(r, delay).unref());
+          delay = Math.min(delay * 2, 1000);
+        }
+      }
+    } finally {
+      this.#takingOver.delete(meetingId);
+    }
+  }
+
+  /**
+   * Issue 13b: the meeting's home once it serves the meeting, for a resume: waits up to `waitMs`
+   * while a takeover is under way (the old home lost, the new one not hosting yet), taking part in
+   * it where this node can. undefined when no home serves the meeting in time (or it is unknown).
+   */
+  async homeForResume(meetingId: string, waitMs: number): Promise<HomeLease | undefined> {
+    const end = Date.now() + waitMs;
+    for (;;) {
+      try {
+        const lease = await readHome(this.redis, meetingId);
+        if (lease?.nodeId === this.nodeId) {
+          await this.#hosting.get(meetingId);
+          if (this.#homes.has(meetingId) && this.#core.getMeeting(meetingId)) return lease;
+        } else if (lease && this.registry.node(lease.nodeId)) {
+          // A live holder in this node's view: ask whether it serves the meeting yet (a dead one
+          // still in the view does not answer; it drops out of the view within the registry TTL).
+          const left = Math.max(100, Math.min(1000, end - Date.now()));
+          if (await this.bus.request<boolean>(lease.nodeId, 'cluster.hosts', { m: meetingId }, left)) return lease;
+        } else if (lease || (await readRecordedHome(this.redis, meetingId))) {
+          // The holder is lost, or the lease ran out: take the home role over (or place the meeting
+          // anew) like #takeOverFrom; a node without the meeting's init waits for one that has it.
+          if (this.#inits.has(meetingId)) await this.placeMeeting(meetingId);
+        } else {
+          return undefined; // no such meeting in the cluster (ended and purged, or never placed)
+        }
+      } catch {
+        // A time-out or Redis away: try again until the bound.
+      }
+      if (Date.now() >= end) return undefined;
+      await new Promise((r) => setTimeout(r, 100).unref());
+    }
   }
 
   /**
@@ -495,4 +728,50 @@ export async function startClusterNode(core: MediaCore, options: ClusterOptions,
     throw error;
   }
   return node;
+}
+
+const ROLES = new Set(['host', 'cohost', 'participant']);
+const STATES = new Set(['admitted', 'waiting-room', 'waiting-for-host']);
+
+/** The JSON record of a participant's session (undefined for a participant that is not admitted or waiting). */
+function sessionRecord(p: Participant, s: { tokenHash: string; node: string }): string | undefined {
+  if (!STATES.has(p.state)) return undefined;
+  const r: SessionRecord = {
+    identity: p.identity,
+    displayName: p.displayName,
+    role: p.role,
+    state: p.state as SessionRecord['state'],
+    authenticated: p.authenticated,
+    e2eeCapable: p.e2eeCapable,
+    admittedSeq: p.admittedSeq,
+    node: s.node,
+    tokenHash: s.tokenHash,
+  };
+  return JSON.stringify(r);
+}
+
+/** A record read back from Redis, checked field by field (undefined when anything is off). */
+function parseSessionRecord(id: string, json: string): (RestoredParticipant & { tokenHash: string; node: string }) | undefined {
+  let r: Partial<SessionRecord>;
+  try {
+    r = JSON.parse(json) as Partial<SessionRecord>;
+  } catch {
+    return undefined;
+  }
+  const str = (v: unknown, max: number): v is string => typeof v === 'string' && v.length > 0 && v.length <= max;
+  if (!str(id, 128) || !str(r.identity, 256) || !str(r.displayName, 256) || !str(r.node, 64)) return undefined;
+  if (!ROLES.has(String(r.role)) || !STATES.has(String(r.state))) return undefined;
+  if (typeof r.tokenHash !== 'string' || !/^[0-9a-f]{64}$/.test(r.tokenHash)) return undefined;
+  return {
+    id,
+    identity: r.identity,
+    displayName: r.displayName,
+    role: r.role as RestoredParticipant['role'],
+    state: r.state as RestoredParticipant['state'],
+    authenticated: r.authenticated === true,
+    e2eeCapable: r.e2eeCapable === true,
+    admittedSeq: Number.isInteger(r.admittedSeq) && (r.admittedSeq as number) >= 0 ? (r.admittedSeq as number) : 0,
+    node: r.node,
+    tokenHash: r.tokenHash,
+  };
 }

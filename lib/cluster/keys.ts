@@ -15,6 +15,12 @@ export const keys = {
   lease: (id: string) => `${PREFIX}meeting:${id}:lease`,
   /** String (JSON): the meeting's policy state, written through by the home (fenced by its token). */
   policy: (id: string) => `${PREFIX}meeting:${id}:policy`,
+  /**
+   * Hash: what a resume needs at a new home (issue 13b), one field per participant id: a JSON
+   * record (identity, display name, role, admission state, media node, SHA-256 of the current
+   * resume token; never the token). Written by the home, fenced by its lease token.
+   */
+  sessions: (id: string) => `${PREFIX}meeting:${id}:sessions`,
   /** Counter: fencing tokens of the meeting's home leases. */
   epoch: (id: string) => `${PREFIX}meeting:${id}:epoch`,
   /** String: the meeting of an (opaque) participant id, so a resume can be routed. */

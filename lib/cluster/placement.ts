@@ -35,11 +35,14 @@ const RENEW = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0`;
 
-// KEYS: lease, epoch, record, policy. ARGV: expected value. Purges only while the caller holds the lease.
+// KEYS: lease, epoch, record, policy, sessions. ARGV: expected value, participant key prefix.
+// Purges only while the caller holds the lease; the participants' routing keys go with the
+// sessions (their ids are the sessions' fields; a standalone Redis, so keys built here are fine).
 const PURGE = `
 local cur = redis.call('GET', KEYS[1])
 if cur and cur ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+for _, id in ipairs(redis.call('HKEYS', KEYS[5])) do redis.call('DEL', ARGV[2] .. id) end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 return 1`;
 
 // KEYS: lease, epoch, record. ARGV: the dead holder's value, new node, lease ms, record TTL s.
@@ -114,7 +117,17 @@ export async function renewHome(redis: Redis, lease: HomeLease, leaseMs: number)
 /** Deletes the meeting's records at its end (only by the lease holder). */
 export async function purgeMeeting(redis: Redis, lease: HomeLease): Promise<boolean> {
   const m = lease.meetingId;
-  const r = await redis.eval(PURGE, 4, keys.lease(m), keys.epoch(m), keys.meeting(m), keys.policy(m), `${lease.nodeId}|${lease.token}`);
+  const r = await redis.eval(
+    PURGE,
+    5,
+    keys.lease(m),
+    keys.epoch(m),
+    keys.meeting(m),
+    keys.policy(m),
+    keys.sessions(m),
+    `${lease.nodeId}|${lease.token}`,
+    keys.participant(''),
+  );
   return r === 1;
 }
 
@@ -146,4 +159,46 @@ export async function writePolicy(redis: Redis, lease: HomeLease, state: unknown
 export async function readPolicy<T>(redis: Redis, meetingId: string): Promise<T | undefined> {
   const v = await redis.get(keys.policy(meetingId));
   return v ? (JSON.parse(v) as T) : undefined;
+}
+
+// Issue 13b: session write-through ------------------------------------------------------------
+
+// KEYS: lease, sessions. ARGV: expected lease value, TTL s, then field/value pairs to set, '', then
+// fields to delete. Fenced like the policy: a home that lost its lease writes nothing.
+const WRITE_SESSIONS = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local i = 3
+while ARGV[i] ~= '' do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+for j = i + 1, #ARGV do redis.call('HDEL', KEYS[2], ARGV[j]) end
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+return 1`;
+
+/**
+ * Sets (`set`: participant id -> record JSON) and deletes (`del`) session records of the meeting,
+ * in one fenced step: only while `lease` is the current lease.
+ */
+export async function writeSessions(redis: Redis, lease: HomeLease, set: ReadonlyMap<string, string>, del: readonly string[]): Promise<boolean> {
+  const m = lease.meetingId;
+  const pairs: string[] = [];
+  for (const [id, json] of set) pairs.push(id, json);
+  const r = await redis.eval(WRITE_SESSIONS, 2, keys.lease(m), keys.sessions(m), `${lease.nodeId}|${lease.token}`, String(MEETING_RECORD_TTL_S), ...pairs, '', ...del);
+  return r === 1;
+}
+
+/** The session records the meeting's last home wrote (participant id -> record JSON). */
+export async function readSessions(redis: Redis, meetingId: string): Promise<Map<string, string>> {
+  return new Map(Object.entries(await redis.hgetall(keys.sessions(meetingId))));
+}
+
+/**
+ * The home the meeting's placement record names, even when its lease expired (the record
+ * outlives the lease): who was home last, for a takeover after the lease ran out.
+ */
+export async function readRecordedHome(redis: Redis, meetingId: string): Promise<{ nodeId: string; token: number; allowedRegions: string[] } | undefined> {
+  const [home, token, regions] = await redis.hmget(keys.meeting(meetingId), 'home', 'token', 'regions');
+  if (!home) return undefined;
+  return { nodeId: home, token: Number(token ?? 0), allowedRegions: regions ? (JSON.parse(regions) as string[]) : [] };
 }

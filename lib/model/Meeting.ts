@@ -1083,6 +1083,51 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
     }
   }
 
+  /**
+   * @internal Issue 13b: the participants of a previous home (a takeover), back in the states and
+   * roles they had, with their ids and admission numbers, before anyone joins here. Nobody here
+   * knew them, so no joined or waiting event is sent; their sessions at the gateway start detached
+   * (the reconnect grace). Records that do not fit the restored policy (a banned identity, a second
+   * session of one identity, a second host) are skipped or demoted.
+   */
+  _restoreParticipants(list: readonly RestoredParticipant[]): Participant[] {
+    const out: Participant[] = [];
+    const identities = new Set([...this.#participants.values()].map((p) => p.identity));
+    let host = this.host !== undefined;
+    // In admission order, so the numbers handed out below are the ones the old home gave.
+    for (const r of [...list].sort((a, b) => (a.admittedSeq || Infinity) - (b.admittedSeq || Infinity))) {
+      if (this.#participants.has(r.id) || identities.has(r.identity) || this.#banned.has(r.identity)) continue;
+      const admitted = r.state === 'admitted';
+      let role: Role = r.role;
+      if (role === 'host' && (host || !admitted)) role = this.#cohostIdentities.has(r.identity) ? 'cohost' : 'participant';
+      if (role === 'host') host = true;
+      // The constructor numbers an admitted participant with the next number: the old one, unless
+      // it was given out here already (the counter never goes back).
+      if (admitted && r.admittedSeq > 0) this.#admittedSeq = Math.max(this.#admittedSeq, r.admittedSeq - 1);
+      const p = new Participant(this, {
+        id: r.id,
+        identity: r.identity,
+        displayName: r.displayName,
+        email: undefined,
+        address: undefined,
+        macAddress: undefined,
+        authenticated: r.authenticated,
+        e2eeCapable: r.e2eeCapable,
+        role,
+        state: r.state,
+      });
+      p.on('listenererror', (event, error) => this._logListenerError('participant', event, error));
+      this.#participants.set(p.id, p);
+      identities.add(p.identity);
+      out.push(p);
+    }
+    const admitted = out.filter((p) => p.state === 'admitted');
+    if (admitted.length > 0 && !this.#startedAt) this.#startedAt = new Date();
+    if (admitted.some((p) => p.role === 'host')) this.#pausedForHost = false;
+    this.#logger.info({ restored: out.length, admitted: admitted.length }, 'participants restored from the previous home');
+    return out;
+  }
+
   /** Ends the meeting (if running, with 'server-shutdown') and releases it. Idempotent. */
   close(): void {
     if (this.#closed) return;
@@ -1091,6 +1136,19 @@ export class Meeting extends TypedEmitter<MeetingEvents> {
     this._media.close();
     this.safeEmit('close');
   }
+}
+
+/** @internal Issue 13b: one participant as a previous home recorded it (see Meeting._restoreParticipants). */
+export interface RestoredParticipant {
+  id: string;
+  identity: string;
+  displayName: string;
+  role: Role;
+  state: 'admitted' | 'waiting-room' | 'waiting-for-host';
+  authenticated: boolean;
+  e2eeCapable: boolean;
+  /** The admission number the old home gave (0 while waiting). */
+  admittedSeq: number;
 }
 
 /**

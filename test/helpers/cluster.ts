@@ -179,6 +179,10 @@ export async function startNode(o: {
   child.stderr!.on('data', (d: Buffer) => {
     if (process.env.C4V_TEST_NODE_LOG) process.stderr.write(`[${o.id}] ${d.toString()}`);
   });
+  // The node's log lines (pino writes to stdout) too, when asked for.
+  child.stdout!.on('data', (d: Buffer) => {
+    if (process.env.C4V_TEST_NODE_LOG) process.stderr.write(d.toString().replace(/^(?=.)/gm, `[${o.id}] `));
+  });
   const m = await waitForLine(child, /signalling: (ws:\/\/\S+)/, `node ${o.id}`, 60_000);
   const url = m[1]!;
   const httpUrl = url.replace(/^ws/, 'http').replace(/\/signalling$/, '');
