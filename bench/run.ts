@@ -31,9 +31,10 @@ import { spreadFanout, type SpreadResult } from './spread.js';
 import { signallingReport, signallingSection, type SignallingSection } from './signalling-section.js';
 import { compareWorkerBuilds, parseWorkerBuilds, type WorkerBuild, type WorkerBuildResult } from './workerbuild.js';
 import { resolveWorkerBinary } from '../lib/media/workerBinary.js';
+import { meetingMix, meetingsReport, type MeetingsResult } from './meetings.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SECTIONS = ['latency', 'generator', 'capacity', 'machine', 'micro', 'memory', 'password', 'build', 'spread', 'signalling'] as const;
+const SECTIONS = ['latency', 'generator', 'capacity', 'machine', 'micro', 'memory', 'password', 'build', 'spread', 'signalling', 'meetings'] as const;
 /** Per-worker capacity: the last copy's p99 must stay under this (a real-time bound). */
 const REALTIME_P99_US = 200_000;
 type Section = (typeof SECTIONS)[number];
@@ -326,6 +327,13 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
       }
     }
 
+    // ---- capacity for real meetings (issue 14, w3-14a) -------------------------------------------
+    if (has('meetings')) {
+      // Its own core with the default worker count; searches only in the full run (--quick: the
+      // same-load comparison at 2 meetings). The full searches take about 6-9 minutes per repeat.
+      results.meetings = await meetingMix(engine, { quick: o.quick, repeat: o.repeat, logger, mediaCodecs: MEDIA_CODECS, log: o.log, deadline: Date.now() + 560_000 * o.repeat });
+    }
+
     // ---- worker builds side by side (issue 14) ---------------------------------------------------
     if (has('build')) {
       // Without --worker-bin the installed build runs against itself: an A/A comparison that shows
@@ -541,6 +549,7 @@ export function report(results: Record<string, unknown>): string {
     parts.push('');
     parts.push(table(build.ratios.map((r) => ({ workload: r.workload, N: r.fanout, ratio: `${r.of} / ${r.to}`, 'CPU/copy': fmtInterval(r.cpuPerCopy), 'user/copy': fmtInterval(r.userPerCopy), 'last p50': fmtInterval(r.lastP50) }))));
   }
+  if (results.meetings) parts.push(meetingsReport(results.meetings as MeetingsResult));
   const g = results.generator as GeneratorResult | undefined;
   if (g) parts.push(`\nGenerator alone: ${g.achievedPps.toFixed(0)} packets/s, loss ${(g.loss * 100).toFixed(3)}%, p99 ${fmtUs(g.p99Us)}: ${g.headroom.toFixed(1)}x the highest rate used (${g.highestRateUsed.toFixed(0)}/s)`);
   if (g?.srtp) parts.push(`Generator SRTP (sender -> receiver, no forwarder): p50 ${fmtUs(g.srtp.plainP50Us)} plain, ${fmtUs(g.srtp.srtpP50Us)} with SRTP; protect ${(g.srtp.protectNsPerPacket / 1000).toFixed(1)} us/packet`);

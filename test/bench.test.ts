@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { MeetingSearch, summariseCopies, type MixCopy } from '../bench/meetings.js';
 import type { Percentiles } from '../bench/stats.js';
 
 const RUN = fileURLToPath(new URL('../bench/run.js', import.meta.url));
@@ -132,9 +133,101 @@ test('bench --quick writes results.json with every path, workload and fan-out, a
     for (const row of cmp.rows) assert.is(row.wrong, 0, `${row.label}: the same answers`);
     for (const r of cmp.ratios) bracketed(r.cpuPerRequest, `signalling ${r.of} / ${r.to} CPU per request`);
     assert.match(stdout, /Signalling hot path, same run/);
+    // Issue 14 (w3-14a): the meeting mix at the same load on every path, and its ratios.
+    const mix = results.meetings;
+    assert.match(mix.criterion, /0% loss on every copy/);
+    assert.equal(mix.searches, [], '--quick runs no capacity search');
+    assert.equal(mix.comparison.rows.map((r: { path: string }) => r.path), ['native', 'mediasoup-srtp', 'library']);
+    const { meetings, rounds, roundSeconds } = mix.comparison;
+    // 10 x 9 audio copies and 3 x 9 video copies per meeting, every one counted.
+    const audioPackets = rounds * roundSeconds * 50;
+    const videoPackets = rounds * roundSeconds * 30 * 4;
+    for (const r of mix.comparison.rows) {
+      assert.is(r.participants, meetings * 10);
+      assert.is(r.streams, meetings * 13);
+      assert.is(r.copies, meetings * 117);
+      assert.is(r.expected, meetings * (90 * audioPackets + 27 * videoPackets), `${r.path}: every copy's packets expected`);
+      assert.ok(r.received > 0 && r.received <= r.expected, `${r.path}: received ${r.received} of ${r.expected}`);
+      assert.ok(Math.abs(r.loss - (1 - r.received / r.expected)) < 1e-9, `${r.path}: loss counted from the copies`);
+      assert.ok(r.copiesWithLoss >= 0 && r.copiesWithLoss <= r.copies);
+      assert.is(r.pass, r.loss === 0 && r.copiesOverBound === 0 && r.sendErrors === 0 && r.srtpFailures === 0, `${r.path}: pass follows the criterion`);
+      assert.is(r.srtpFailures, 0, `${r.path}: every SRTP copy decrypted with its own key`);
+      assertPercentiles(r.all, `meetings ${r.path} all copies`);
+      assert.ok(r.worstCopyP99Us >= r.all.p50, `${r.path}: the worst copy's p99 is not below the pooled median`);
+      assert.ok(Number.isFinite(r.cpuMsPerSecondPerParticipant) && r.cpuMsPerSecondPerParticipant > 0, `${r.path}: forwarding CPU per participant measured`);
+      assert.is(r.roundStats.length, rounds);
+    }
+    assert.equal(mix.ratios.map((r: { of: string; to: string }) => `${r.of}/${r.to}`), ['library/native', 'library/mediasoup-srtp']);
+    for (const r of mix.ratios) {
+      bracketed(r.cpuPerCopy, `meetings ${r.of}/${r.to} CPU per copy`);
+      bracketed(r.p50, `meetings ${r.of}/${r.to} p50`);
+      bracketed(r.p99, `meetings ${r.of}/${r.to} p99`);
+    }
+    assert.ok(mix.headroom.achievedPps > 0 && Number.isFinite(mix.headroom.factor));
+    assert.ok(mix.loadAvg.start.length === 3 && mix.loadAvg.end.length === 3);
+    assert.match(stdout, /Meeting mix/);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
+});
+
+/** Receiver records as the engine writes them: u32 copy, u32 sequence, i64 delay (ns), little-endian. */
+function records(rows: Array<[copy: number, seq: number, delayUs: number]>): ArrayBuffer {
+  const b = Buffer.alloc(rows.length * 16);
+  rows.forEach(([c, s, d], i) => {
+    b.writeUInt32LE(c, i * 16);
+    b.writeUInt32LE(s, i * 16 + 4);
+    b.writeBigInt64LE(BigInt(Math.round(d * 1000)), i * 16 + 8);
+  });
+  return b.buffer.slice(b.byteOffset, b.byteOffset + b.length);
+}
+
+test('summariseCopies counts loss and p99 per copy, ignores warm-up and duplicates, and names the worst copy', () => {
+  const copies: MixCopy[] = [
+    { ssrc: 1, meeting: 0, receiver: 1, from: 0, kind: 'audio' },
+    { ssrc: 2, meeting: 0, receiver: 0, from: 1, kind: 'audio' },
+    { ssrc: 3, meeting: 1, receiver: 2, from: 0, kind: 'video' },
+  ];
+  // Audio: sequences 5..104 measured (5 warm-up packets before); video: 20..219.
+  const ranges = new Map([
+    ['audio', { first: 5, packets: 100 }],
+    ['video', { first: 20, packets: 200 }],
+  ] as const);
+  const rows: Array<[number, number, number]> = [];
+  for (let s = 0; s < 105; s++) rows.push([0, s, s < 5 ? 900_000 : 1000]);
+  // Copy 1 misses sequence 50, gets 60 twice, and one packet in a hundred is 40 ms late.
+  for (let s = 5; s < 105; s++) if (s !== 50) rows.push([1, s, s === 70 ? 40_000 : 2000]);
+  rows.push([1, 60, 2000]);
+  for (let s = 20; s < 220; s++) rows.push([2, s, s % 50 === 0 ? 35_000 : 500]);
+  const r = summariseCopies(records(rows), copies, new Map(ranges));
+  assert.is(r.expected, 400);
+  assert.is(r.received, 399, 'one packet of copy 1 missing, its duplicate not counted');
+  assert.is(r.copiesWithLoss, 1);
+  // Copy 1: 99 packets, the one 40 ms late is its p99 (nearest rank 99 of 99). Copy 2: 4 of 200 at 35 ms.
+  assert.is(r.worstCopyP99Us, 40_000);
+  assert.equal(r.worstCopy, { meeting: 0, receiver: 0, from: 1, kind: 'audio' });
+  assert.is(r.copiesOverBound, 2, 'copies 1 and 2 are over 30 ms at p99; the warm-up of copy 0 does not count');
+  assert.is(r.audio.samples, 199);
+  assert.is(r.video.samples, 200);
+});
+
+test('MeetingSearch doubles, halves after a first failure, bisects to one meeting and stops at its bound', () => {
+  const run = (capacity: number, start: number, max: number): { tried: number[]; lo: number; hi: number | undefined } => {
+    const s = new MeetingSearch(start, max);
+    const tried: number[] = [];
+    while (s.next !== undefined) {
+      assert.ok(tried.length < 20, 'the search ends');
+      tried.push(s.next);
+      s.report(s.next, s.next <= capacity);
+    }
+    return { tried, lo: s.lo, hi: s.hi };
+  };
+  assert.equal(run(11, 8, 64), { tried: [8, 16, 12, 10, 11], lo: 11, hi: 12 });
+  assert.equal(run(2, 8, 64), { tried: [8, 4, 2, 3], lo: 2, hi: 3 });
+  assert.equal(run(100, 8, 64), { tried: [8, 16, 32, 64], lo: 64, hi: undefined });
+  assert.equal(run(0, 4, 64), { tried: [4, 2, 1], lo: 0, hi: 1 });
+  // A bracket within 10% of the passing count is narrow enough: 42 passed, 45 failed, done.
+  assert.equal(run(43, 40, 80), { tried: [40, 80, 60, 50, 45, 42], lo: 42, hi: 45 });
 });
 
 test.run();

@@ -193,6 +193,55 @@ for (const [name, make] of engines) {
       for (const s of [src, fin, fout, rx]) s.close();
     }
   });
+
+  // Issue 14 (w3-14a): the forwarder as an SFU does SRTP: unprotect once, protect every copy.
+  test(`${name}: an SRTP forwarder decrypts with the ingress key and protects each copy with its destination's key; a wrong ingress key forwards nothing`, async () => {
+    const e = make();
+    const src = await e.openSocket('127.0.0.1');
+    const fin = await e.openSocket('127.0.0.1');
+    const fout = await e.openSocket('127.0.0.1');
+    const rx = await e.openSocket('127.0.0.1');
+    try {
+      const ingress = { suite: 'AES_CM_128_HMAC_SHA1_80' as const, key: randomBytes(30) };
+      const copies = [5101, 5102].map((ssrc) => ({ ssrc, srtp: { suite: 'AES_CM_128_HMAC_SHA1_80' as const, key: randomBytes(30) } }));
+      const receiver = e.startReceiver({ socket: rx, maxRecords: 100, copies });
+      const fwd = e.startForwarder({ input: fin, output: fout, srtp: ingress, destinations: copies.map((c) => ({ host: '127.0.0.1', port: rx.port, ...c })) });
+      const send = (srtp: typeof ingress, frames: number, firstFrame = 0) =>
+        e.startSender({ socket: src, host: '127.0.0.1', port: fin.port, rtp: { payloadType: 100, ssrc: 1, clockRate: 48000, size: 200 }, frameRate: 200, packetsPerFrame: 1, frames, firstFrame, srtp }).finished();
+      // First the stream under another key (the forwarder must refuse every packet), then under
+      // the right one: loopback keeps one socket's datagrams in order, so once the good copies
+      // arrived the refused packets were seen.
+      await send({ ...ingress, key: randomBytes(30) }, 5);
+      await send(ingress, 10, 5);
+      await waitUntil(() => receiver.status().received >= 20, '20 decrypted copies at the receiver');
+      const f = fwd.stop();
+      assert.is(f.received, 15);
+      assert.is(f.srtpFailures, 5);
+      assert.is(f.sent, 20);
+      const r = receiver.stop();
+      assert.is(r.srtpFailures, 0, 'every copy decrypts with its own key');
+      const rec = readRecords(r.records);
+      for (let c = 0; c < 2; c++) assert.equal([...rec.seq].filter((_, i) => rec.copy[i] === c).sort((a, b) => a - b), [5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
+    } finally {
+      for (const s of [src, fin, fout, rx]) s.close();
+    }
+  });
+
+  test(`${name}: a forwarder key of a GCM suite is refused with NATIVE_BAD_SRTP_KEY`, async () => {
+    const e = make();
+    const fin = await e.openSocket('127.0.0.1');
+    const fout = await e.openSocket('127.0.0.1');
+    try {
+      e.startForwarder({ input: fin, output: fout, srtp: { suite: 'AEAD_AES_128_GCM', key: randomBytes(28) }, destinations: [{ host: '127.0.0.1', port: 9 }] });
+      assert.unreachable('a GCM key must be refused');
+    } catch (error) {
+      assert.instance(error, C4vError);
+      assert.is((error as C4vError).code, 'NATIVE_BAD_SRTP_KEY');
+    } finally {
+      fin.close();
+      fout.close();
+    }
+  });
 }
 
 if (nativeBuilt) {

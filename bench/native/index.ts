@@ -127,14 +127,21 @@ export interface ReceiverResult extends ReceiverStatus {
 export interface ForwarderOptions {
   input: UdpSocket;
   output: UdpSocket;
-  /** Each received packet is copied to every destination, with `ssrc` written into it when set. */
-  destinations: Array<{ host: string; port: number; ssrc?: number }>;
+  /**
+   * Each received packet is copied to every destination, with `ssrc` written into it when set,
+   * and protected with the destination's `srtp` key when set (after the SSRC is written).
+   */
+  destinations: Array<{ host: string; port: number; ssrc?: number; srtp?: SrtpKey }>;
+  /** The key incoming packets are unprotected with (once per packet); without it, plain RTP in. */
+  srtp?: SrtpKey;
 }
 
 export interface ForwarderResult {
   received: number;
   sent: number;
   sendErrors: number;
+  /** Packets that failed to authenticate (dropped) or copies that failed to protect. */
+  srtpFailures: number;
   cpuNs: number;
 }
 
@@ -199,6 +206,17 @@ function assertAddress(host: unknown, port: unknown): void {
 
 function assertPacketSize(size: number, limit = MAX_PACKET_SIZE): void {
   if (size > limit) throw new C4vError('NATIVE_PACKET_TOO_LARGE', `a packet of ${size} bytes is over the ${limit}-byte limit`);
+}
+
+/** The forwarder's SRTP is the AES-CM suites (libcrypto in the addon, TsSrtpSession here). */
+function assertForwarderKeys(o: ForwarderOptions): void {
+  for (const k of [o.srtp, ...o.destinations.map((d) => d.srtp)]) {
+    if (!k) continue;
+    assertSrtpKey(k);
+    if (k.suite !== 'AES_CM_128_HMAC_SHA1_80' && k.suite !== 'AES_CM_128_HMAC_SHA1_32') {
+      throw new C4vError('NATIVE_BAD_SRTP_KEY', `the forwarder does SRTP with the AES_CM_128_HMAC_SHA1_80 / _32 suites only, not ${k.suite}`);
+    }
+  }
 }
 
 function assertRtpSpec(spec: RtpSpec): void {
@@ -373,9 +391,10 @@ function nativeEngine(addon: Addon): PacketEngine {
     },
     startForwarder(o) {
       o.destinations.forEach((d) => assertAddress(d.host, d.port));
+      assertForwarderKeys(o);
       let h: object;
       try {
-        h = addon.forwarderStart({ inFd: nativeSocket(o.input).fd, outFd: nativeSocket(o.output).fd, destinations: o.destinations });
+        h = addon.forwarderStart({ inFd: nativeSocket(o.input).fd, outFd: nativeSocket(o.output).fd, destinations: o.destinations, ...(o.srtp ? { srtp: o.srtp } : {}) });
       } catch (e) {
         rethrow(e);
       }
@@ -619,17 +638,38 @@ function tsEngine(): PacketEngine {
     },
     startForwarder(o) {
       o.destinations.forEach((d) => assertAddress(d.host, d.port));
+      assertForwarderKeys(o);
       const input = tsSocket(o.input);
       const output = tsSocket(o.output);
-      const st: ForwarderResult = { received: 0, sent: 0, sendErrors: 0, cpuNs: 0 };
+      const inbound = o.srtp ? new TsSrtpSession(o.srtp) : undefined;
+      const outbound = o.destinations.map((d) => (d.srtp ? new TsSrtpSession(d.srtp) : undefined));
+      const st: ForwarderResult = { received: 0, sent: 0, sendErrors: 0, srtpFailures: 0, cpuNs: 0 };
       input.listen((msg) => {
         st.received++;
-        for (const d of o.destinations) {
-          const copy = Buffer.from(msg);
+        let packet = msg;
+        if (inbound) {
+          try {
+            packet = inbound.unprotect(msg);
+          } catch {
+            st.srtpFailures++;
+            return;
+          }
+        }
+        o.destinations.forEach((d, i) => {
+          let copy: Buffer = Buffer.from(packet);
           if (d.ssrc !== undefined && copy.length >= 12) copy.writeUInt32BE(d.ssrc >>> 0, 8);
+          const out = outbound[i];
+          if (out) {
+            try {
+              copy = out.protect(copy);
+            } catch {
+              st.srtpFailures++;
+              return;
+            }
+          }
           output.socket.send(copy, d.port, d.host);
           st.sent++;
-        }
+        });
       });
       let stopped = false;
       return {

@@ -1091,11 +1091,36 @@ typedef struct {
   socklen_t *dest_lens;
   uint32_t *ssrcs;          // per-destination SSRC written into each copy (0: keep)
   uint32_t n;
+  // Optional SRTP, as an SFU does it: each packet is unprotected once with the ingress key, and
+  // each copy protected with its destination's own key after its SSRC is written (AES-CM suites
+  // on libcrypto, fastsrtp.h). NULL: plain RTP in / out.
+  fast_srtp *in_srtp;
+  fast_srtp **out_srtp;
   _Atomic int stop;
-  _Atomic int64_t received, sent, send_errors;
+  _Atomic int64_t received, sent, send_errors, srtp_failures;
   int64_t cpu_ns;
   int joined;
 } forwarder_t;
+
+// Sends the k queued copies (waiting for room when the socket buffer is full); returns 0.
+static int forwarder_flush(forwarder_t *f, struct mmsghdr *smsgs, int k) {
+  int done = 0;
+  while (done < k) {
+    int r = sendmmsg(f->out_fd, smsgs + done, (unsigned)(k - done), 0);
+    if (r < 0) {
+      if (errno == EAGAIN || errno == ENOBUFS) {
+        struct pollfd op = {.fd = f->out_fd, .events = POLLOUT};
+        poll(&op, 1, 10);
+        continue;
+      }
+      atomic_fetch_add(&f->send_errors, k - done);
+      break;
+    }
+    done += r;
+  }
+  atomic_fetch_add(&f->sent, done);
+  return 0;
+}
 
 static void *forwarder_main(void *arg) {
   forwarder_t *f = arg;
@@ -1122,45 +1147,42 @@ static void *forwarder_main(void *arg) {
     int k = 0;
     for (int i = 0; i < n; i++) {
       int len = (int)rmsgs[i].msg_len;
-      for (uint32_t d = 0; d < f->n; d++) {
+      // A packet that fails authentication is dropped (and counted), as an SFU drops it.
+      int bad = f->in_srtp && (len < 12 || fast_srtp_unprotect(f->in_srtp, in[i], &len) != 0);
+      if (bad) atomic_fetch_add(&f->srtp_failures, 1);
+      for (uint32_t d = 0; d < f->n && !bad; d++) {
+        int copy_len = len;
         memcpy(out[k], in[i], (size_t)len);
         if (f->ssrcs[d] && len >= 12) {
           uint32_t v = htonl(f->ssrcs[d]);
           memcpy(out[k] + 8, &v, 4);
         }
+        if (f->out_srtp && f->out_srtp[d] && (len < 12 || fast_srtp_protect(f->out_srtp[d], out[k], &copy_len) != 0)) {
+          atomic_fetch_add(&f->srtp_failures, 1);
+          continue;
+        }
         siov[k].iov_base = out[k];
-        siov[k].iov_len = (size_t)len;
+        siov[k].iov_len = (size_t)copy_len;
         memset(&smsgs[k], 0, sizeof smsgs[k]);
         smsgs[k].msg_hdr.msg_iov = &siov[k];
         smsgs[k].msg_hdr.msg_iovlen = 1;
         smsgs[k].msg_hdr.msg_name = &f->dests[d];
         smsgs[k].msg_hdr.msg_namelen = f->dest_lens[d];
-        if (++k == BATCH || (i == n - 1 && d == f->n - 1)) {
-          int done = 0;
-          while (done < k) {
-            int r = sendmmsg(f->out_fd, smsgs + done, (unsigned)(k - done), 0);
-            if (r < 0) {
-              if (errno == EAGAIN || errno == ENOBUFS) {
-                struct pollfd op = {.fd = f->out_fd, .events = POLLOUT};
-                poll(&op, 1, 10);
-                continue;
-              }
-              atomic_fetch_add(&f->send_errors, k - done);
-              break;
-            }
-            done += r;
-          }
-          atomic_fetch_add(&f->sent, done);
-          k = 0;
-        }
+        if (++k == BATCH) k = forwarder_flush(f, smsgs, k);
       }
     }
+    if (k > 0) forwarder_flush(f, smsgs, k);
   }
   f->cpu_ns = thread_cpu_ns() - cpu0;
   return NULL;
 }
 
 static void forwarder_free(forwarder_t *f) {
+  fast_srtp_free(f->in_srtp);
+  if (f->out_srtp) {
+    for (uint32_t i = 0; i < f->n; i++) fast_srtp_free(f->out_srtp[i]);
+    free(f->out_srtp);
+  }
   free(f->dests);
   free(f->dest_lens);
   free(f->ssrcs);
@@ -1176,7 +1198,21 @@ static void forwarder_finalize(napi_env env, void *data, void *hint) {
   forwarder_free(f);
 }
 
-// forwarderStart({ inFd, outFd, destinations: [{ host, port, ssrc? }] })
+// A forwarder's SRTP context for one key (AES-CM suites only: fastsrtp); NULL after throwing.
+static fast_srtp *forwarder_key(napi_env env, napi_value key) {
+  key_spec ks;
+  if (!read_key_spec(env, key, &ks)) return NULL;
+  int tag = strcmp(ks.suite, "AES_CM_128_HMAC_SHA1_80") == 0 ? 10 : strcmp(ks.suite, "AES_CM_128_HMAC_SHA1_32") == 0 ? 4 : 0;
+  if (!tag) {
+    throw_coded(env, "NATIVE_BAD_SRTP_KEY", "the forwarder does SRTP with the AES_CM_128_HMAC_SHA1_80 / _32 suites only");
+    return NULL;
+  }
+  fast_srtp *s = fast_srtp_new(ks.key, tag);
+  if (!s) throw_coded(env, "INTERNAL", "out of memory");
+  return s;
+}
+
+// forwarderStart({ inFd, outFd, srtp?: { suite, key }, destinations: [{ host, port, ssrc?, srtp? }] })
 static napi_value js_forwarder_start(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value o;
@@ -1205,6 +1241,19 @@ static napi_value js_forwarder_start(napi_env env, napi_callback_info info) {
       return NULL;
     }
     f->ssrcs[i] = (uint32_t)num_prop(env, el, "ssrc", 0);
+    napi_value key = prop(env, el, "srtp");
+    if (key) {
+      if (!f->out_srtp) f->out_srtp = calloc(n, sizeof *f->out_srtp);
+      if (!f->out_srtp || !(f->out_srtp[i] = forwarder_key(env, key))) {
+        forwarder_free(f);
+        return f->out_srtp ? NULL : throw_coded(env, "INTERNAL", "out of memory");
+      }
+    }
+  }
+  napi_value in_key = prop(env, o, "srtp");
+  if (in_key && !(f->in_srtp = forwarder_key(env, in_key))) {
+    forwarder_free(f);
+    return NULL;
   }
   if (f->in_fd < 0 || f->out_fd < 0) {
     forwarder_free(f);
@@ -1236,6 +1285,7 @@ static napi_value js_forwarder_stop(napi_env env, napi_callback_info info) {
   set_num(env, out, "received", (double)atomic_load(&f->received));
   set_num(env, out, "sent", (double)atomic_load(&f->sent));
   set_num(env, out, "sendErrors", (double)atomic_load(&f->send_errors));
+  set_num(env, out, "srtpFailures", (double)atomic_load(&f->srtp_failures));
   set_num(env, out, "cpuNs", (double)f->cpu_ns);
   return out;
 }
