@@ -3,81 +3,12 @@
 // checks frame by frame, here as an integrator sees it: states, typed events, RTP in and out.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { RtpHeader, RtpPacket } from 'werift';
 import { ClientError, connect, localTrack, transportStats, type MediaStreamTrack, type NodeMeeting, type RemoteTrack } from '../client/node/index.js';
-import type { MeetingClientEvents } from '../client/core/types.js';
 import { testGateway, type TestGateway } from './helpers/gateway.js';
 import { within } from './helpers/util.js';
-import { vp8Payload } from './helpers/weriftPeer.js';
+import { inState, next, packets, pump, trackOf } from './helpers/sdk.js';
 
 const MEETING = 'elternabend';
-
-/** Resolves with the arguments of the first `event` for which `pred` holds. */
-function next<K extends keyof MeetingClientEvents<MediaStreamTrack>>(
-  m: NodeMeeting,
-  event: K,
-  pred: (...args: MeetingClientEvents<MediaStreamTrack>[K]) => boolean = () => true,
-  ms = 20_000,
-): Promise<MeetingClientEvents<MediaStreamTrack>[K]> {
-  return within(
-    new Promise((resolve) => {
-      const on = (...args: MeetingClientEvents<MediaStreamTrack>[K]): void => {
-        if (!pred(...args)) return;
-        m.off(event, on as never);
-        resolve(args);
-      };
-      m.on(event, on as never);
-    }),
-    ms,
-    `${String(event)} event`,
-  );
-}
-
-/** Waits until the client is in `state` (now or later). */
-async function inState(m: NodeMeeting, state: string): Promise<void> {
-  if (m.state === state) return;
-  await next(m, 'state', (s) => s === state);
-}
-
-/** A live source: one RTP packet every 20 ms on a local werift track, payloads tagged `tag:n`. */
-function pump(track: MediaStreamTrack, tag: string): () => void {
-  let n = 0;
-  const video = track.kind === 'video';
-  const timer = setInterval(() => {
-    n++;
-    const body = Buffer.from(`${tag}:${n}`.padEnd(video ? 600 : 100, '.'));
-    // Key frames only, so a fresh consumer forwards at once; SSRC and payload type are werift's.
-    const payload = video ? vp8Payload(body, true) : body;
-    track.writeRtp(new RtpPacket(new RtpHeader({ sequenceNumber: n & 0xffff, timestamp: (n * (video ? 3000 : 960)) >>> 0, marker: video }), payload));
-  }, 20);
-  return () => clearInterval(timer);
-}
-
-/** Resolves once `count` packets whose payload carries `tag` arrive on a remote track. */
-function packets(remote: RemoteTrack<MediaStreamTrack>, tag: string, count = 3, ms = 20_000): Promise<void> {
-  const needle = Buffer.from(`${tag}:`);
-  let got = 0;
-  return within(
-    new Promise<void>((resolve) => {
-      const sub = remote.track.onReceiveRtp.subscribe((rtp) => {
-        if (!rtp.payload.includes(needle)) return;
-        if (++got < count) return;
-        sub.unSubscribe();
-        resolve();
-      });
-    }),
-    ms,
-    `${count} packets tagged ${tag} on ${remote.source} of ${remote.participantId}`,
-  );
-}
-
-/** The remote track of `participantId`'s `source`, now or once it arrives. */
-async function trackOf(m: NodeMeeting, participantId: string, source: string): Promise<RemoteTrack<MediaStreamTrack>> {
-  const have = m.tracks.find((t) => t.participantId === participantId && t.source === source);
-  if (have) return have;
-  const [t] = await next(m, 'track', (t) => t.participantId === participantId && t.source === source);
-  return t;
-}
 
 async function join(t: TestGateway, name: string, extra: { token?: string; password?: string } = {}): Promise<NodeMeeting> {
   return connect(t.gateway.url, { meetingId: MEETING, displayName: name, ...extra });

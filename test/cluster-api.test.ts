@@ -10,6 +10,7 @@ import { signApiRequest } from '../gateway/api/auth.js';
 import { pb } from '../gateway/wire.js';
 import { JoinTokens } from '../gateway/tokens.js';
 import { CLUSTER_SECRET, startNode, startRedis, type NodeProcess, type RedisProcess } from './helpers/cluster.js';
+import { poll } from './helpers/util.js';
 import { stream } from './helpers/gateway.js';
 import { publish, SignallingClient, subscribe, wireCodeOf, type TrackSpec } from './helpers/signallingClient.js';
 
@@ -56,17 +57,6 @@ async function client(n: NodeProcess): Promise<SignallingClient> {
   return c;
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  // Polls what another process changes (a registry view): no fixed sleep.
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 async function homesOf(meetingId: string): Promise<NodeProcess[]> {
   const all = Object.values(nodes);
   const views = await Promise.all(all.map(async (n) => ((await n.health()).cluster.homeMeetings as string[]).includes(meetingId)));
@@ -81,7 +71,7 @@ test.before(async () => {
     startNode({ ...specs.n4, redisUrl: redis.url, env: ENV }),
   ]);
   nodes = { n2: n2!, n3: n3!, n4: n4! };
-  await until('all three nodes in n2\'s registry view', async () => ((await nodes.n2.health()).cluster.nodes.length === 3 ? true : undefined));
+  await poll('all three nodes in n2\'s registry view', async () => ((await nodes.n2.health()).cluster.nodes.length === 3 ? true : undefined), 20_000, 100);
 });
 
 test.after(async () => {
@@ -188,10 +178,10 @@ test('a setting changed at n4 is enforced at every node: the waiting room; the A
   const late = await client(nodes.n2);
   const lj = await late.join({ meetingId: MEETING, displayName: 'Jonas', joinToken: t.json.token, password: 'pythagoras-7c', e2eeCapable: false });
   assert.is(lj.state, pb.ParticipantState.WAITING_ROOM, 'the waiting room set at n4 holds a join at n2');
-  const waiting = await until('Jonas in the waiting list', async () => {
+  const waiting = await poll('Jonas in the waiting list', async () => {
     const l = await api(nodes.n3, 'GET', `/meetings/${MEETING}/participants`, { key: state.key! });
     return l.json.waiting?.length === 1 ? l.json.waiting[0] : undefined;
-  });
+  }, 20_000, 100);
   const admit = await api(nodes.n2, 'POST', `/meetings/${MEETING}/participants/${waiting.id}/admit`, { key: state.key! });
   assert.is(admit.status, 200, JSON.stringify(admit.json));
   await late.admitted();
@@ -241,10 +231,10 @@ test('the meeting is ended through a node that is not its home; its audit shows 
   }
   // Ended everywhere: every node reads it from the store; nothing more can be done with it.
   for (const n of Object.values(nodes)) {
-    const g = await until(`ended at ${n.id}`, async () => {
+    const g = await poll(`ended at ${n.id}`, async () => {
       const r = await api(n, 'GET', `/meetings/${MEETING}`);
       return r.json.status === 'ended' ? r : undefined;
-    });
+    }, 20_000, 100);
     assert.ok(g.json.endedAt);
     const t = await api(n, 'POST', `/meetings/${MEETING}/tokens`, { body: { role: 'host' } });
     assert.is(t.status, 409, `no token at ${n.id}`);

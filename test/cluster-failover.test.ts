@@ -10,6 +10,7 @@ import * as assert from 'uvu/assert';
 import { ClientError, connect, localTrack, type MediaStreamTrack, type NodeMeeting } from '../client/node/index.js';
 import type { ClusterNodeInfo, ConnectOptions, ReconnectScope } from '../client/core/types.js';
 import { CLUSTER_SECRET, startNode, startRedis, type NodeProcess, type RedisProcess } from './helpers/cluster.js';
+import { poll } from './helpers/util.js';
 import { inState, next, packets, pump, trackOf } from './helpers/sdk.js';
 import { SignallingClient, wireCodeOf } from './helpers/signallingClient.js';
 
@@ -35,7 +36,7 @@ test.before(async () => {
   ]);
   italy = await startNode({ id: 'n5', host: '127.0.0.5', region: 'it-mil', redisUrl: redis.url, settings, config });
   // Every node must see the others before the first join lists them.
-  for (const n of nodes) await until(`${n.id} sees four nodes`, async () => ((await n.health()).cluster.nodes.length === 4 ? true : undefined));
+  for (const n of nodes) await poll(`${n.id} sees four nodes`, async () => ((await n.health()).cluster.nodes.length === 4 ? true : undefined));
 });
 
 test.after(async () => {
@@ -44,17 +45,6 @@ test.after(async () => {
   await Promise.all([...nodes, italy].filter(Boolean).map((n) => n.stop()));
   await redis?.stop();
 });
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  // Polls a condition that another process changes (a registry view): no fixed sleep.
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** A guest joined through the SDK at one node (only that node's URL), publishing microphone and camera tagged `name`. */
 async function member(n: NodeProcess, name: string, extra: Partial<ConnectOptions> = {}): Promise<NodeMeeting> {

@@ -7,16 +7,17 @@ import { createHash } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Redis } from 'ioredis';
-import { RtpHeader, RtpPacket } from 'werift';
-import { connect, localTrack, type MediaStreamTrack, type NodeMeeting, type RemoteTrack } from '../client/node/index.js';
-import type { MeetingClientEvents } from '../client/core/types.js';
+import { connect, localTrack, type NodeMeeting } from '../client/node/index.js';
 import { JoinTokens } from '../gateway/tokens.js';
 import { pb } from '../gateway/wire.js';
 import { CLUSTER_SECRET, startNode, startRedis, type NodeProcess, type RedisProcess } from './helpers/cluster.js';
 import { SignallingClient, wireCodeOf } from './helpers/signallingClient.js';
-import { within } from './helpers/util.js';
+import { inState, next, packets, pump, trackOf } from './helpers/sdk.js';
+import { within, poll } from './helpers/util.js';
 
 const MEETING = 'elternabend';
+// The SDK waits of this file: a takeover under CI load takes longer than the helpers' default.
+const T = 30_000;
 const HOST = 'host@schule-a.de';
 const SETTINGS = { waitingRoom: true, hostRequiredToStart: true, allowGuests: true, allowedRegions: ['DE', 'AT', 'CH'] };
 const tokens = new JoinTokens(CLUSTER_SECRET);
@@ -44,76 +45,6 @@ test.after(async () => {
   await Promise.all(nodes.map((n) => n.stop()));
   await redis?.stop();
 });
-
-/** Resolves with the arguments of the first `event` for which `pred` holds. */
-function next<K extends keyof MeetingClientEvents<MediaStreamTrack>>(
-  m: NodeMeeting,
-  event: K,
-  pred: (...args: MeetingClientEvents<MediaStreamTrack>[K]) => boolean = () => true,
-  ms = 30_000,
-): Promise<MeetingClientEvents<MediaStreamTrack>[K]> {
-  return within(
-    new Promise((resolve) => {
-      const on = (...args: MeetingClientEvents<MediaStreamTrack>[K]): void => {
-        if (!pred(...args)) return;
-        m.off(event, on as never);
-        resolve(args);
-      };
-      m.on(event, on as never);
-    }),
-    ms,
-    `${String(event)} event`,
-  );
-}
-
-async function inState(m: NodeMeeting, state: string): Promise<void> {
-  if (m.state === state) return;
-  await next(m, 'state', (s) => s === state);
-}
-
-/** A live microphone: one RTP packet every 20 ms, payloads tagged `tag:n`. */
-function pump(track: MediaStreamTrack, tag: string): () => void {
-  let n = 0;
-  const timer = setInterval(() => {
-    n++;
-    track.writeRtp(new RtpPacket(new RtpHeader({ sequenceNumber: n & 0xffff, timestamp: (n * 960) >>> 0 }), Buffer.from(`${tag}:${n}`.padEnd(100, '.'))));
-  }, 20);
-  return () => clearInterval(timer);
-}
-
-/** Resolves once `count` packets tagged `tag` arrive on a remote track. */
-function packets(remote: RemoteTrack<MediaStreamTrack>, tag: string, count = 3, ms = 30_000): Promise<void> {
-  const needle = Buffer.from(`${tag}:`);
-  let got = 0;
-  return within(
-    new Promise<void>((resolve) => {
-      const sub = remote.track.onReceiveRtp.subscribe((rtp) => {
-        if (!rtp.payload.includes(needle) || ++got < count) return;
-        sub.unSubscribe();
-        resolve();
-      });
-    }),
-    ms,
-    `${count} packets tagged ${tag}`,
-  );
-}
-
-async function trackOf(m: NodeMeeting, participantId: string): Promise<RemoteTrack<MediaStreamTrack>> {
-  const have = m.tracks.find((t) => t.participantId === participantId && t.source === 'microphone');
-  if (have) return have;
-  return (await next(m, 'track', (t) => t.participantId === participantId && t.source === 'microphone'))[0];
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20_000): Promise<T> {
-  // Polls a state another process changes (a registry view, a Redis key): no fixed sleep.
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 async function rawClient(n: NodeProcess): Promise<SignallingClient> {
   const c = await SignallingClient.connect(n.url);
@@ -150,7 +81,7 @@ test('the home is SIGKILLed: participants at the surviving nodes resume by thems
   // Placement by load: an idle client at Zurich and the host's at Vienna leave Frankfurt the
   // least loaded node, so Frankfurt becomes the home and nobody's media is on it.
   await rawClient(n4);
-  await until('Zurich\'s load in the registry', async () => (await n3.health()).cluster.nodes.find((x: { id: string }) => x.id === 'n4')?.participants === 1);
+  await poll('Zurich\'s load in the registry', async () => (await n3.health()).cluster.nodes.find((x: { id: string }) => x.id === 'n4')?.participants === 1);
   const host = await sdkClient(n3, HOST, 'Frau Schmidt', 'host');
   assert.is(host.state, 'admitted');
   assert.ok((await n2.health()).cluster.homeMeetings.includes(MEETING), 'Frankfurt is the home');
@@ -158,16 +89,16 @@ test('the home is SIGKILLed: participants at the surviving nodes resume by thems
   const admitRaw = async (c: SignallingClient, identity: string, name: string): Promise<void> => {
     const j = await c.join({ meetingId: MEETING, displayName: name, joinToken: await token(identity), e2eeCapable: false });
     assert.is(j.state, pb.ParticipantState.WAITING_ROOM);
-    await until(`${name} on the host's waiting list`, async () => host.waiting.some((p) => p.id === j.participantId));
+    await poll(`${name} on the host's waiting list`, async () => host.waiting.some((p) => p.id === j.participantId));
     await host.admit(j.participantId!);
     await c.admitted();
   };
   // Alice (SDK) at Zurich, admitted from the waiting room.
   const alice = await sdkClient(n4, 'alice@eltern.ch', 'Frau Novak');
   assert.is(alice.state, 'waiting-room');
-  await until('Alice on the host\'s waiting list', async () => host.waiting.some((p) => p.id === alice.participantId));
+  await poll('Alice on the host\'s waiting list', async () => host.waiting.some((p) => p.id === alice.participantId));
   await host.admit(alice.participantId);
-  await inState(alice, 'admitted');
+  await inState(alice, 'admitted', T);
   // Carol (raw signalling) at Zurich, admitted; she resumes once at the old home, so her first token is used.
   const carol = await rawClient(n4);
   await admitRaw(carol, 'carol@eltern.ch', 'Frau Keller');
@@ -188,7 +119,7 @@ test('the home is SIGKILLed: participants at the surviving nodes resume by thems
   // Bob (SDK) at Vienna waits in the waiting room; the meeting is locked.
   const bob = await sdkClient(n3, 'bob@eltern.at', 'Herr Huber');
   assert.is(bob.state, 'waiting-room');
-  await until('Bob on the host\'s waiting list', async () => host.waiting.some((p) => p.id === bob.participantId));
+  await poll('Bob on the host\'s waiting list', async () => host.waiting.some((p) => p.id === bob.participantId));
   await host.lock();
 
   // Media both ways: Vienna (host) <-> Zurich (Alice), through the old home's media plane.
@@ -197,15 +128,15 @@ test('the home is SIGKILLed: participants at the surviving nodes resume by thems
   stops.push(pump(hostMic, 'host'), pump(aliceMic, 'alice'));
   await host.publish('microphone', hostMic);
   await alice.publish('microphone', aliceMic);
-  const before = [await trackOf(alice, host.participantId), await trackOf(host, alice.participantId)];
-  await packets(before[0]!, 'host');
-  await packets(before[1]!, 'alice');
+  const before = [await trackOf(alice, host.participantId, 'microphone', undefined, T), await trackOf(host, alice.participantId, 'microphone', undefined, T)];
+  await packets(before[0]!, 'host', 3, T);
+  await packets(before[1]!, 'alice', 3, T);
   const oldProducers = new Set(before.map((t) => t.producerId));
 
   const r = new Redis(redis.url);
   try {
     // Written through before the kill: five sessions (the troll's went with the removal), the policy.
-    await until('five session records and the policy in Redis', async () => {
+    await poll('five session records and the policy in Redis', async () => {
       const p = JSON.parse((await r.get(`c4v:meeting:${MEETING}:policy`)) ?? '{}');
       return (await r.hlen(`c4v:meeting:${MEETING}:sessions`)) === 5 && p.locked === true && p.banned?.includes('stoerer@example.de');
     });
@@ -226,19 +157,19 @@ test('the home is SIGKILLed: participants at the surviving nodes resume by thems
     assert.is(host.state, 'admitted');
     assert.is(alice.state, 'admitted');
     assert.is(bob.state, 'waiting-room', 'Bob is still waiting (no admission by a takeover)');
-    const newHome = await until('a new home', async () => {
+    const newHome = await poll('a new home', async () => {
       for (const n of [n3, n4]) if ((await n.health()).cluster.homeMeetings.includes(MEETING)) return n.id;
       return undefined;
     });
     // Media again both ways, through the new home's media plane (the clients built it again).
     await mediaBack;
-    await packets((await hostAtAlice)[0], 'host');
-    await packets((await aliceAtHost)[0], 'alice');
+    await packets((await hostAtAlice)[0], 'host', 3, T);
+    await packets((await aliceAtHost)[0], 'alice', 3, T);
 
     // The host admits Bob after the takeover.
-    await until('Bob on the host\'s waiting list again', async () => host.waiting.some((p) => p.id === ids.bob));
+    await poll('Bob on the host\'s waiting list again', async () => host.waiting.some((p) => p.id === ids.bob));
     await host.admit(ids.bob);
-    await inState(bob, 'admitted');
+    await inState(bob, 'admitted', T);
 
     // The lock and the ban still hold (at either surviving node).
     const late = await rawClient(n4);
@@ -277,7 +208,7 @@ test('the home is SIGKILLed: participants at the surviving nodes resume by thems
 
     // Redis holds no token in clear: only the SHA-256 of Carol's current one.
     const sha = (t: string): string => createHash('sha256').update(t).digest('hex');
-    await until('Carol\'s record with the hash of her latest token', async () => {
+    await poll('Carol\'s record with the hash of her latest token', async () => {
       const rec = await r.hget(`c4v:meeting:${MEETING}:sessions`, carolId);
       return rec !== null && JSON.parse(rec).tokenHash === sha(t2);
     });
@@ -292,7 +223,7 @@ test('the home is SIGKILLed: participants at the surviving nodes resume by thems
     // Dave never came back: removed at the end of the grace period, which began at the takeover.
     await daveLeft;
     assert.not.ok(host.participants.some((p) => p.id === dave.participantId));
-    await until('his record gone with him', async () => (await r.hget(`c4v:meeting:${MEETING}:sessions`, dave.participantId!)) === null);
+    await poll('his record gone with him', async () => (await r.hget(`c4v:meeting:${MEETING}:sessions`, dave.participantId!)) === null);
     assert.ok(newHome === 'n3' || newHome === 'n4');
   } finally {
     r.disconnect();

@@ -10,6 +10,7 @@ import { Redis } from 'ioredis';
 import { JoinTokens } from '../gateway/tokens.js';
 import { pb } from '../gateway/wire.js';
 import { CLUSTER_SECRET, startNode, startRedis, type NodeProcess, type RedisProcess } from './helpers/cluster.js';
+import { poll } from './helpers/util.js';
 import { SignallingClient, wireCodeOf } from './helpers/signallingClient.js';
 
 const MEETING = 'elternabend';
@@ -22,17 +23,6 @@ const ENV = { C4V_CLUSTER_LEASE_MS: '600' };
 let redis: RedisProcess;
 let nodes: NodeProcess[] = [];
 const clients: SignallingClient[] = [];
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20_000): Promise<T> {
-  // Polls a state another process changes (a registry view, a Redis key): no fixed sleep.
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 test.before(async () => {
   redis = await startRedis();
@@ -50,24 +40,24 @@ test.after(async () => {
 
 test('a home whose lease ran out before its death was noticed is taken over by a survivor at once, policy and sessions included', async () => {
   const [n2, n3] = nodes as [NodeProcess, NodeProcess];
-  await until('both nodes registered', async () => (await n2.health()).cluster.nodes.length === 2);
+  await poll('both nodes registered', async () => (await n2.health()).cluster.nodes.length === 2);
   // A client at Vienna makes it the busier node: the meeting's home goes to Frankfurt.
   const c = await SignallingClient.connect(n3.url);
   clients.push(c);
-  await until('Vienna\'s load in the registry', async () => (await n2.health()).cluster.nodes.find((x: { id: string }) => x.id === 'n3')?.participants === 1);
+  await poll('Vienna\'s load in the registry', async () => (await n2.health()).cluster.nodes.find((x: { id: string }) => x.id === 'n3')?.participants === 1);
   const j = await c.join({ meetingId: MEETING, displayName: 'Frau Schmidt', joinToken: await tokens.mint({ identity: 'host@schule-a.de', role: 'host', meetingId: MEETING }), e2eeCapable: false });
   assert.is(j.state, pb.ParticipantState.ADMITTED);
   await c.call({ lock: {} });
   assert.ok((await n2.health()).cluster.homeMeetings.includes(MEETING), 'Frankfurt is the home');
   const r = new Redis(redis.url);
   try {
-    await until('the session record in Redis', async () => (await r.hlen(`c4v:meeting:${MEETING}:sessions`)) === 1);
+    await poll('the session record in Redis', async () => (await r.hlen(`c4v:meeting:${MEETING}:sessions`)) === 1);
     await n2.kill();
     // The lease runs out first; the registry entry later.
-    await until('the dead home\'s lease expired', async () => (await r.get(`c4v:meeting:${MEETING}:lease`)) === null);
+    await poll('the dead home\'s lease expired', async () => (await r.get(`c4v:meeting:${MEETING}:lease`)) === null);
     assert.ok((await r.hget(`c4v:meeting:${MEETING}`, 'home')) === 'n2', 'the placement record still names the dead home');
     // No join: Vienna takes the meeting over by itself once it notices the death.
-    await until('Vienna holding the home role', async () => (await n3.health()).cluster.homeMeetings.includes(MEETING), 20_000);
+    await poll('Vienna holding the home role', async () => (await n3.health()).cluster.homeMeetings.includes(MEETING), 20_000);
     const lease = await r.get(`c4v:meeting:${MEETING}:lease`);
     assert.ok(lease?.startsWith('n3|'), `the new lease is Vienna's (${lease})`);
   } finally {
@@ -96,7 +86,7 @@ test('no node can take the home role: a resume waits for a new home within its b
   // A third node in Zurich: outside the meeting's regions (DE, AT), so it can never be its home.
   const n4 = await startNode({ id: 'n4', host: '127.0.0.4', region: 'ch-zrh', redisUrl: redis.url, settings: SETTINGS, env: ENV });
   nodes.push(n4);
-  await until('Zurich in Vienna\'s view', async () => (await n3.health()).cluster.nodes.some((x: { id: string }) => x.id === 'n4'));
+  await poll('Zurich in Vienna\'s view', async () => (await n3.health()).cluster.nodes.some((x: { id: string }) => x.id === 'n4'));
   // The host is at Vienna, the home now (let in through the lock).
   const host = await SignallingClient.connect(n3.url);
   clients.push(host);

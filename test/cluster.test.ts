@@ -8,6 +8,7 @@ import * as assert from 'uvu/assert';
 import { JoinTokens } from '../gateway/tokens.js';
 import { pb } from '../gateway/wire.js';
 import { CLUSTER_SECRET, sample, startNode, startRedis, type NodeProcess, type RedisProcess } from './helpers/cluster.js';
+import { poll } from './helpers/util.js';
 import { stream } from './helpers/gateway.js';
 import { publish, SignallingClient, subscribe, wireCodeOf } from './helpers/signallingClient.js';
 import type { TrackSpec } from './helpers/signallingClient.js';
@@ -98,7 +99,7 @@ test('one meeting over three nodes: waiting room and lock from any node, all-to-
   // Zurich is made the busiest node (two idle clients), so that placement by load is predictable
   // here: Vienna gets the host's connection, Frankfurt nothing, so Frankfurt becomes the home.
   for (let i = 0; i < 2; i++) await client(n4);
-  await until('Zurich\'s load in the registry', async () =>
+  await poll('Zurich\'s load in the registry', async () =>
     (await n3.health()).cluster.nodes.find((x: { id: string; participants: number }) => x.id === 'n4')?.participants === 2 ? true : undefined,
   );
   // The host connects to Vienna; the meeting is placed at this first join (one home, by load).
@@ -193,25 +194,13 @@ test('one meeting over three nodes: waiting room and lock from any node, all-to-
   Object.assign(state, { host, parent, parent2, hostProducers: hostIds });
 });
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  // Polls a condition that another process changes (a registry view, a Redis key): no fixed sleep.
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-
 test('a non-home node is killed: the others see its producers end; its participant rejoins at another node and media flows again', async () => {
   const [n2, n3] = nodes as [NodeProcess, NodeProcess];
   const { parent } = state as Required<typeof state>;
   await n3.kill();
   // The home notices the expired registry entry and ends the dead node's producers.
   for (const id of state.hostProducers!) await parent.waitFor('producerClosed', (p) => p.producerId === id, 15_000);
-  await until('n3 gone from the registry', async () => ((await n2.health()).cluster.nodes.length === 2 ? true : undefined));
+  await poll('n3 gone from the registry', async () => ((await n2.health()).cluster.nodes.length === 2 ? true : undefined));
   // The host's client reconnects to the surviving allowed node (what the SDK does) and goes on.
   const host = await client(n2);
   const hj = await host.join({ meetingId: MEETING, displayName: 'Frau Schmidt', joinToken: await hostToken(), e2eeCapable: false });
@@ -232,7 +221,7 @@ test('the home node is killed: another node takes the home role over and rebuild
   // Vienna comes back (a fresh process) so that the meeting has an allowed node left after Frankfurt.
   const n3 = await startNode({ id: 'n3', host: '127.0.0.3', region: 'at-vie', redisUrl: redis.url, settings: { waitingRoom: true, hostRequiredToStart: true, allowGuests: true, allowedRegions: ['DE', 'AT', 'CH'] } });
   nodes[1] = n3;
-  await until('n3 back in the registry', async () => ((await n2.health()).cluster.nodes.some((x: { id: string }) => x.id === 'n3') ? true : undefined));
+  await poll('n3 back in the registry', async () => ((await n2.health()).cluster.nodes.some((x: { id: string }) => x.id === 'n3') ? true : undefined));
   const { host, parent } = state as Required<typeof state>;
 
   // Policy state at the home (Frankfurt): a removed (banned) participant, a co-host, a poll with an answer, the lock.
@@ -258,7 +247,7 @@ test('the home node is killed: another node takes the home role over and rebuild
   const { Redis } = await import('ioredis');
   const r = new Redis(redis.url);
   try {
-    await until('the policy state in Redis', async () => {
+    await poll('the policy state in Redis', async () => {
       const v = await r.get(`c4v:meeting:${MEETING}:policy`);
       const p = v ? JSON.parse(v) : undefined;
       return p?.locked && p.banned.includes('stoerer@example.de') && p.polls[0]?.answers.length === 1 ? p : undefined;
@@ -272,7 +261,7 @@ test('the home node is killed: another node takes the home role over and rebuild
   // SDK would resume there; cluster-home-resume.test.ts); Vienna becomes the home.
   const closed = await viennese.waitClosed(15_000);
   assert.is(closed.code, 1012);
-  await until('Vienna holding the home role', async () => ((await n3.health()).cluster.homeMeetings.includes(MEETING) ? true : undefined));
+  await poll('Vienna holding the home role', async () => ((await n3.health()).cluster.homeMeetings.includes(MEETING) ? true : undefined));
 
   // Everyone comes back at Vienna (the SDK's reconnect).
   const host2 = await client(n3);
@@ -317,14 +306,14 @@ test('Redis restarts (empty): media keeps flowing, the nodes re-register, the ho
   // Media does not touch Redis: packets keep arriving after the restart.
   const at = s.sub.packetsOf(cid).length;
   await s.sub.waitFor(() => s.sub.packetsOf(cid).length >= at + 10, 'media after the Redis restart', 20_000);
-  await until('both nodes re-registered', async () => {
+  await poll('both nodes re-registered', async () => {
     const h = await n3.health();
     return h.cluster.redis === 'up' && h.cluster.nodes.length === 2 ? true : undefined;
   });
   const { Redis } = await import('ioredis');
   const r = new Redis(redis.url);
   try {
-    const lease = await until('the home lease re-taken', async () => (await r.get(`c4v:meeting:${MEETING}:lease`)) ?? undefined);
+    const lease = await poll('the home lease re-taken', async () => (await r.get(`c4v:meeting:${MEETING}:lease`)) ?? undefined);
     assert.ok(lease.startsWith('n3|'), 'the same home holds it again (a new token)');
     assert.ok((await r.smembers('c4v:nodes')).sort().join() === 'n3,n4');
   } finally {
@@ -346,7 +335,7 @@ test('c4v-media drain --deadline: the home node stops taking joins, then its mee
   const out = await runCli(['drain', 'n3', '--deadline', '1'], { C4V_REDIS_URL: redis.url });
   assert.is(out.code, 0, out.text);
   assert.match(out.text, /node n3 is draining; its meetings move in 1 s/);
-  await until('n3 draining in the registry', async () =>
+  await poll('n3 draining in the registry', async () =>
     (await n4.health()).cluster.nodes.find((x: { id: string; state: string }) => x.id === 'n3')?.state === 'draining' ? true : undefined,
   );
   assert.is(sample(await n4.metrics(), 'c4v_cluster_nodes{state="draining"}'), 1);
@@ -357,7 +346,7 @@ test('c4v-media drain --deadline: the home node stops taking joins, then its mee
   // (the only serving node left) the host and the co-host come back as before.
   assert.is((await host.waitClosed(15_000)).code, 4000 + pb.CloseReason.SERVER_SHUTDOWN);
   assert.is((await parent.waitClosed(15_000)).code, 4000 + pb.CloseReason.SERVER_SHUTDOWN);
-  await until('Zurich holding the home role', async () => ((await n4.health()).cluster.homeMeetings.includes(MEETING) ? true : undefined));
+  await poll('Zurich holding the home role', async () => ((await n4.health()).cluster.homeMeetings.includes(MEETING) ? true : undefined));
   const host2 = await client(n4);
   const hj = await host2.join({ meetingId: MEETING, displayName: 'Frau Schmidt', joinToken: await hostToken(), e2eeCapable: false });
   assert.is(hj.state, pb.ParticipantState.ADMITTED);

@@ -54,3 +54,19 @@ export async function until(check: () => boolean, what: string, ms = 10_000): Pr
     what,
   );
 }
+
+/**
+ * Polls `fn` until it yields a value other than undefined or false and returns that value (for
+ * state another process changes: a registry view, a Redis key, an HTTP answer); a rejection counts
+ * as not yet, re-checked every `everyMs`. No fixed sleep: it returns as soon as the state is there, and
+ * fails after `ms`.
+ */
+export async function poll<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20_000, everyMs = 50): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
